@@ -1,0 +1,353 @@
+/**
+ * `Batchline`, the library's front door: open a store, define processors, submit batches, run
+ * workers in this process, watch and steer batches, close.
+ *
+ * ```ts
+ * const bl = await Batchline.open();                      // embedded SQLite in ./.batchline
+ * bl.define('txn.apply', async (row, ctx) => { ctx.aggregate('balance', row.amount); });
+ * const batch = await bl.submit('txn.apply', rows);
+ * await bl.start({ concurrency: 10 });
+ * const done = await bl.wait(batch.id);
+ * await bl.close();
+ * ```
+ *
+ * States: open → (working ↔ open) → closed. Events (`batch:completed`, …) are read from the
+ * store's events table, so they include what other processes did.
+ */
+
+import { EventEmitter } from 'node:events';
+import { basename } from 'node:path';
+import type { Logger } from 'pino';
+import { InputError } from '../core/errors.js';
+import { isTerminalBatchStatus, type BatchStatus, type ItemStatus } from '../core/statuses.js';
+import type { Batch, BatchEvent, EventType, Item, WorkerInfo } from '../core/types.js';
+import { openStore } from '../store/open.js';
+import type { Store } from '../store/store.js';
+import { EventTail } from './event-tail.js';
+import { createLogger } from './logger.js';
+import { Reconciler, type ReconcilerOptions } from './reconciler.js';
+import { Registry, type Handler, type ProcessorOptions } from './registry.js';
+import { countItems, openFile, type FileFormat } from './sources.js';
+import { DEFAULT_LIMITS, newBatch, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
+import { Worker, type WorkerOptions } from './worker.js';
+
+export interface BatchlineOptions {
+  /** `postgres://…` for PostgreSQL, a file path (or `sqlite:path`) for SQLite; default `DATABASE_URL`, then ./.batchline/batchline.db. */
+  database?: string;
+  /** PostgreSQL schema (default `batchline`, or `?schema=` in the URL). */
+  schema?: string;
+  /** Tenant of batches submitted without one (default `default`). */
+  tenant?: string;
+  /** Apply pending migrations on open (default true). */
+  migrate?: boolean;
+  /** A pino logger; default: JSON lines on stderr at `logLevel`. */
+  logger?: Logger;
+  logLevel?: string;
+  /** Submission limits: payload size and chunk packing. */
+  limits?: Partial<SubmissionLimits>;
+}
+
+export interface StartOptions extends WorkerOptions {
+  /** Reconciler settings, or false to run none in this process (another must run somewhere). */
+  reconciler?: ReconcilerOptions | false;
+  /** Stop gracefully on SIGTERM and SIGINT (default false; the CLI's `worker` turns it on). */
+  handleSignals?: boolean;
+}
+
+/** A submitted batch, and whether this call created it (false: its idempotency key existed). */
+export type SubmittedBatch = Batch & { created: boolean };
+
+/** Events `Batchline` emits: every audit event type, plus local worker news. */
+export type BatchlineEventMap = { [K in EventType]: [BatchEvent] } & {
+  'worker:lease-lost': [{ chunkId: number; batchId: string }];
+  'worker:stopped': [{ signal?: string }];
+};
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class Batchline extends EventEmitter<BatchlineEventMap> {
+  readonly registry = new Registry();
+  readonly logger: Logger;
+  private readonly tenant: string;
+  private readonly limits: SubmissionLimits;
+  private worker: Worker | null = null;
+  private reconciler: Reconciler | null = null;
+  private tail: EventTail | null = null;
+  private readonly finishWaiters = new Map<string, Set<() => void>>();
+  private signalHandler: ((signal: NodeJS.Signals) => void) | null = null;
+  private closed = false;
+
+  private constructor(
+    /** The store behind this instance, for operations the facade does not wrap. */
+    readonly store: Store,
+    options: BatchlineOptions,
+  ) {
+    super();
+    this.logger = options.logger ?? createLogger({ level: options.logLevel });
+    this.tenant = options.tenant ?? 'default';
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    // Follow the events table only once someone listens for batch events.
+    (this as EventEmitter).on('newListener', (name: string | symbol) => {
+      if (typeof name === 'string' && name.startsWith('batch:')) void this.startTail();
+    });
+  }
+
+  /** Opens (and by default migrates) the store a database setting names. */
+  static async open(options: BatchlineOptions = {}): Promise<Batchline> {
+    const store = await openStore({ database: options.database, schema: options.schema });
+    try {
+      if (options.migrate !== false) await store.migrate({ direction: 'up' });
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    return new Batchline(store, options);
+  }
+
+  /** Registers the handler for items of `type`, with default run options for its batches. */
+  define<P = any>(type: string, handler: Handler<P>, options?: ProcessorOptions): this {
+    this.registry.define(type, handler as Handler, options);
+    return this;
+  }
+
+  // -------------------------------------------------------------------------- submitting
+
+  /**
+   * Submits `items` (an array, or any iterable or async iterable, streamed) as one batch.
+   * Atomic: on a bad item nothing is created. With an idempotency key already used for the
+   * same items, returns the first batch and creates nothing.
+   */
+  async submit(type: string, items: ItemSource, options: SubmitOptions = {}): Promise<SubmittedBatch> {
+    const [batch] = await this.submitAll([newBatch(type, options, this.tenant)], null, items);
+    return batch!;
+  }
+
+  /**
+   * Submits a CSV or JSONL file, streamed, as `batches` contiguous batches (default 1) in one
+   * atomic submission. CSV rows become objects of strings keyed by the header. With more than
+   * one batch the file is read twice: once to count (and validate), once to submit.
+   */
+  async submitFile(
+    type: string,
+    path: string,
+    options: SubmitOptions & { batches?: number; format?: FileFormat } = {},
+  ): Promise<SubmittedBatch[]> {
+    const { batches: parts = 1, format, ...submit } = options;
+    if (!Number.isInteger(parts) || parts < 1) throw new InputError(`batches must be a positive integer, got ${parts}`, { code: 'invalid_options' });
+    const source = openFile(path, format);
+    let sizes: number[] | null = null;
+    if (parts > 1) {
+      const count = await countItems(source);
+      if (count < parts) throw new InputError(`${path} has ${count} items, too few for ${parts} batches`, { code: 'invalid_options' });
+      sizes = splitSizes(count, parts);
+    }
+    const specs = Array.from({ length: parts }, (_, i) =>
+      newBatch(
+        type,
+        {
+          ...submit,
+          idempotencyKey: submit.idempotencyKey && parts > 1 ? `${submit.idempotencyKey}#${i + 1}/${parts}` : submit.idempotencyKey,
+          labels: { file: basename(path), ...(parts > 1 ? { part: `${i + 1}/${parts}` } : {}), ...submit.labels },
+        },
+        this.tenant,
+      ),
+    );
+    return this.submitAll(specs, sizes, source);
+  }
+
+  private async submitAll(specs: ReturnType<typeof newBatch>[], sizes: number[] | null, items: ItemSource): Promise<SubmittedBatch[]> {
+    const submission = new Submission(specs, sizes, this.limits);
+    const result = await this.store.batchesSubmit({
+      batches: specs,
+      chunks: submission.chunks(items),
+      digests: () => submission.digests(),
+    });
+    if (result.created) this.worker?.wake(true);
+    return result.batches.map((b) => ({ ...b, created: result.created }));
+  }
+
+  // -------------------------------------------------------------------------- working
+
+  /** Starts workers in this process (and a reconciler, unless turned off). */
+  async start(options: StartOptions = {}): Promise<void> {
+    this.assertOpen();
+    if (this.worker) throw new Error('this Batchline instance is already working; call stop() first');
+    const { reconciler, handleSignals, ...workerOptions } = options;
+    const worker = new Worker(this.store, this.registry, this.logger, workerOptions, {
+      onFinished: (batches) => this.finished(batches),
+      onLeaseLost: (chunk) => this.emit('worker:lease-lost', chunk),
+    });
+    await worker.start();
+    this.worker = worker;
+    if (reconciler !== false) {
+      this.reconciler = new Reconciler(this.store, this.logger, {
+        intervalMs: Math.max(100, Math.min(2_000, Math.floor((workerOptions.leaseMs ?? 30_000) / 3))),
+        ...reconciler,
+        onFinished: (batches) => this.finished(batches),
+      });
+      this.reconciler.start();
+    }
+    if (handleSignals) {
+      this.signalHandler = (signal) => {
+        this.logger.info({ signal }, 'stopping: finishing or handing back in-flight items');
+        void this.stop().then(() => this.emit('worker:stopped', { signal }));
+      };
+      process.once('SIGTERM', this.signalHandler);
+      process.once('SIGINT', this.signalHandler);
+    }
+  }
+
+  /** Stops the workers gracefully (see Worker.stop) and the reconciler. */
+  async stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.signalHandler) {
+      process.off('SIGTERM', this.signalHandler);
+      process.off('SIGINT', this.signalHandler);
+      this.signalHandler = null;
+    }
+    const worker = this.worker;
+    this.worker = null;
+    await worker?.stop(options);
+    await this.reconciler?.stop();
+    this.reconciler = null;
+  }
+
+  private finished(batches: Batch[]): void {
+    for (const batch of batches) {
+      for (const resolve of this.finishWaiters.get(batch.id) ?? []) resolve();
+    }
+    this.tail?.poke();
+  }
+
+  /**
+   * Resolves with the batch once it is completed, failed or cancelled. Works whichever process
+   * runs the batch. Rejects with a timeout error after `timeoutMs` (default: never).
+   */
+  async wait(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Batch> {
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    let delay = 20;
+    for (;;) {
+      const batch = await this.getBatch(id);
+      if (isTerminalBatchStatus(batch.status)) return batch;
+      options.signal?.throwIfAborted();
+      if (Date.now() >= deadline) throw new Error(`batch ${id} is still ${batch.status} after ${options.timeoutMs} ms (${batch.remaining} items left)`);
+      await new Promise<void>((resolve) => {
+        const waiters = this.finishWaiters.get(id) ?? new Set();
+        this.finishWaiters.set(id, waiters);
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(done);
+          if (waiters.size === 0) this.finishWaiters.delete(id);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(delay, Math.max(0, deadline - Date.now())));
+        waiters.add(done);
+      });
+      delay = Math.min(500, delay * 2);
+    }
+  }
+
+  // -------------------------------------------------------------------------- steering
+
+  getBatch(id: string): Promise<Batch> {
+    return this.store.batchGet({ id });
+  }
+
+  /** Batches, newest first; `before` is the id of the last batch of the previous page. */
+  listBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; before?: string; limit?: number } = {}): Promise<Batch[]> {
+    return this.store.batchList({ ...filter, limit: filter.limit ?? 50 });
+  }
+
+  /**
+   * Cancels a batch: pending items are cancelled at once, and once this resolves no item of
+   * the batch starts again. Items already running finish or are aborted through their signal.
+   * Waits (up to `timeoutMs`, default the lease duration) for workers holding its chunks to let go.
+   */
+  async cancel(id: string, options: { timeoutMs?: number } = {}): Promise<Batch> {
+    const result = await this.store.batchCancel({ id });
+    this.worker?.applyBatchStatus(id, 'cancelled');
+    if (result.leased > 0) await this.waitForLeases(id, options.timeoutMs);
+    return this.getBatch(id);
+  }
+
+  /**
+   * Waits until no worker holds a chunk of the batch, or every such lease has expired (a worker
+   * never starts an item past its lease), whichever is first.
+   */
+  private async waitForLeases(id: string, timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const leases = await this.store.batchLeases({ id });
+      if (leases.leased === 0 || (leases.leaseDeadline && leases.leaseDeadline <= leases.now)) return;
+      if (Date.now() >= deadline) {
+        throw new Error(`batch ${id}: ${leases.leased} chunks are still held by workers after ${timeoutMs} ms`);
+      }
+      await sleep(25);
+    }
+  }
+
+  /** Pauses a batch: no new item starts; running ones finish and unstarted ones are handed back. */
+  async pause(id: string): Promise<Batch> {
+    const batch = await this.store.batchPause({ id });
+    this.worker?.applyBatchStatus(id, 'paused');
+    return batch;
+  }
+
+  /** Resumes a paused batch. */
+  async resume(id: string): Promise<Batch> {
+    const batch = await this.store.batchResume({ id });
+    this.worker?.wake(true);
+    return batch;
+  }
+
+  /** Runs the batch's failed items again (and only those), with fresh attempts. */
+  async retryFailed(id: string): Promise<{ batch: Batch; retried: number }> {
+    const result = await this.store.batchRetryFailed({ id });
+    if (result.retried > 0) this.worker?.wake(true);
+    return result;
+  }
+
+  /** Deletes a batch with its items and events; a batch still open is cancelled first. */
+  async deleteBatch(id: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    const batch = await this.getBatch(id);
+    if (!isTerminalBatchStatus(batch.status)) await this.cancel(id, options);
+    await this.waitForLeases(id, options.timeoutMs);
+    await this.store.batchDelete({ id });
+    this.worker?.applyBatchStatus(id, undefined);
+  }
+
+  /** Items of a batch in seq order: `after` a seq, of a `status`, at most `limit` (default 100). */
+  items(batchId: string, options: { status?: ItemStatus; after?: number; limit?: number } = {}): Promise<Item[]> {
+    return this.store.itemsList({ batchId, ...options, limit: options.limit ?? 100 });
+  }
+
+  /** Audit events in commit order, optionally of one batch. */
+  events(options: { batchId?: string; after?: string; types?: EventType[]; limit?: number } = {}): Promise<BatchEvent[]> {
+    return this.store.eventsList({ ...options, limit: options.limit ?? 100 });
+  }
+
+  /** Workers with a live heartbeat, in any process. */
+  workers(): Promise<WorkerInfo[]> {
+    return this.store.workersList();
+  }
+
+  private async startTail(): Promise<void> {
+    if (this.tail || this.closed) return;
+    this.tail = new EventTail(this.store, this.logger, (event) => this.emit(event.type, event as never));
+    await this.tail.start();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('this Batchline instance is closed');
+  }
+
+  /** Stops working (gracefully), stops following events and closes the store. */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.closed) return;
+    await this.stop(options);
+    this.closed = true;
+    await this.tail?.stop();
+    this.tail = null;
+    await this.store.close();
+  }
+}
+

@@ -1,0 +1,168 @@
+/**
+ * One leased chunk inside a worker: which slots are recorded, what changed since the last
+ * commit, and the commit that writes it. Entries are kept as JSON text, made once when an item
+ * finishes, so a commit of 500 items is one string join rather than a re-serialisation.
+ *
+ * States: running (slots being started) → closing (no new starts: done, cancelled, paused,
+ * draining or lease lost) → closed (its final commit is queued or it was dropped).
+ */
+
+import { addDecimal, formatDecimal, type Decimal } from '../core/decimal.js';
+import type { ItemError, RunOptions } from '../core/types.js';
+import type { ChunkCommit, LeasedChunk, RetryChunk } from '../store/store.js';
+import type { Processor } from './registry.js';
+
+/** Why a chunk stopped starting items before all of them ran. */
+export type StopReason = 'cancelled' | 'paused' | 'draining' | 'lost';
+
+export class ChunkRun {
+  /** JSON text of each slot's entry; null while unrecorded. */
+  private readonly entries: (string | null)[];
+  /** Next slot to consider starting. */
+  private cursor: number;
+  /** Unrecorded slots not yet started. */
+  unstarted = 0;
+  /** Items of this chunk running now. */
+  running = 0;
+  /** Items started under this lease (recorded or not). */
+  started = 0;
+  /** Set once no new item may start; the reason decides how the chunk is closed. */
+  stopped: StopReason | null = null;
+  /** True once the final commit was queued (or the chunk dropped); later outcomes are ignored. */
+  closed = false;
+  /** Local time after which no item may start unless a renewal moves it. */
+  startDeadline: number;
+  lastCommitAt: number;
+
+  private delta = { succeeded: 0, failed: 0, cancelled: 0, moved: 0 };
+  private aggregates = new Map<string, Decimal>();
+  private retries = new Map<string, RetryChunk & { payloadList: string[] }>();
+
+  constructor(
+    readonly lease: LeasedChunk,
+    readonly processor: Processor,
+    readonly options: RunOptions,
+    startDeadline: number,
+    now: number,
+  ) {
+    this.entries = new Array<string | null>(lease.n).fill(null);
+    lease.state?.forEach((entry, i) => {
+      if (entry !== null && i >= lease.skip) this.entries[i] = JSON.stringify(entry);
+    });
+    for (let i = lease.skip; i < lease.n; i++) if (this.entries[i] === null) this.unstarted++;
+    this.cursor = lease.skip;
+    this.startDeadline = startDeadline;
+    this.lastCommitAt = now;
+  }
+
+  get chunkId(): number {
+    return this.lease.chunkId;
+  }
+
+  get batchId(): string {
+    return this.lease.batchId;
+  }
+
+  /** Seq of a slot. */
+  seqOf(slot: number): number {
+    return this.lease.seqs ? this.lease.seqs[slot]! : this.lease.seq0! + slot;
+  }
+
+  /** The next unrecorded, unstarted slot, or -1; marks it started. */
+  takeSlot(): number {
+    while (this.cursor < this.lease.n) {
+      const slot = this.cursor++;
+      if (this.entries[slot] === null) {
+        this.unstarted--;
+        this.running++;
+        this.started++;
+        return slot;
+      }
+    }
+    return -1;
+  }
+
+  /** True when every slot is recorded and nothing runs: the chunk can close as done. */
+  get complete(): boolean {
+    return this.unstarted === 0 && this.running === 0;
+  }
+
+  /** Whether anything was recorded since the last commit. */
+  get dirty(): boolean {
+    const d = this.delta;
+    return d.succeeded + d.failed + d.cancelled + d.moved > 0;
+  }
+
+  succeed(slot: number, resultJson: string | undefined, aggregates: [string, Decimal][] | null): void {
+    const r = resultJson === undefined ? '' : `,"r":${resultJson}`;
+    this.record(slot, `{"s":"succeeded","a":${this.lease.attempt}${r}}`);
+    this.delta.succeeded++;
+    if (aggregates) {
+      for (const [name, value] of aggregates) {
+        const sum = this.aggregates.get(name);
+        this.aggregates.set(name, sum ? addDecimal(sum, value) : value);
+      }
+    }
+  }
+
+  fail(slot: number, error: ItemError): void {
+    this.record(slot, `{"s":"failed","a":${this.lease.attempt},"e":${JSON.stringify(error)}}`);
+    this.delta.failed++;
+  }
+
+  cancel(slot: number): void {
+    this.record(slot, `{"s":"cancelled","a":${this.lease.attempt}}`);
+    this.delta.cancelled++;
+  }
+
+  /** Hands the item to a retry chunk that becomes runnable after `delayMs`. */
+  retry(slot: number, delayMs: number, groupKey: string): void {
+    this.record(slot, `{"s":"moved","a":${this.lease.attempt}}`);
+    this.delta.moved++;
+    let group = this.retries.get(groupKey);
+    if (!group) {
+      group = { attempt: this.lease.attempt, delayMs, seqs: [], payloads: '', payloadList: [] };
+      this.retries.set(groupKey, group);
+    }
+    group.seqs.push(this.seqOf(slot));
+    group.payloadList.push(JSON.stringify(this.lease.payloads[slot]));
+  }
+
+  /** Delay already chosen for a retry group in this commit window, so one window makes one retry chunk. */
+  retryDelay(groupKey: string): number | undefined {
+    return this.retries.get(groupKey)?.delayMs;
+  }
+
+  /** Records the outcome of a started slot. Only started slots are recorded one by one. */
+  private record(slot: number, entry: string): void {
+    this.entries[slot] = entry;
+    this.running--;
+  }
+
+  /** Builds the commit of everything since the last one and resets the deltas. */
+  commit(close: ChunkCommit['close'], now: number, extra: Pick<ChunkCommit, 'unused' | 'error'> = {}): ChunkCommit {
+    const aggregates: Record<string, string> = {};
+    for (const [name, sum] of this.aggregates) aggregates[name] = formatDecimal(sum);
+    const retries: RetryChunk[] = [...this.retries.values()].map(({ payloadList, ...r }) => ({
+      ...r,
+      payloads: `[${payloadList.join(',')}]`,
+    }));
+    const commit: ChunkCommit = {
+      chunkId: this.lease.chunkId,
+      batchId: this.lease.batchId,
+      leaseNo: this.lease.leaseNo,
+      state: `[${this.entries.map((e) => e ?? 'null').join(',')}]`,
+      delta: this.delta,
+      aggregates,
+      retries,
+      close,
+      ...extra,
+    };
+    this.delta = { succeeded: 0, failed: 0, cancelled: 0, moved: 0 };
+    this.aggregates = new Map();
+    this.retries = new Map();
+    this.lastCommitAt = now;
+    if (close !== 'checkpoint') this.closed = true;
+    return commit;
+  }
+}

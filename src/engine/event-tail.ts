@@ -1,0 +1,68 @@
+/**
+ * Follows the events table from "now" and hands each new event to a callback, once, in commit
+ * order: the stream behind `bl.on('batch:completed', …)`. Events of every process arrive,
+ * because they are read from the store, not from this process's memory. PostgreSQL
+ * notifications cut the wait; otherwise it polls every `pollMs`.
+ *
+ * States: stopped → running → stopped.
+ */
+
+import type { Logger } from 'pino';
+import type { BatchEvent } from '../core/types.js';
+import type { Store } from '../store/store.js';
+import { Wakeup } from './wakeup.js';
+
+export class EventTail {
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private readonly wakeup = new Wakeup();
+  private unsubscribe: (() => Promise<void>) | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly onEvent: (event: BatchEvent) => void,
+    private readonly pollMs = 250,
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const cursor = await this.store.eventsCursor();
+    this.unsubscribe = await this.store.subscribe(() => this.wakeup.wake());
+    this.loop = this.follow(cursor);
+  }
+
+  /** Reads now rather than at the next poll (a local commit just wrote events). */
+  poke(): void {
+    this.wakeup.wake();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wakeup.wake();
+    await this.loop;
+    await this.unsubscribe?.();
+  }
+
+  private async follow(cursor: string): Promise<void> {
+    while (this.running) {
+      try {
+        const events = await this.store.eventsList({ after: cursor, limit: 500 });
+        for (const event of events) {
+          cursor = event.cursor;
+          try {
+            this.onEvent(event);
+          } catch (error) {
+            this.logger.error({ err: error, event: event.type }, 'an event listener threw');
+          }
+        }
+        if (events.length === 500) continue;
+      } catch (error) {
+        this.logger.warn({ err: error }, 'reading events failed; retrying');
+      }
+      await this.wakeup.wait(this.pollMs);
+    }
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The reconciler heals what crashes leave: it hands expired leases back (their attempt used),
+ * completes batches whose items are all terminal, checks batch counters against chunk contents
+ * (repairing and reporting any mismatch), and forgets workers whose heartbeat stopped.
+ *
+ * Every process that runs workers runs one; a TTL lock in the store lets one pass run at a
+ * time. The lock is an economy, not a safety device: each step is safe when two run at once
+ * (expired chunks are taken with SKIP LOCKED on PostgreSQL and serialised on SQLite; a batch
+ * completes in a statement that checks it is not complete yet).
+ *
+ * States: idle → running (a pass every `intervalMs`) → stopped.
+ */
+
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Batch } from '../core/types.js';
+import type { Store } from '../store/store.js';
+
+export interface ReconcilerOptions {
+  /** Time between passes (default 2 s; keep it well below the lease duration). */
+  intervalMs?: number;
+  /** Time between counter checks (default 60 s). */
+  verifyEveryMs?: number;
+  /** A worker row without a heartbeat for this long is removed (default 60 s). */
+  workerStaleMs?: number;
+  /** Called with batches a pass completed or closed. */
+  onFinished?: (batches: Batch[]) => void;
+}
+
+const LOCK = 'reconciler';
+
+export class Reconciler {
+  private readonly owner = `reconciler:${randomUUID()}`;
+  private readonly intervalMs: number;
+  private readonly verifyEveryMs: number;
+  private readonly workerStaleMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private lastVerify = 0;
+  private verifiedSince = new Date(0);
+
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly options: ReconcilerOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? 2_000;
+    this.verifyEveryMs = options.verifyEveryMs ?? 60_000;
+    this.workerStaleMs = options.workerStaleMs ?? 60_000;
+    for (const [name, value] of Object.entries({ intervalMs: this.intervalMs, verifyEveryMs: this.verifyEveryMs, workerStaleMs: this.workerStaleMs })) {
+      if (!Number.isInteger(value) || value <= 0) throw new RangeError(`reconciler ${name} must be a positive integer, got ${value}`);
+    }
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      this.running ??= this.tick().finally(() => (this.running = null));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer, waits for a pass in progress and gives the lock back. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+    try {
+      await this.store.lockRelease({ name: LOCK, owner: this.owner });
+    } catch (error) {
+      this.logger.warn({ err: error }, 'reconciler could not release its lock');
+    }
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      if (!(await this.store.lockTry({ name: LOCK, owner: this.owner, ttlMs: this.intervalMs * 5 }))) return;
+      await this.pass();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'reconciler pass failed');
+    }
+  }
+
+  /** One full pass, without the lock: safe to call from tests and from two processes at once. */
+  async pass(): Promise<{ requeued: number; cancelled: number; finished: Batch[]; repaired: number }> {
+    let requeued = 0;
+    let cancelled = 0;
+    const finished: Batch[] = [];
+    for (;;) {
+      const result = await this.store.chunksReclaim({ limit: 100 });
+      requeued += result.requeued;
+      cancelled += result.cancelled;
+      finished.push(...result.finished);
+      if (result.requeued + result.cancelled < 100) break;
+    }
+    if (requeued + cancelled > 0) this.logger.info({ requeued, cancelled }, 'expired leases handed back');
+    finished.push(...(await this.store.batchesFinalize()));
+    let repaired = 0;
+    if (Date.now() - this.lastVerify >= this.verifyEveryMs) {
+      const since = this.verifiedSince;
+      this.verifiedSince = new Date(Date.now() - this.verifyEveryMs);
+      this.lastVerify = Date.now();
+      const mismatches = await this.store.batchesVerify({ since, limit: 1_000 });
+      for (const m of mismatches) this.logger.error(m, 'batch counters did not match its items; repaired');
+      repaired = mismatches.length;
+    }
+    await this.store.workersPrune({ staleMs: this.workerStaleMs });
+    if (finished.length > 0) this.options.onFinished?.(finished);
+    return { requeued, cancelled, finished, repaired };
+  }
+}

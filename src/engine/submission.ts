@@ -1,0 +1,164 @@
+/**
+ * Turning a stream of items into batches and chunks for the store: validating each item,
+ * packing items into chunks by count and bytes, splitting a file into several batches, and
+ * computing each batch's content digest for idempotent submits. Nothing here holds more than
+ * one chunk of items in memory.
+ */
+
+import { createHash, type Hash } from 'node:crypto';
+import { z } from 'zod';
+import { InputError } from '../core/errors.js';
+import type { RunOptions } from '../core/types.js';
+import type { NewBatch, NewChunk } from '../store/store.js';
+import { backoffSchema, processorOptionsSchema, typeSchema } from './registry.js';
+
+/** Options of a submit. Run options left unset come from the processor (then the defaults). */
+export interface SubmitOptions {
+  /** Owner of the batch (default `default`). API keys see only their tenant's batches. */
+  tenant?: string;
+  /** 0-10, higher first (default 5). */
+  priority?: number;
+  /** A second submit with the same key (and the same items) returns the first batch. */
+  idempotencyKey?: string;
+  labels?: Record<string, string>;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  backoff?: { baseMs: number; maxMs: number };
+  /** Items of this batch running at once across all workers. */
+  concurrency?: number;
+}
+
+export const submitOptionsSchema = processorOptionsSchema.extend({
+  tenant: z.string().min(1).max(200).regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only').optional(),
+  priority: z.number().int().min(0).max(10).optional(),
+  idempotencyKey: z.string().min(1).max(500).optional(),
+  labels: z.record(z.string().max(100), z.string().max(1_000)).optional(),
+  backoff: backoffSchema.optional(),
+  concurrency: z.number().int().min(1).max(100_000).optional(),
+});
+
+/** Limits on what one submission may contain. */
+export interface SubmissionLimits {
+  /** Largest item payload, as JSON bytes (default 1 MiB). */
+  maxPayloadBytes: number;
+  /** Most items per stored chunk (default 500). */
+  chunkItems: number;
+  /** A chunk closes once its payloads reach this many bytes (default 256 KiB). */
+  chunkBytes: number;
+}
+
+export const DEFAULT_LIMITS: SubmissionLimits = { maxPayloadBytes: 1 << 20, chunkItems: 500, chunkBytes: 256 << 10 };
+
+/** A source of items; `where()` names the position of the last item read, for error messages. */
+export type ItemSource = (Iterable<unknown> | AsyncIterable<unknown>) & { where?: () => string };
+
+/** Validates submit options and turns them into the batch to create. */
+export function newBatch(type: string, options: SubmitOptions, defaultTenant: string): NewBatch {
+  const typeCheck = typeSchema.safeParse(type);
+  if (!typeCheck.success) throw new InputError(`type ${JSON.stringify(type)}: ${typeCheck.error.issues[0]!.message}`, { code: 'invalid_type' });
+  const parsed = submitOptionsSchema.safeParse(options);
+  if (!parsed.success) throw new InputError(`submit options: ${z.prettifyError(parsed.error)}`, { code: 'invalid_options' });
+  const o = parsed.data;
+  const run: Partial<RunOptions> = {};
+  if (o.maxAttempts !== undefined) run.maxAttempts = o.maxAttempts;
+  if (o.timeoutMs !== undefined) run.timeoutMs = o.timeoutMs;
+  if (o.backoff !== undefined) run.backoff = o.backoff;
+  if (o.concurrency !== undefined) run.concurrency = o.concurrency;
+  return {
+    tenant: o.tenant ?? defaultTenant,
+    type,
+    priority: o.priority ?? 5,
+    labels: o.labels ?? {},
+    idempotencyKey: o.idempotencyKey ?? null,
+    options: run,
+  };
+}
+
+/** Sizes of `parts` contiguous batches for `count` items, as equal as they can be. */
+export function splitSizes(count: number, parts: number): number[] {
+  const base = Math.floor(count / parts);
+  const extra = count % parts;
+  return Array.from({ length: parts }, (_, i) => base + (i < extra ? 1 : 0));
+}
+
+/**
+ * Packs a stream of items into chunks for `batches` (one, or several with `sizes` items each,
+ * in order). Read `digests()` after the stream is exhausted.
+ */
+export class Submission {
+  private readonly hashes: Hash[];
+  private finished = false;
+
+  constructor(
+    readonly batches: NewBatch[],
+    private readonly sizes: number[] | null,
+    private readonly limits: SubmissionLimits = DEFAULT_LIMITS,
+  ) {
+    this.hashes = batches.map((b) => {
+      const hash = createHash('sha256');
+      hash.update(JSON.stringify([b.tenant, b.type, b.priority, b.labels, b.options]));
+      return hash;
+    });
+  }
+
+  digests(): string[] {
+    if (!this.finished) throw new Error('digests() read before the submission was streamed to the end');
+    return this.hashes.map((h) => h.digest('hex'));
+  }
+
+  /** The chunks of the submission, read lazily from `source`. */
+  async *chunks(source: ItemSource): AsyncGenerator<NewChunk> {
+    const where = (index: number) => source.where?.() ?? `item ${index + 1}`;
+    const { maxPayloadBytes, chunkItems, chunkBytes } = this.limits;
+    let batchIndex = 0;
+    let seq = 0;
+    let index = 0;
+    let parts: string[] = [];
+    let bytes = 0;
+    let seq0 = 0;
+    const flush = (): NewChunk => {
+      const chunk = { batchIndex, seq0, n: parts.length, payloads: `[${parts.join(',')}]` };
+      parts = [];
+      bytes = 0;
+      seq0 = seq;
+      return chunk;
+    };
+    for await (const item of source as AsyncIterable<unknown>) {
+      if (this.sizes && seq === this.sizes[batchIndex]) {
+        if (parts.length > 0) yield flush();
+        batchIndex++;
+        seq = 0;
+        seq0 = 0;
+      }
+      if (this.sizes && batchIndex >= this.sizes.length) {
+        throw new InputError(`more items than the ${this.sizes.reduce((a, b) => a + b, 0)} counted before submitting`, { where: where(index) });
+      }
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(item);
+      } catch (error) {
+        throw new InputError(`item is not JSON-serialisable: ${(error as Error).message}`, { where: where(index), code: 'invalid_item' });
+      }
+      if (json === undefined) throw new InputError(`item is ${typeof item}, which JSON cannot hold`, { where: where(index), code: 'invalid_item' });
+      const size = json.length * 3 > maxPayloadBytes ? Buffer.byteLength(json) : json.length;
+      if (size > maxPayloadBytes) {
+        throw new InputError(`item is ${size} bytes as JSON; the limit is ${maxPayloadBytes} (maxPayloadBytes)`, {
+          where: where(index),
+          code: 'payload_too_large',
+        });
+      }
+      this.hashes[batchIndex]!.update(json).update('\n');
+      parts.push(json);
+      bytes += size;
+      seq++;
+      index++;
+      if (parts.length >= chunkItems || bytes >= chunkBytes) yield flush();
+    }
+    if (parts.length > 0) yield flush();
+    if (index === 0) throw new InputError('there are no items to submit', { code: 'empty_submission' });
+    if (this.sizes && (batchIndex !== this.sizes.length - 1 || seq !== this.sizes[batchIndex])) {
+      throw new InputError(`fewer items than the ${this.sizes.reduce((a, b) => a + b, 0)} counted before submitting`, { code: 'invalid_item' });
+    }
+    this.finished = true;
+  }
+}

@@ -1,0 +1,545 @@
+/**
+ * The worker: leases chunks, runs their items in an in-process pool, and commits outcomes.
+ *
+ *   lease loop ──► queue of ChunkRuns ──► pool (concurrency slots, per-batch caps) ──► settle
+ *        ▲                                                                             │
+ *        └── wakes when slots free up or work is announced      committer ◄── chunk done / checkpoint
+ *
+ * Lease size adapts to item duration (DESIGN.md): a per-type moving average of item time says
+ * how many items keep every slot busy for `targetLeaseMs`. Fast types lease up to
+ * `maxLeaseItems` at once and prefetch the next lease while the current one runs; slow types
+ * lease only as many items as there are idle slots, so they are never hoarded.
+ *
+ * Safety: an item starts only before its chunk's local start deadline (lease request time +
+ * lease - margin, moved by each renewal), so a worker cut off from the store stops starting
+ * items before its lease can expire and be taken by someone else. Every commit is fenced by the
+ * lease number in the store, so a late worker can never record an item twice.
+ *
+ * States: idle → running → stopping (no leases; chunks drain or are handed back) → stopped.
+ */
+
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { backoffDelay } from '../core/backoff.js';
+import { InputError, isPermanent, ItemAbortedError, RetryLaterError } from '../core/errors.js';
+import type { Batch, ItemError } from '../core/types.js';
+import type { BatchStatus } from '../core/statuses.js';
+import type { ChunkCommit, LeasedChunk, Store } from '../store/store.js';
+import { ChunkRun, type StopReason } from './chunk-run.js';
+import { Committer } from './committer.js';
+import { ItemContext } from './item-context.js';
+import { describeError } from './item-errors.js';
+import type { Registry } from './registry.js';
+import { Wakeup } from './wakeup.js';
+
+export const workerOptionsSchema = z
+  .object({
+    /** Items running at once in this process. */
+    concurrency: z.number().int().min(1).max(10_000).default(10),
+    /** Lease duration; renewed every third of it while the chunk runs. */
+    leaseMs: z.number().int().min(200).default(30_000),
+    /** How often an idle worker looks for work when no notification arrives. */
+    pollMs: z.number().int().min(10).default(500),
+    /** How often the worker checks whether batches it runs were cancelled, paused or deleted. */
+    controlPollMs: z.number().int().min(10).default(1_000),
+    /** A chunk still running commits what finished at least this often. */
+    checkpointMs: z.number().int().min(10).default(2_000),
+    /** How long one lease should keep all slots busy; sets the lease size. */
+    targetLeaseMs: z.number().int().min(1).default(1_000),
+    /** Most items one lease takes. */
+    maxLeaseItems: z.number().int().min(1).default(2_000),
+    heartbeatMs: z.number().int().min(100).default(5_000),
+    /** After a cancel, how long running items get to stop before the chunk closes without them. */
+    cancelGraceMs: z.number().int().min(0).default(2_000),
+    /** Results bigger than this (as JSON) fail the item. */
+    maxResultBytes: z.number().int().min(1).default(1 << 20),
+  })
+  .strict();
+
+export type WorkerOptions = z.input<typeof workerOptionsSchema>;
+type Settings = z.output<typeof workerOptionsSchema>;
+
+interface InFlight {
+  run: ChunkRun;
+  slot: number;
+  ctx: ItemContext;
+  startedAt: number;
+  deadline: number;
+  settled: boolean;
+}
+
+/** Hooks the Batchline facade uses to hear about outcomes. */
+export interface WorkerHooks {
+  onFinished?: (batches: Batch[]) => void;
+  onLeaseLost?: (chunk: { chunkId: number; batchId: string }) => void;
+}
+
+const SWEEP_MS = 50;
+
+export class Worker {
+  readonly id: string;
+  private readonly settings: Settings;
+  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  private readonly runs = new Map<number, ChunkRun>();
+  private queue: ChunkRun[] = [];
+  private readonly inflight = new Set<InFlight>();
+  private active = 0;
+  private unstarted = 0;
+  private readonly runningByBatch = new Map<string, number>();
+  private readonly itemMs = new Map<string, number>();
+  private readonly committer: Committer;
+  private readonly wakeup = new Wakeup();
+  private idleUntil = 0;
+  private prefetchBelow = 0;
+  private processed = 0;
+  private leaseLoop: Promise<void> | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private unsubscribe: (() => Promise<void>) | null = null;
+  private controlPolling = false;
+  private settledWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly registry: Registry,
+    private readonly logger: Logger,
+    options: WorkerOptions = {},
+    private readonly hooks: WorkerHooks = {},
+  ) {
+    const parsed = workerOptionsSchema.safeParse(options);
+    if (!parsed.success) throw new InputError(`worker options: ${z.prettifyError(parsed.error)}`);
+    this.settings = parsed.data;
+    this.id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.committer = new Committer({
+      store,
+      logger,
+      onLost: (ids) => ids.forEach((id) => this.dropRun(id, 'its lease was lost before the commit')),
+      onCommitted: (commits) => this.committed(commits),
+      onFinished: (batches) => this.hooks.onFinished?.(batches),
+    });
+  }
+
+  /** Items this worker has finished (any outcome) since it started. */
+  get processedCount(): number {
+    return this.processed;
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Starts leasing. Resolves once the worker's row is written and the loops run. */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') throw new Error(`worker ${this.id} was already started`);
+    if (this.registry.types().length === 0) throw new InputError('no processors are defined: call define() before start()');
+    this.state = 'running';
+    await this.heartbeat();
+    this.unsubscribe = await this.store.subscribe((topic) => {
+      if (topic === 'work') this.wake(true);
+      else void this.pollControl();
+    });
+    const every = (ms: number, fn: () => void) => {
+      const timer = setInterval(fn, ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(SWEEP_MS, () => this.sweep());
+    every(Math.max(50, Math.floor(this.settings.leaseMs / 3)), () => void this.renew());
+    every(this.settings.controlPollMs, () => void this.pollControl());
+    every(this.settings.heartbeatMs, () => void this.heartbeat());
+    this.leaseLoop = this.runLeaseLoop();
+    this.logger.debug({ worker: this.id, types: this.registry.types(), concurrency: this.settings.concurrency }, 'worker started');
+  }
+
+  /**
+   * Stops gracefully: no new leases; chunks stop starting items and hand unstarted ones back;
+   * running items get until `timeoutMs` to finish, then their signals abort and they get
+   * `cancelGraceMs` more. Everything recorded is committed before this resolves.
+   */
+  async stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.state !== 'running') return;
+    this.state = 'stopping';
+    this.wakeup.wake();
+    await this.leaseLoop;
+    for (const run of this.runs.values()) this.stopRun(run, 'draining');
+    if (!(await this.waitIdle(options.timeoutMs ?? 10_000))) {
+      const stuck = this.active;
+      for (const flight of this.inflight) flight.ctx.abort(new ItemAbortedError('shutdown', 'the worker is shutting down'));
+      if (!(await this.waitIdle(this.settings.cancelGraceMs))) {
+        this.logger.warn({ items: this.active, of: stuck }, 'items did not stop after abort; handing their chunks back');
+      }
+    }
+    for (const run of [...this.runs.values()]) this.closeStopped(run, true);
+    await this.committer.drain();
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    await this.unsubscribe?.();
+    try {
+      await this.store.workerRemove({ id: this.id });
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not remove the worker row');
+    }
+    this.state = 'stopped';
+    this.logger.debug({ worker: this.id, processed: this.processed }, 'worker stopped');
+  }
+
+  /** Applies a batch's new status to the chunks this worker holds (cancel, pause, delete). */
+  applyBatchStatus(batchId: string, status: BatchStatus | undefined): void {
+    for (const run of this.runs.values()) {
+      if (run.batchId !== batchId || run.closed) continue;
+      if (status === undefined) this.dropRun(run.chunkId, 'its batch was deleted');
+      else if (status === 'cancelled') this.cancelRun(run);
+      else if (status === 'paused') this.stopRun(run, 'paused');
+    }
+  }
+
+  /** True when this worker holds a lease on some chunk of the batch. */
+  holds(batchId: string): boolean {
+    for (const run of this.runs.values()) if (run.batchId === batchId) return true;
+    return false;
+  }
+
+  /** Wakes the lease loop: `work` announcements also end an idle backoff. */
+  wake(work = false): void {
+    if (work) this.idleUntil = 0;
+    this.wakeup.wake();
+  }
+
+  // -------------------------------------------------------------------------- leasing
+
+  /** Average item duration (ms) seen for a type, or undefined before its first item. */
+  private wantFor(type: string): number {
+    const ms = this.itemMs.get(type);
+    if (ms === undefined) return this.settings.concurrency;
+    const want = Math.ceil((this.settings.targetLeaseMs * this.settings.concurrency) / Math.max(ms, 0.01));
+    return Math.min(this.settings.maxLeaseItems, Math.max(1, want));
+  }
+
+  /** Which types to lease now and how many items of each; null when nothing is needed. */
+  private leasePlan(): { types: string[]; maxItemsByType: Record<string, number> } | null {
+    const free = this.settings.concurrency - this.active - this.unstarted;
+    const maxItemsByType: Record<string, number> = {};
+    let prefetchBelow = 0;
+    for (const type of this.registry.types()) {
+      const want = this.wantFor(type);
+      if (want <= this.settings.concurrency) {
+        if (free > 0) maxItemsByType[type] = free;
+      } else {
+        prefetchBelow = Math.max(prefetchBelow, want / 2);
+        if (this.unstarted < want / 2) maxItemsByType[type] = want;
+      }
+    }
+    this.prefetchBelow = prefetchBelow;
+    const types = Object.keys(maxItemsByType);
+    return types.length > 0 ? { types, maxItemsByType } : null;
+  }
+
+  private async runLeaseLoop(): Promise<void> {
+    let failures = 0;
+    while (this.state === 'running') {
+      const now = Date.now();
+      const plan = now >= this.idleUntil ? this.leasePlan() : null;
+      if (!plan) {
+        await this.wakeup.wait(this.idleUntil > now ? this.idleUntil - now : this.settings.pollMs);
+        continue;
+      }
+      const requestedAt = Date.now();
+      let leased: LeasedChunk[];
+      try {
+        leased = await this.store.chunksLease({
+          workerId: this.id,
+          types: plan.types,
+          maxItems: this.settings.maxLeaseItems,
+          maxItemsByType: plan.maxItemsByType,
+          leaseMs: this.settings.leaseMs,
+        });
+        failures = 0;
+      } catch (error) {
+        failures++;
+        const delay = Math.min(10_000, 100 * 2 ** Math.min(failures, 7));
+        this.logger.warn({ err: error, retryInMs: delay }, 'lease failed; retrying');
+        await this.wakeup.wait(delay);
+        continue;
+      }
+      if (leased.length === 0) {
+        this.idleUntil = Date.now() + this.settings.pollMs;
+        continue;
+      }
+      for (const lease of leased) this.adopt(lease, requestedAt);
+      if (this.state !== 'running') {
+        for (const lease of leased) this.stopRun(this.runs.get(lease.chunkId)!, 'draining');
+      }
+      this.pump();
+    }
+  }
+
+  private startDeadline(requestedAt: number): number {
+    return requestedAt + this.settings.leaseMs - Math.min(this.settings.leaseMs / 5, 2_000);
+  }
+
+  private adopt(lease: LeasedChunk, requestedAt: number): void {
+    const processor = this.registry.get(lease.type)!;
+    const options = this.registry.resolve(lease.type, lease.options);
+    const now = Date.now();
+    const run = new ChunkRun(lease, processor, options, this.startDeadline(requestedAt), now);
+    this.runs.set(run.chunkId, run);
+    if (lease.attempt > options.maxAttempts) {
+      // The previous holder lost its lease on the last allowed attempt: the items fail here.
+      const error: ItemError = {
+        kind: 'lease_lost',
+        message: `the worker running attempt ${lease.attempt - 1} of ${options.maxAttempts} lost its lease (it crashed, stalled or lost the database)`,
+      };
+      this.committer.enqueue(run.commit('fail', now, { unused: true, error }));
+      return;
+    }
+    if (run.unstarted === 0) {
+      this.committer.enqueue(run.commit('done', now));
+      return;
+    }
+    this.queue.push(run);
+    this.unstarted += run.unstarted;
+  }
+
+  // -------------------------------------------------------------------------- the pool
+
+  private pump(): void {
+    const now = Date.now();
+    let i = 0;
+    while (this.active < this.settings.concurrency && i < this.queue.length) {
+      const run = this.queue[i]!;
+      if (run.unstarted === 0) {
+        this.queue.splice(i, 1);
+        continue;
+      }
+      if (now > run.startDeadline || this.atCap(run)) {
+        i++;
+        continue;
+      }
+      const slot = run.takeSlot();
+      this.unstarted--;
+      this.startItem(run, slot, now);
+    }
+  }
+
+  private atCap(run: ChunkRun): boolean {
+    const cap = run.options.concurrency;
+    return cap !== null && (this.runningByBatch.get(run.batchId) ?? 0) >= cap;
+  }
+
+  private startItem(run: ChunkRun, slot: number, now: number): void {
+    this.active++;
+    this.runningByBatch.set(run.batchId, (this.runningByBatch.get(run.batchId) ?? 0) + 1);
+    const ctx = new ItemContext(run.batchId, run.seqOf(slot), run.lease.attempt, this.logger);
+    const flight: InFlight = { run, slot, ctx, startedAt: now, deadline: now + run.options.timeoutMs, settled: false };
+    this.inflight.add(flight);
+    let result: unknown;
+    try {
+      result = run.processor.handler(run.lease.payloads[slot], ctx);
+    } catch (error) {
+      queueMicrotask(() => this.settle(flight, undefined, error, true));
+      return;
+    }
+    Promise.resolve(result).then(
+      (value) => this.settle(flight, value, undefined, false),
+      (error) => this.settle(flight, undefined, error, true),
+    );
+  }
+
+  private settle(flight: InFlight, value: unknown, error: unknown, threw: boolean): void {
+    if (flight.settled) return;
+    flight.settled = true;
+    this.inflight.delete(flight);
+    this.active--;
+    const { run, slot, ctx } = flight;
+    const batchRunning = this.runningByBatch.get(run.batchId)! - 1;
+    if (batchRunning === 0) this.runningByBatch.delete(run.batchId);
+    else this.runningByBatch.set(run.batchId, batchRunning);
+    const now = Date.now();
+    const type = run.lease.type;
+    const previous = this.itemMs.get(type);
+    const elapsed = now - flight.startedAt;
+    this.itemMs.set(type, previous === undefined ? elapsed : previous + 0.2 * (elapsed - previous));
+    this.processed++;
+
+    if (!run.closed) {
+      if (threw) this.recordFailure(run, slot, error);
+      else this.recordSuccess(run, slot, value, ctx);
+      if (run.complete) this.committer.enqueue(run.commit('done', now));
+      else if (run.stopped && run.running === 0) this.closeStopped(run);
+    }
+
+    if (this.active === 0) for (const resolve of this.settledWaiters.splice(0)) resolve();
+    if (this.state !== 'running') return;
+    this.pump();
+    if (this.unstarted === 0 || this.unstarted < this.prefetchBelow) {
+      if (now >= this.idleUntil) this.wakeup.wake();
+    }
+  }
+
+  private recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext): void {
+    if (value === undefined) return run.succeed(slot, undefined, ctx.aggregates);
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value);
+    } catch (error) {
+      return run.fail(slot, { kind: 'invalid_result', message: `the result is not JSON-serialisable: ${(error as Error).message}` });
+    }
+    if (json === undefined) {
+      return run.fail(slot, { kind: 'invalid_result', message: `the result (${typeof value}) is not JSON-serialisable` });
+    }
+    if (json.length > this.settings.maxResultBytes / 3 && Buffer.byteLength(json) > this.settings.maxResultBytes) {
+      return run.fail(slot, {
+        kind: 'invalid_result',
+        message: `the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${this.settings.maxResultBytes}`,
+      });
+    }
+    run.succeed(slot, json, ctx.aggregates);
+  }
+
+  private recordFailure(run: ChunkRun, slot: number, error: unknown): void {
+    if (run.stopped === 'cancelled') return run.cancel(slot);
+    if (isPermanent(error)) return run.fail(slot, describeError(error, 'permanent'));
+    const kind = error instanceof ItemAbortedError && error.reason === 'timeout' ? 'timeout' : 'transient';
+    if (run.lease.attempt >= run.options.maxAttempts) return run.fail(slot, describeError(error, kind));
+    const key = error instanceof RetryLaterError ? `later:${error.delayMs}` : 'backoff';
+    const delay =
+      run.retryDelay(key) ??
+      (error instanceof RetryLaterError ? error.delayMs : backoffDelay(run.lease.attempt, run.options.backoff));
+    run.retry(slot, delay, key);
+  }
+
+  // -------------------------------------------------------------------------- stopping chunks
+
+  /** No new item of this chunk starts; it closes once its running items settle. */
+  private stopRun(run: ChunkRun, reason: StopReason): void {
+    if (run.closed || run.stopped) return;
+    run.stopped = reason;
+    this.unstarted -= run.unstarted;
+    this.queue = this.queue.filter((r) => r !== run);
+    if (run.running === 0) this.closeStopped(run);
+  }
+
+  private cancelRun(run: ChunkRun): void {
+    if (run.closed || run.stopped === 'cancelled') return;
+    if (run.stopped) run.stopped = 'cancelled';
+    else this.stopRun(run, 'cancelled');
+    if (run.closed) return;
+    for (const flight of this.inflight) {
+      if (flight.run === run) flight.ctx.abort(new ItemAbortedError('cancelled', `batch ${run.batchId} was cancelled`));
+    }
+    const timer = setTimeout(() => this.closeStopped(run, true), this.settings.cancelGraceMs);
+    timer.unref();
+  }
+
+  /** Queues the final commit of a stopped chunk. `force` closes it even with items still running. */
+  private closeStopped(run: ChunkRun, force = false): void {
+    if (run.closed || (!force && run.running > 0)) return;
+    const now = Date.now();
+    const unused = run.running === 0;
+    if (run.complete) this.committer.enqueue(run.commit('done', now));
+    else if (run.stopped === 'cancelled') this.committer.enqueue(run.commit('cancel', now, { unused }));
+    else if (run.stopped !== 'lost') this.committer.enqueue(run.commit('release', now, { unused }));
+  }
+
+  /** Forgets a chunk whose lease is gone: its running items are aborted and their outcomes ignored. */
+  private dropRun(chunkId: number, why: string): void {
+    const run = this.runs.get(chunkId);
+    if (!run) return;
+    this.runs.delete(chunkId);
+    if (!run.stopped) {
+      this.unstarted -= run.unstarted;
+      this.queue = this.queue.filter((r) => r !== run);
+    }
+    run.stopped = 'lost';
+    run.closed = true;
+    for (const flight of this.inflight) {
+      if (flight.run === run) flight.ctx.abort(new ItemAbortedError('lease_lost', `lease on chunk ${chunkId} lost: ${why}`));
+    }
+    this.logger.warn({ chunk: chunkId, batchId: run.batchId, why }, 'worker:lease-lost');
+    this.hooks.onLeaseLost?.({ chunkId, batchId: run.batchId });
+  }
+
+  private committed(commits: ChunkCommit[]): void {
+    for (const commit of commits) if (commit.close !== 'checkpoint') this.runs.delete(commit.chunkId);
+  }
+
+  private waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.active === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.settledWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  // -------------------------------------------------------------------------- timers
+
+  /** Times out overdue items and checkpoints long-running chunks. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const flight of this.inflight) {
+      if (now <= flight.deadline) continue;
+      const error = new ItemAbortedError('timeout', `the attempt took longer than ${flight.run.options.timeoutMs} ms`);
+      flight.ctx.abort(error);
+      this.settle(flight, undefined, error, true);
+    }
+    for (const run of this.runs.values()) {
+      if (!run.closed && run.dirty && now - run.lastCommitAt >= this.settings.checkpointMs) {
+        this.committer.enqueue(run.commit('checkpoint', now));
+      }
+    }
+  }
+
+  private async renew(): Promise<void> {
+    if (this.runs.size === 0) return;
+    const leases = [...this.runs.values()].map((run) => ({ chunkId: run.chunkId, leaseNo: run.lease.leaseNo }));
+    const requestedAt = Date.now();
+    try {
+      const { lost } = await this.store.chunksRenew({ workerId: this.id, leases, leaseMs: this.settings.leaseMs });
+      const lostSet = new Set(lost);
+      for (const { chunkId } of leases) {
+        const run = this.runs.get(chunkId);
+        if (run && !lostSet.has(chunkId)) run.startDeadline = this.startDeadline(requestedAt);
+      }
+      for (const chunkId of lost) this.dropRun(chunkId, 'renewal found it taken or expired');
+      this.pump();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'lease renewal failed; retrying');
+    }
+  }
+
+  private async pollControl(): Promise<void> {
+    if (this.controlPolling || this.runs.size === 0) return;
+    this.controlPolling = true;
+    try {
+      const ids = [...new Set([...this.runs.values()].map((run) => run.batchId))];
+      const statuses = await this.store.batchesStatus({ ids });
+      for (const id of ids) {
+        const status = statuses.get(id);
+        if (status === undefined || status === 'cancelled' || status === 'paused') this.applyBatchStatus(id, status);
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'control poll failed');
+    } finally {
+      this.controlPolling = false;
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.store.workerHeartbeat({
+        id: this.id,
+        host: hostname(),
+        pid: process.pid,
+        types: this.registry.types(),
+        concurrency: this.settings.concurrency,
+        processed: this.processed,
+      });
+    } catch (error) {
+      this.logger.warn({ err: error }, 'worker heartbeat failed');
+    }
+  }
+}

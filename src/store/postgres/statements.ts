@@ -1,0 +1,325 @@
+/**
+ * Every SQL statement of the PostgreSQL store, named, with its contract: what it locks, what
+ * it returns, what it must never do. `s` is the quoted schema; nothing names a schema literally.
+ *
+ * Lock order, everywhere: chunk rows (by id) before batch rows (by id). Leases and the
+ * reconciler take chunks with SKIP LOCKED and never wait for them.
+ */
+
+export function statements(s: string) {
+  const BATCH_OPEN = `('queued', 'running', 'paused')`;
+  return {
+    // ------------------------------------------------------------------------ batches
+
+    /** Inserts a batch at submit (total and digest are written when the stream ends). */
+    BATCH_INSERT: `
+INSERT INTO ${s}.batches (id, tenant, type, status, priority, labels, idempotency_key,
+                          max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, concurrency)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11)`,
+
+    /** Sets a submitted batch's total and digest once every chunk is in. */
+    BATCH_FINISH_SUBMIT: `UPDATE ${s}.batches SET total = $2, submit_digest = $3 WHERE id = $1 RETURNING *`,
+
+    /** Inserts up to 1,000 chunks in one statement; params are (batch_id, seq0, n, payloads) per row. */
+    CHUNKS_INSERT: (rows: number) =>
+      `INSERT INTO ${s}.chunks (batch_id, seq0, n, payloads) VALUES ${Array.from(
+        { length: rows },
+        (_, i) => `($${i * 4 + 1}::uuid, $${i * 4 + 2}::int, $${i * 4 + 3}::int, $${i * 4 + 4}::json)`,
+      ).join(', ')}`,
+
+    /** One batch; the tenant filter applies when $2 is not null. No lock. */
+    BATCH_GET: `SELECT * FROM ${s}.batches WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)`,
+
+    /** Batches holding any of the given (tenant, key) pairs. */
+    BATCH_BY_KEYS: `
+SELECT * FROM ${s}.batches b
+  JOIN unnest($1::text[], $2::text[]) AS k(tenant, key) ON b.tenant = k.tenant AND b.idempotency_key = k.key`,
+
+    /** Newest first, keyset-paginated by id (UUIDv7 ids sort by creation time). */
+    BATCH_LIST: `
+SELECT * FROM ${s}.batches
+ WHERE ($1::text IS NULL OR tenant = $1)
+   AND ($2::text IS NULL OR type = $2)
+   AND ($3::text[] IS NULL OR status = ANY($3))
+   AND ($4::uuid IS NULL OR id < $4)
+ ORDER BY id DESC
+ LIMIT $5`,
+
+    /** Statuses for workers' control polls; deleted batches are absent. */
+    BATCH_STATUSES: `SELECT id, status FROM ${s}.batches WHERE id = ANY($1::uuid[])`,
+
+    /** A status change guarded by the allowed source statuses; no row back means it was not allowed. */
+    BATCH_TRANSITION: `
+UPDATE ${s}.batches
+   SET status = CASE WHEN $2 = 'resume' THEN CASE WHEN started_at IS NULL THEN 'queued' ELSE 'running' END ELSE $2 END
+ WHERE id = $1 AND status = ANY($3::text[])
+RETURNING *`,
+
+    /** Closes a batch as cancelled, counting the pending items the same transaction cancelled. */
+    BATCH_CANCEL: `
+UPDATE ${s}.batches SET status = 'cancelled', cancelled = cancelled + $2, finished_at = now()
+ WHERE id = $1 AND status IN ${BATCH_OPEN}
+RETURNING *`,
+
+    /**
+     * Applies one flush's outcome to a batch: counters, aggregates (exact numeric sums), leased
+     * count, completion and the progress clock. Locks the batch row (after its chunks). Returns
+     * the new row with `old_status` and `progress_due` so the caller writes events exactly once.
+     */
+    BATCH_APPLY: `
+WITH old AS (
+  -- FOR UPDATE waits for a concurrent writer and returns the row as it left it, so the
+  -- completion test below sees the latest counters.
+  SELECT id, status, succeeded, failed, cancelled, total, progress_at
+    FROM ${s}.batches WHERE id = $1 FOR UPDATE
+), calc AS (
+  SELECT id,
+         status IN ${BATCH_OPEN} AND succeeded + $2 + failed + $3 + cancelled + $4 >= total AS completes,
+         progress_at IS NULL OR progress_at <= now() - interval '1 second' AS progress_due
+    FROM old
+)
+UPDATE ${s}.batches b
+   SET succeeded = b.succeeded + $2, failed = b.failed + $3, cancelled = b.cancelled + $4,
+       leased_items = b.leased_items - $5,
+       aggregates = b.aggregates || coalesce((
+         SELECT jsonb_object_agg(d.key, (coalesce((b.aggregates ->> d.key)::numeric, 0) + d.value::numeric)::text)
+           FROM jsonb_each_text($6::jsonb) d), '{}'::jsonb),
+       status = CASE WHEN calc.completes THEN 'completed' ELSE b.status END,
+       finished_at = CASE WHEN calc.completes THEN now() ELSE b.finished_at END,
+       progress_at = CASE WHEN NOT calc.completes AND calc.progress_due THEN now() ELSE b.progress_at END
+  FROM calc
+ WHERE b.id = calc.id
+RETURNING b.*, calc.completes, NOT calc.completes AND calc.progress_due AS progress`,
+
+    /** Non-terminal batches whose items are all terminal, completed in one statement (reconciler). */
+    BATCHES_FINALIZE: `
+WITH stuck AS (
+  SELECT id FROM ${s}.batches
+   WHERE status IN ${BATCH_OPEN} AND total > 0 AND succeeded + failed + cancelled >= total
+   FOR UPDATE SKIP LOCKED
+)
+UPDATE ${s}.batches b SET status = 'completed', finished_at = now()
+  FROM stuck WHERE b.id = stuck.id
+RETURNING b.*`,
+
+    /** Batches still open or finished since $1, newest first. */
+    BATCHES_RECENT: `
+SELECT id FROM ${s}.batches WHERE status IN ${BATCH_OPEN} OR finished_at >= $1 ORDER BY id DESC LIMIT $2`,
+
+    /** Item counts of one batch by status, from chunk contents (the items view). */
+    ITEMS_COUNT_BY_STATUS: `SELECT status, count(*)::int AS n FROM ${s}.items WHERE batch_id = $1 GROUP BY status`,
+
+    /** Overwrites counters after a verified mismatch. */
+    BATCH_SET_COUNTERS: `UPDATE ${s}.batches SET succeeded = $2, failed = $3, cancelled = $4 WHERE id = $1`,
+
+    /** Reopens a batch after retry-failed moved `$2` failed items back to pending. */
+    BATCH_REOPEN: `
+UPDATE ${s}.batches
+   SET failed = failed - $2, finished_at = NULL,
+       status = CASE WHEN status = 'paused' THEN 'paused' WHEN started_at IS NULL THEN 'queued' ELSE 'running' END
+ WHERE id = $1 AND status = ANY($3::text[])
+RETURNING *`,
+
+    /** Removes a batch and (cascade) its chunks. */
+    BATCH_DELETE: `DELETE FROM ${s}.batches WHERE id = $1`,
+
+    // ------------------------------------------------------------------------ leasing
+
+    /**
+     * Up to three batches to serve next: runnable pending work, highest priority, then least
+     * recently served; batches at their concurrency cap are skipped. Reads only.
+     */
+    LEASE_CANDIDATES: `
+SELECT b.* FROM ${s}.batches b
+ WHERE b.status IN ('queued', 'running')
+   AND b.type = ANY($1::text[])
+   AND (b.concurrency IS NULL OR b.leased_items < b.concurrency)
+   AND EXISTS (SELECT 1 FROM ${s}.chunks c
+                WHERE c.batch_id = b.id AND c.status = 'pending' AND c.run_after <= now())
+ ORDER BY b.priority DESC, b.served_at NULLS FIRST
+ LIMIT 3`,
+
+    /** The first runnable pending chunks of a batch, locked, skipping those another worker is taking. */
+    LEASE_PENDING_CHUNKS: `
+SELECT id, seq0, seqs, skip, n, done, attempt, state IS NOT NULL AS partial
+  FROM ${s}.chunks
+ WHERE batch_id = $1 AND status = 'pending' AND run_after <= now()
+ ORDER BY id
+ LIMIT 16
+ FOR UPDATE SKIP LOCKED`,
+
+    /** Payloads of one (locked) chunk, read only to split its head off. */
+    CHUNK_PAYLOADS: `SELECT payloads::text AS payloads FROM ${s}.chunks WHERE id = $1`,
+
+    /** Inserts one chunk (a split head or a retry chunk), pending; returns its id. */
+    CHUNK_INSERT: `
+INSERT INTO ${s}.chunks (batch_id, seq0, seqs, n, payloads, attempt, run_after)
+VALUES ($1, $2, $3, $4, $5::json, $6, now() + $7 * interval '1 millisecond')
+RETURNING id`,
+
+    /** Gives up a chunk's first `$2` slots to a split-off chunk. */
+    CHUNK_ADVANCE_SKIP: `UPDATE ${s}.chunks SET skip = skip + $2 WHERE id = $1`,
+
+    /** Leases locked chunks: a new lease number (the fencing token), an attempt used, an expiry. */
+    CHUNKS_LEASE: `
+UPDATE ${s}.chunks
+   SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1, lease_owner = $2,
+       lease_expires_at = now() + $3 * interval '1 millisecond'
+ WHERE id = ANY($1::bigint[])
+RETURNING id, seq0, seqs, skip, n, payloads, state, attempt, lease_no, lease_expires_at`,
+
+    /** Marks a batch served (fairness), counts its leased items, starts it; `old_status` says if it was queued. */
+    BATCH_MARK_LEASED: `
+WITH old AS (SELECT id, status FROM ${s}.batches WHERE id = $1 FOR UPDATE)
+UPDATE ${s}.batches b
+   SET served_at = clock_timestamp(), leased_items = b.leased_items + $2,
+       status = CASE WHEN b.status = 'queued' THEN 'running' ELSE b.status END,
+       started_at = coalesce(b.started_at, now())
+  FROM old WHERE b.id = old.id
+RETURNING old.status AS old_status`,
+
+    // ------------------------------------------------------------------------ committing
+
+    /** Locks the chunks a flush writes, in id order, and reads what the fence and close need. */
+    CHUNKS_FENCE: `
+SELECT id, n, skip, done, attempt, lease_no, status FROM ${s}.chunks
+ WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
+
+    /**
+     * Writes many chunks at once from one JSON document (states embedded as JSON, so nothing
+     * is escaped). Callers verified every fence under the lock taken by CHUNKS_FENCE.
+     */
+    CHUNKS_WRITE: `
+UPDATE ${s}.chunks c
+   SET state = v.state, done = v.done, succeeded = c.succeeded + v.succeeded, failed = c.failed + v.failed,
+       cancelled = c.cancelled + v.cancelled, status = v.status, attempt = v.attempt,
+       error = coalesce(v.error, c.error), run_after = now(),
+       lease_owner = CASE WHEN v.status = 'leased' THEN c.lease_owner END,
+       lease_expires_at = CASE WHEN v.status = 'leased' THEN c.lease_expires_at END
+  FROM json_to_recordset($1::json) AS v(id bigint, state json, done int, succeeded int, failed int,
+                                        cancelled int, status text, attempt int, error json)
+ WHERE c.id = v.id`,
+
+    /** Extends leases still held under their lease numbers; returns the ids extended. */
+    CHUNKS_RENEW: `
+UPDATE ${s}.chunks c SET lease_expires_at = now() + $3 * interval '1 millisecond'
+  FROM unnest($1::bigint[], $2::int[]) AS v(id, lease_no)
+ WHERE c.id = v.id AND c.lease_no = v.lease_no AND c.status = 'leased'
+RETURNING c.id`,
+
+    /** Expired leases, oldest first, locked with SKIP LOCKED so two reconcilers split the work. */
+    CHUNKS_EXPIRED: `
+SELECT c.id, c.batch_id, c.n, c.skip, c.done, c.attempt, c.lease_owner, b.status AS batch_status
+  FROM ${s}.chunks c JOIN ${s}.batches b ON b.id = c.batch_id
+ WHERE c.status = 'leased' AND c.lease_expires_at < now()
+ ORDER BY c.lease_expires_at
+ LIMIT $1
+ FOR UPDATE OF c SKIP LOCKED`,
+
+    /** Hands a locked expired chunk back to pending; its attempt stays used. */
+    CHUNK_REQUEUE: `
+UPDATE ${s}.chunks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, run_after = now() WHERE id = $1`,
+
+    /** Closes a locked chunk: unrecorded items become cancelled. */
+    CHUNK_CLOSE_CANCELLED: `
+UPDATE ${s}.chunks
+   SET status = 'cancelled', cancelled = cancelled + (n - skip - done), done = n - skip,
+       lease_owner = NULL, lease_expires_at = NULL
+ WHERE id = $1`,
+
+    /** Adjusts a batch after the reconciler handed back or closed an expired chunk. */
+    BATCH_UNLEASE: `UPDATE ${s}.batches SET leased_items = leased_items - $2, cancelled = cancelled + $3 WHERE id = $1`,
+
+    /** Closes all pending chunks of a batch as cancelled (locks them); returns the items closed. */
+    BATCH_CANCEL_PENDING: `
+WITH p AS (
+  SELECT id, n - skip - done AS items FROM ${s}.chunks
+   WHERE batch_id = $1 AND status = 'pending' ORDER BY id FOR UPDATE
+), u AS (
+  UPDATE ${s}.chunks c SET status = 'cancelled', cancelled = c.cancelled + p.items, done = c.n - c.skip
+    FROM p WHERE c.id = p.id AND c.status = 'pending'
+  RETURNING p.items
+)
+SELECT coalesce(sum(items), 0)::int AS items FROM u`,
+
+    /** How many chunks of a batch are leased, the last expiry, and the store's clock. */
+    BATCH_LEASES: `
+SELECT count(*)::int AS leased, max(lease_expires_at) AS deadline, now() AS now
+  FROM ${s}.chunks WHERE batch_id = $1 AND status = 'leased'`,
+
+    /** Chunks of a batch holding failed items, locked, for retry-failed. */
+    BATCH_FAILED_CHUNKS: `
+SELECT * FROM ${s}.chunks WHERE batch_id = $1 AND failed > 0 ORDER BY id FOR UPDATE`,
+
+    /** Rewrites a chunk after retry-failed moved its failed items out. */
+    CHUNK_MOVE_FAILED: `UPDATE ${s}.chunks SET state = $2::json, failed = failed - $3 WHERE id = $1`,
+
+    // ------------------------------------------------------------------------ items
+
+    /** Chunks with explicit seqs (retries), narrowed to those that can hold items of status $2. */
+    ITEMS_SCATTERED_CHUNKS: `
+SELECT * FROM ${s}.chunks WHERE batch_id = $1 AND seqs IS NOT NULL AND ${statusHint('$2')}`,
+
+    /** Contiguous chunks reaching past seq $3, in (seq0, id) keyset order after ($4, $5). */
+    ITEMS_CONTIGUOUS_CHUNKS: `
+SELECT * FROM ${s}.chunks
+ WHERE batch_id = $1 AND seqs IS NULL AND ${statusHint('$2')}
+   AND seq0 + n > $3 AND (seq0, id) > ($4, $5)
+ ORDER BY seq0, id
+ LIMIT $6`,
+
+    // ------------------------------------------------------------------------ events
+
+    /** Inserts events from one JSON array of {batch_id, tenant, type, data}. */
+    EVENTS_INSERT: `
+INSERT INTO ${s}.events (batch_id, tenant, type, data)
+SELECT batch_id, tenant, type, data FROM json_to_recordset($1::json) AS e(batch_id uuid, tenant text, type text, data jsonb)`,
+
+    /**
+     * Events after cursor ($1 txid, $2 id), in (txid, id) order, listing only events whose
+     * transaction is older than every transaction still running: none can appear before them later.
+     */
+    EVENTS_LIST: `
+SELECT *, txid::text || ':' || id AS cursor FROM ${s}.events
+ WHERE (txid, id) > ($1::text::xid8, $2::bigint)
+   AND txid < pg_snapshot_xmin(pg_current_snapshot())
+   AND ($3::uuid IS NULL OR batch_id = $3)
+   AND ($4::text IS NULL OR tenant = $4)
+   AND ($5::text[] IS NULL OR type = ANY($5))
+ ORDER BY txid, id
+ LIMIT $6`,
+
+    /** The cursor of now: every event of an older transaction counts as read. */
+    EVENTS_CURSOR: `SELECT pg_snapshot_xmin(pg_current_snapshot())::text || ':0' AS cursor`,
+
+    EVENTS_DELETE_BATCH: `DELETE FROM ${s}.events WHERE batch_id = $1`,
+
+    // ------------------------------------------------------------------------ workers and locks
+
+    WORKER_UPSERT: `
+INSERT INTO ${s}.workers (id, host, pid, types, concurrency, processed)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (id) DO UPDATE
+   SET types = excluded.types, concurrency = excluded.concurrency, processed = excluded.processed, heartbeat_at = now()`,
+    WORKER_DELETE: `DELETE FROM ${s}.workers WHERE id = $1`,
+    WORKERS_LIST: `SELECT * FROM ${s}.workers ORDER BY started_at`,
+    WORKERS_PRUNE: `DELETE FROM ${s}.workers WHERE heartbeat_at < now() - $1 * interval '1 millisecond'`,
+
+    /** Takes the lock when free, expired, or already ours; a returned row means taken. */
+    LOCK_TRY: `
+INSERT INTO ${s}.locks (name, owner, expires_at) VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+ WHERE ${s}.locks.expires_at < now() OR ${s}.locks.owner = excluded.owner
+RETURNING name`,
+    LOCK_RELEASE: `DELETE FROM ${s}.locks WHERE name = $1 AND owner = $2`,
+  };
+}
+
+/** A chunk can hold items of the status in `param` (null: any). Mirrors the SQLite store's hint. */
+function statusHint(param: string): string {
+  return `(${param}::text IS NULL OR CASE ${param}::text
+    WHEN 'succeeded' THEN succeeded > 0 WHEN 'failed' THEN failed > 0 WHEN 'cancelled' THEN cancelled > 0
+    WHEN 'pending' THEN status = 'pending' WHEN 'running' THEN status = 'leased' END)`;
+}
+
+export type PgStatements = ReturnType<typeof statements>;

@@ -1,0 +1,212 @@
+/**
+ * What both stores share besides SQL: mapping rows to records, the options columns, the
+ * idempotent-submit check and the wording of state conflicts. Keeping these here means the
+ * two stores cannot drift apart in what users see.
+ */
+
+import { ConflictError } from '../core/errors.js';
+import { BATCH_ACTIONS, type BatchAction, type BatchStatus } from '../core/statuses.js';
+import type { Batch, BatchEvent, EventType, RunOptions } from '../core/types.js';
+import type { ChunkStatus } from '../core/item-state.js';
+import type { BatchesSubmitParams, ChunkCommit, NewBatch } from './store.js';
+
+/** The batch columns both stores have, as their drivers return them. */
+export interface BatchRowBase {
+  id: string;
+  tenant: string;
+  type: string;
+  status: BatchStatus;
+  priority: number;
+  total: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  aggregates: string | Record<string, string>;
+  labels: string | Record<string, string>;
+  idempotency_key: string | null;
+  max_attempts: number | null;
+  timeout_ms: number | null;
+  backoff_base_ms: number | null;
+  backoff_max_ms: number | null;
+  concurrency: number | null;
+  created_at: string | Date;
+  started_at: string | Date | null;
+  finished_at: string | Date | null;
+}
+
+function json<T>(value: string | T): T {
+  return typeof value === 'string' ? (JSON.parse(value) as T) : value;
+}
+
+function date(value: string | Date): Date;
+function date(value: string | Date | null): Date | null;
+function date(value: string | Date | null): Date | null {
+  if (value === null) return null;
+  return value instanceof Date ? value : new Date(value);
+}
+
+/** Row of either store → the public Batch. */
+export function toBatch(row: BatchRowBase): Batch {
+  const succeeded = Number(row.succeeded);
+  const failed = Number(row.failed);
+  const cancelled = Number(row.cancelled);
+  const total = Number(row.total);
+  return {
+    id: row.id,
+    tenant: row.tenant,
+    type: row.type,
+    status: row.status,
+    priority: Number(row.priority),
+    total,
+    succeeded,
+    failed,
+    cancelled,
+    remaining: total - succeeded - failed - cancelled,
+    aggregates: json(row.aggregates),
+    labels: json(row.labels),
+    idempotencyKey: row.idempotency_key,
+    options: optionsFromColumns(row),
+    createdAt: date(row.created_at),
+    startedAt: date(row.started_at),
+    finishedAt: date(row.finished_at),
+  };
+}
+
+/** The nullable option columns → the options a batch was given. */
+export function optionsFromColumns(row: Pick<BatchRowBase, 'max_attempts' | 'timeout_ms' | 'backoff_base_ms' | 'backoff_max_ms' | 'concurrency'>): Partial<RunOptions> {
+  const options: Partial<RunOptions> = {};
+  if (row.max_attempts !== null) options.maxAttempts = Number(row.max_attempts);
+  if (row.timeout_ms !== null) options.timeoutMs = Number(row.timeout_ms);
+  if (row.backoff_base_ms !== null && row.backoff_max_ms !== null) {
+    options.backoff = { baseMs: Number(row.backoff_base_ms), maxMs: Number(row.backoff_max_ms) };
+  }
+  if (row.concurrency !== null) options.concurrency = Number(row.concurrency);
+  return options;
+}
+
+/** Options → the values of the option columns, in the order the INSERT statements list them. */
+export function optionColumns(options: Partial<RunOptions>): [number | null, number | null, number | null, number | null, number | null] {
+  return [
+    options.maxAttempts ?? null,
+    options.timeoutMs ?? null,
+    options.backoff?.baseMs ?? null,
+    options.backoff?.maxMs ?? null,
+    options.concurrency ?? null,
+  ];
+}
+
+/** An events row of either store → the public event. */
+export function toEvent(row: {
+  id: number | string;
+  cursor: string;
+  batch_id: string | null;
+  tenant: string | null;
+  type: string;
+  data: string | Record<string, unknown>;
+  created_at: string | Date;
+}): BatchEvent {
+  return {
+    id: Number(row.id),
+    cursor: row.cursor,
+    batchId: row.batch_id,
+    tenant: row.tenant,
+    type: row.type as EventType,
+    data: json(row.data),
+    createdAt: date(row.created_at),
+  };
+}
+
+/** The conflict raised when `action` is not allowed in the batch's current status. */
+export function statusConflict(batch: { id: string; status: BatchStatus }, action: BatchAction): ConflictError {
+  const allowed = BATCH_ACTIONS[action] as readonly string[];
+  const verb = action === 'retryFailed' ? 'retry-failed' : action;
+  return new ConflictError(
+    `batch ${batch.id} is ${batch.status}; ${verb} needs a batch that is ${allowed.join(', ')}`,
+    'invalid_state',
+  );
+}
+
+/**
+ * Idempotent submit, when batches already exist for the submission's keys: the submission is
+ * read to the end so its digest is known, and it must match what was stored, or the key is
+ * being reused for different content — a conflict, not a retry.
+ */
+export async function confirmDuplicate(
+  params: BatchesSubmitParams,
+  existing: { batch: Batch; digest: string | null }[],
+): Promise<Batch[]> {
+  for await (const _chunk of params.chunks) {
+    // drained only to finish the digests
+  }
+  const digests = params.digests();
+  existing.forEach(({ batch, digest }, i) => {
+    if (digest !== digests[i]) {
+      throw new ConflictError(
+        `idempotency key ${JSON.stringify(batch.idempotencyKey)} was already used for batch ${batch.id} with different items or options`,
+        'idempotency_conflict',
+      );
+    }
+  });
+  return existing.map((e) => e.batch);
+}
+
+/** The conflict raised when only some of a multi-batch submission's keys exist. */
+export function partialDuplicate(batches: NewBatch[], found: number): ConflictError {
+  return new ConflictError(
+    `${found} of the ${batches.length} idempotency keys of this submission already exist; reuse all of them or none`,
+    'idempotency_conflict',
+  );
+}
+
+/** Event payload for a batch that reached a terminal status. */
+export function finishedEventData(batch: Batch): Record<string, unknown> {
+  return {
+    status: batch.status,
+    total: batch.total,
+    succeeded: batch.succeeded,
+    failed: batch.failed,
+    cancelled: batch.cancelled,
+    aggregates: batch.aggregates,
+  };
+}
+
+/** Event payload for progress of a running batch. */
+export function progressEventData(batch: Pick<Batch, 'total' | 'succeeded' | 'failed' | 'cancelled'>): Record<string, unknown> {
+  return { total: batch.total, succeeded: batch.succeeded, failed: batch.failed, cancelled: batch.cancelled };
+}
+
+/** Minimum spacing of `batch:progress` events per batch. */
+export const PROGRESS_EVENT_MS = 1_000;
+
+/** Largest number of items one retry chunk holds (retry-failed splits bigger sets). */
+export const RETRY_CHUNK_ITEMS = 500;
+
+/**
+ * How a commit's `close` changes a chunk: its new status, recorded count and attempt, the items
+ * it closes by inheritance, and how many items stop counting as leased. Shared by both stores.
+ */
+export function closeChunk(
+  row: { n: number; skip: number; done: number; attempt: number },
+  c: ChunkCommit,
+): { status: ChunkStatus; done: number; attempt: number; inheritedCancelled: number; inheritedFailed: number; unleased: number } {
+  const recorded = c.delta.succeeded + c.delta.failed + c.delta.cancelled + c.delta.moved;
+  const done = row.done + recorded;
+  const remaining = row.n - row.skip - done;
+  let close = c.close;
+  // A "done" that leaves items unrecorded would strand them; hand them back instead.
+  if (close === 'done' && remaining > 0) close = 'release';
+  // Closing gives the lease's attempt back when none of the unrecorded items ran under it.
+  const attempt = close === 'checkpoint' || close === 'done' || !c.unused ? row.attempt : row.attempt - 1;
+  switch (close) {
+    case 'checkpoint':
+      return { status: 'leased', done, attempt, inheritedCancelled: 0, inheritedFailed: 0, unleased: recorded };
+    case 'done':
+      return { status: 'done', done, attempt, inheritedCancelled: 0, inheritedFailed: 0, unleased: recorded };
+    case 'release':
+      return { status: 'pending', done, attempt, inheritedCancelled: 0, inheritedFailed: 0, unleased: recorded + remaining };
+    case 'cancel':
+      return { status: 'cancelled', done: row.n - row.skip, attempt, inheritedCancelled: remaining, inheritedFailed: 0, unleased: recorded + remaining };
+    case 'fail':
+      return { status: 'failed', done: row.n - row.skip, attempt, inheritedCancelled: 0, inheritedFailed: remaining, unleased: recorded + remaining };
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Numbered migrations of the embedded SQLite store. Released migrations are never edited:
+ * a change is a new number. test/store/schema.test.ts snapshots the resulting schema.
+ *
+ * Times: public columns (`created_at`, `started_at`, `finished_at`) are ISO-8601 text so a
+ * user reading the file with `sqlite3` sees dates; engine bookkeeping (`served_at`,
+ * `lease_expires_at`, `run_after`, ...) is integer milliseconds since the epoch.
+ */
+
+export interface Migration {
+  version: number;
+  name: string;
+  up: string;
+  down: string;
+}
+
+export const SQLITE_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'batches, chunks, items view, events, workers, locks',
+    up: `
+CREATE TABLE batches (
+  id              TEXT PRIMARY KEY,
+  tenant          TEXT NOT NULL,
+  type            TEXT NOT NULL,
+  status          TEXT NOT NULL CHECK (status IN ('queued','running','paused','completed','failed','cancelled')),
+  priority        INTEGER NOT NULL DEFAULT 0 CHECK (priority BETWEEN 0 AND 10),
+  total           INTEGER NOT NULL DEFAULT 0,
+  succeeded       INTEGER NOT NULL DEFAULT 0,
+  failed          INTEGER NOT NULL DEFAULT 0,
+  cancelled       INTEGER NOT NULL DEFAULT 0,
+  aggregates      TEXT NOT NULL DEFAULT '{}',
+  labels          TEXT NOT NULL DEFAULT '{}',
+  idempotency_key TEXT,
+  submit_digest   TEXT,
+  max_attempts    INTEGER,
+  timeout_ms      INTEGER,
+  backoff_base_ms INTEGER,
+  backoff_max_ms  INTEGER,
+  concurrency     INTEGER,
+  leased_items    INTEGER NOT NULL DEFAULT 0,
+  served_at       INTEGER,
+  progress_at     INTEGER,
+  created_at      TEXT NOT NULL,
+  started_at      TEXT,
+  finished_at     TEXT
+);
+CREATE UNIQUE INDEX batches_idempotency ON batches (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX batches_runnable ON batches (priority DESC, served_at) WHERE status IN ('queued', 'running');
+CREATE INDEX batches_tenant ON batches (tenant, id);
+
+CREATE TABLE chunks (
+  id               INTEGER PRIMARY KEY,
+  batch_id         TEXT NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+  seq0             INTEGER,
+  seqs             TEXT,
+  skip             INTEGER NOT NULL DEFAULT 0,
+  n                INTEGER NOT NULL,
+  payloads         TEXT NOT NULL,
+  state            TEXT,
+  done             INTEGER NOT NULL DEFAULT 0,
+  succeeded        INTEGER NOT NULL DEFAULT 0,
+  failed           INTEGER NOT NULL DEFAULT 0,
+  cancelled        INTEGER NOT NULL DEFAULT 0,
+  status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','leased','done','cancelled','failed')),
+  attempt          INTEGER NOT NULL DEFAULT 0,
+  lease_no         INTEGER NOT NULL DEFAULT 0,
+  lease_owner      TEXT,
+  lease_expires_at INTEGER,
+  run_after        INTEGER NOT NULL DEFAULT 0,
+  error            TEXT
+);
+CREATE INDEX chunks_batch ON chunks (batch_id, id);
+CREATE INDEX chunks_pending ON chunks (batch_id, id) WHERE status = 'pending';
+CREATE INDEX chunks_leased ON chunks (lease_expires_at) WHERE status = 'leased';
+
+-- One row per item, derived from chunks: mirrors chunkItems() in src/store/chunk-items.ts.
+CREATE VIEW items AS
+SELECT c.batch_id AS batch_id,
+       coalesce(c.seq0 + p.key, c.seqs ->> p.key) AS seq,
+       coalesce((c.state -> p.key) ->> 's',
+                CASE c.status WHEN 'leased' THEN 'running' WHEN 'cancelled' THEN 'cancelled'
+                              WHEN 'failed' THEN 'failed' ELSE 'pending' END) AS status,
+       coalesce((c.state -> p.key) ->> 'a', c.attempt) AS attempts,
+       c.payloads -> p.key AS payload,
+       (c.state -> p.key) -> 'r' AS result,
+       CASE WHEN (c.state -> p.key) ->> 's' IS NULL AND c.status = 'failed' THEN c.error
+            ELSE (c.state -> p.key) -> 'e' END AS error
+  FROM chunks c, json_each(c.payloads) p
+ WHERE p.key >= c.skip
+   AND coalesce((c.state -> p.key) ->> 's', '') <> 'moved';
+
+CREATE TABLE events (
+  id         INTEGER PRIMARY KEY,
+  batch_id   TEXT,
+  tenant     TEXT,
+  type       TEXT NOT NULL,
+  data       TEXT NOT NULL DEFAULT '{}',
+  created_at TEXT NOT NULL
+);
+CREATE INDEX events_batch ON events (batch_id, id);
+
+CREATE TABLE workers (
+  id           TEXT PRIMARY KEY,
+  host         TEXT NOT NULL,
+  pid          INTEGER NOT NULL,
+  types        TEXT NOT NULL DEFAULT '[]',
+  concurrency  INTEGER NOT NULL,
+  processed    INTEGER NOT NULL DEFAULT 0,
+  started_at   TEXT NOT NULL,
+  heartbeat_at TEXT NOT NULL,
+  heartbeat_ms INTEGER NOT NULL
+);
+
+CREATE TABLE locks (
+  name       TEXT PRIMARY KEY,
+  owner      TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+`,
+    down: `
+DROP TABLE locks;
+DROP TABLE workers;
+DROP TABLE events;
+DROP VIEW items;
+DROP TABLE chunks;
+DROP TABLE batches;
+`,
+  },
+];

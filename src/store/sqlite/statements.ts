@@ -1,0 +1,243 @@
+/**
+ * Every SQL statement of the embedded store, named, with its contract. All writes run inside
+ * `BEGIN IMMEDIATE` transactions opened by SqliteStore, so each statement here may assume it
+ * is alone: SQLite serialises writers, across processes too, and nothing is locked row by row.
+ */
+
+// ---------------------------------------------------------------------------- batches
+
+/** Inserts one batch; total and digest are known because the submission was staged first. */
+export const BATCH_INSERT = `
+INSERT INTO batches (id, tenant, type, status, priority, total, labels, idempotency_key, submit_digest,
+                     max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, concurrency, created_at)
+VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/** One batch by id; the tenant filter is applied when the second parameter is not null. */
+export const BATCH_GET = `SELECT * FROM batches WHERE id = ? AND (? IS NULL OR tenant = ?)`;
+
+/** The batch holding an idempotency key for a tenant, with its submit digest. */
+export const BATCH_BY_KEY = `SELECT * FROM batches WHERE tenant = ? AND idempotency_key = ?`;
+
+/** Newest first, keyset-paginated by id (ids are UUIDv7, so id order is creation order). */
+export const BATCH_LIST = `
+SELECT * FROM batches
+ WHERE (? IS NULL OR tenant = ?)
+   AND (? IS NULL OR type = ?)
+   AND (? IS NULL OR status IN (SELECT value FROM json_each(?)))
+   AND (? IS NULL OR id < ?)
+ ORDER BY id DESC
+ LIMIT ?`;
+
+/** Statuses of a set of batches, for workers' control polls; deleted batches are absent. */
+export const BATCH_STATUSES = `SELECT id, status FROM batches WHERE id IN (SELECT value FROM json_each(?))`;
+
+/** Sets a status and optionally finished_at; callers have checked the transition. */
+export const BATCH_SET_STATUS = `UPDATE batches SET status = ?, finished_at = coalesce(?, finished_at) WHERE id = ?`;
+
+/**
+ * Writes counters, aggregates, lease bookkeeping and status after a commit or repair. Callers
+ * computed every value inside the same IMMEDIATE transaction that read the row.
+ */
+export const BATCH_UPDATE_PROGRESS = `
+UPDATE batches
+   SET succeeded = ?, failed = ?, cancelled = ?, aggregates = ?, leased_items = ?,
+       status = ?, finished_at = ?, progress_at = ?
+ WHERE id = ?`;
+
+/** Marks a batch served now (fairness), counts the items it has leased out, starts it. */
+export const BATCH_MARK_LEASED = `
+UPDATE batches
+   SET served_at = ?, leased_items = leased_items + ?,
+       status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
+       started_at = coalesce(started_at, ?)
+ WHERE id = ?`;
+
+/** Removes a batch; chunks go with it (ON DELETE CASCADE). Events are deleted separately. */
+export const BATCH_DELETE = `DELETE FROM batches WHERE id = ?`;
+
+/** Non-terminal batches whose items are all terminal: the reconciler completes them. */
+export const BATCHES_STUCK = `
+SELECT * FROM batches
+ WHERE status IN ('queued', 'running', 'paused') AND total > 0 AND succeeded + failed + cancelled >= total`;
+
+/** Batches that may have changed since a time: still open, or finished since then. */
+export const BATCHES_RECENT = `
+SELECT * FROM batches
+ WHERE status IN ('queued', 'running', 'paused') OR finished_at >= ?
+ ORDER BY id DESC
+ LIMIT ?`;
+
+/** Item counts of one batch by status, from chunk contents through the items view. */
+export const ITEMS_COUNT_BY_STATUS = `SELECT status, count(*) AS n FROM items WHERE batch_id = ? GROUP BY status`;
+
+// ---------------------------------------------------------------------------- submit staging
+
+/**
+ * Staging lives in the connection's TEMP database, so a long streamed submission takes no lock
+ * on the main file: workers keep committing while a 1,000,000-row file is read. Only the final
+ * copy into `chunks` runs inside the write transaction.
+ */
+export const STAGE_CREATE = `
+CREATE TEMP TABLE IF NOT EXISTS submit_stage (
+  submission INTEGER NOT NULL, batch_index INTEGER NOT NULL, seq0 INTEGER NOT NULL, n INTEGER NOT NULL, payloads TEXT NOT NULL)`;
+export const STAGE_INSERT = `INSERT INTO temp.submit_stage (submission, batch_index, seq0, n, payloads) VALUES (?, ?, ?, ?, ?)`;
+export const STAGE_COPY = `
+INSERT INTO chunks (batch_id, seq0, n, payloads, run_after)
+SELECT ?, seq0, n, payloads, 0 FROM temp.submit_stage WHERE submission = ? AND batch_index = ? ORDER BY rowid`;
+export const STAGE_CLEAR = `DELETE FROM temp.submit_stage WHERE submission = ?`;
+
+// ---------------------------------------------------------------------------- leasing
+
+/**
+ * The batch to serve next among those with runnable pending work: highest priority, then least
+ * recently served. Batches at their concurrency cap are skipped. Reads only.
+ */
+export const LEASE_CANDIDATE = `
+SELECT b.* FROM batches b
+ WHERE b.status IN ('queued', 'running')
+   AND b.type IN (SELECT value FROM json_each(?))
+   AND (b.concurrency IS NULL OR b.leased_items < b.concurrency)
+   AND EXISTS (SELECT 1 FROM chunks c WHERE c.batch_id = b.id AND c.status = 'pending' AND c.run_after <= ?)
+ ORDER BY b.priority DESC, b.served_at
+ LIMIT 1`;
+
+/** The first runnable pending chunks of a batch, in order, with their unrecorded item counts. */
+export const LEASE_PENDING_CHUNKS = `
+SELECT id, seq0, seqs, skip, n, done, attempt, state IS NOT NULL AS partial
+  FROM chunks
+ WHERE batch_id = ? AND status = 'pending' AND run_after <= ?
+ ORDER BY id
+ LIMIT 16`;
+
+/** Payloads of one chunk, read only to split its head off. */
+export const CHUNK_PAYLOADS = `SELECT payloads FROM chunks WHERE id = ?`;
+
+/** Inserts a chunk (a split head, a retry chunk, a retry-failed chunk), pending. */
+export const CHUNK_INSERT = `
+INSERT INTO chunks (batch_id, seq0, seqs, n, payloads, attempt, run_after) VALUES (?, ?, ?, ?, ?, ?, ?)`;
+
+/** Gives up a chunk's first `k` slots to a split-off chunk. */
+export const CHUNK_ADVANCE_SKIP = `UPDATE chunks SET skip = skip + ? WHERE id = ?`;
+
+/** Leases chunks: a new lease number (the fencing token), an attempt used, an expiry. */
+export const CHUNKS_LEASE = `
+UPDATE chunks
+   SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1, lease_owner = ?, lease_expires_at = ?
+ WHERE id IN (SELECT value FROM json_each(?))
+RETURNING id, batch_id, seq0, seqs, skip, n, done, payloads, state, status, attempt, lease_no, error`;
+
+// ---------------------------------------------------------------------------- committing
+
+/** The fields a commit checks its fence against and computes from. */
+export const CHUNK_FENCE = `SELECT n, skip, done, attempt, lease_no, status FROM chunks WHERE id = ?`;
+
+/** Writes a chunk's state after a commit; the caller verified the fence in this transaction. */
+export const CHUNK_WRITE = `
+UPDATE chunks
+   SET state = ?, done = ?, succeeded = succeeded + ?, failed = failed + ?, cancelled = cancelled + ?,
+       status = ?, attempt = ?, error = coalesce(?, error), run_after = ?,
+       lease_owner = CASE WHEN ? = 'leased' THEN lease_owner END,
+       lease_expires_at = CASE WHEN ? = 'leased' THEN lease_expires_at END
+ WHERE id = ?`;
+
+/** Extends one lease if it is still this lease number's; changes() tells whether it was. */
+export const CHUNK_RENEW = `
+UPDATE chunks SET lease_expires_at = ? WHERE id = ? AND lease_no = ? AND status = 'leased'`;
+
+/** Leased chunks whose lease has expired, oldest first, with their batch's status. */
+export const CHUNKS_EXPIRED = `
+SELECT c.id, c.batch_id, c.n, c.skip, c.done, c.attempt, c.lease_owner, b.status AS batch_status
+  FROM chunks c JOIN batches b ON b.id = c.batch_id
+ WHERE c.status = 'leased' AND c.lease_expires_at < ?
+ ORDER BY c.lease_expires_at
+ LIMIT ?`;
+
+/** Hands an expired chunk back to pending; its attempt stays used. */
+export const CHUNK_REQUEUE = `
+UPDATE chunks SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, run_after = ? WHERE id = ?`;
+
+/** Closes every unrecorded item of a chunk as cancelled (pending chunks of a cancelled batch, expired ones). */
+export const CHUNK_CLOSE_CANCELLED = `
+UPDATE chunks
+   SET status = 'cancelled', cancelled = cancelled + (n - skip - done), done = n - skip,
+       lease_owner = NULL, lease_expires_at = NULL
+ WHERE id = ?`;
+
+/** Unrecorded items in the pending chunks of a batch (what a cancel closes). */
+export const BATCH_PENDING_ITEMS = `
+SELECT coalesce(sum(n - skip - done), 0) AS items FROM chunks WHERE batch_id = ? AND status = 'pending'`;
+
+/** Closes all pending chunks of a batch as cancelled. */
+export const BATCH_CANCEL_PENDING = `
+UPDATE chunks SET status = 'cancelled', cancelled = cancelled + (n - skip - done), done = n - skip
+ WHERE batch_id = ? AND status = 'pending'`;
+
+/** How many chunks of a batch are leased, and when the last lease expires. */
+export const BATCH_LEASES = `
+SELECT count(*) AS leased, max(lease_expires_at) AS deadline FROM chunks WHERE batch_id = ? AND status = 'leased'`;
+
+/** Chunks of a batch holding failed items, with their contents, for retry-failed. */
+export const BATCH_FAILED_CHUNKS = `
+SELECT * FROM chunks WHERE batch_id = ? AND failed > 0 ORDER BY id`;
+
+/** Rewrites a chunk after retry-failed moved its failed items out. */
+export const CHUNK_MOVE_FAILED = `UPDATE chunks SET state = ?, failed = failed - ? WHERE id = ?`;
+
+// ---------------------------------------------------------------------------- items
+
+/** A chunk can hold items of the status bound twice here (null: any status). */
+const STATUS_HINT = `(? IS NULL OR CASE ?
+    WHEN 'succeeded' THEN succeeded > 0 WHEN 'failed' THEN failed > 0 WHEN 'cancelled' THEN cancelled > 0
+    WHEN 'pending' THEN status = 'pending' WHEN 'running' THEN status = 'leased' END)`;
+
+/**
+ * Chunks holding retried or split items with explicit seqs, which can sit anywhere in seq
+ * order; the second and third parameters narrow them to chunks that can hold items of a status.
+ */
+export const ITEMS_SCATTERED_CHUNKS = `
+SELECT * FROM chunks WHERE batch_id = ? AND seqs IS NOT NULL AND ${STATUS_HINT}`;
+
+/** Contiguous chunks of a batch reaching past a seq, in (seq0, id) keyset order. */
+export const ITEMS_CONTIGUOUS_CHUNKS = `
+SELECT * FROM chunks
+ WHERE batch_id = ? AND seqs IS NULL AND ${STATUS_HINT}
+   AND seq0 + n > ? AND (seq0, id) > (?, ?)
+ ORDER BY seq0, id
+ LIMIT ?`;
+
+// ---------------------------------------------------------------------------- events
+
+export const EVENT_INSERT = `INSERT INTO events (batch_id, tenant, type, data, created_at) VALUES (?, ?, ?, ?, ?)`;
+
+/** Events after an id; SQLite commits one writer at a time, so id order is commit order. */
+export const EVENTS_LIST = `
+SELECT *, CAST(id AS TEXT) AS cursor FROM events
+ WHERE id > ?
+   AND (? IS NULL OR batch_id = ?)
+   AND (? IS NULL OR tenant = ?)
+   AND (? IS NULL OR type IN (SELECT value FROM json_each(?)))
+ ORDER BY id
+ LIMIT ?`;
+
+export const EVENTS_LAST = `SELECT coalesce(max(id), 0) AS id FROM events`;
+
+export const EVENTS_DELETE_BATCH = `DELETE FROM events WHERE batch_id = ?`;
+
+// ---------------------------------------------------------------------------- workers and locks
+
+export const WORKER_UPSERT = `
+INSERT INTO workers (id, host, pid, types, concurrency, processed, started_at, heartbeat_at, heartbeat_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE
+   SET types = excluded.types, concurrency = excluded.concurrency, processed = excluded.processed,
+       heartbeat_at = excluded.heartbeat_at, heartbeat_ms = excluded.heartbeat_ms`;
+export const WORKER_DELETE = `DELETE FROM workers WHERE id = ?`;
+export const WORKERS_LIST = `SELECT * FROM workers ORDER BY started_at`;
+export const WORKERS_PRUNE = `DELETE FROM workers WHERE heartbeat_ms < ?`;
+
+/** Takes the lock when free, expired, or already ours; changes() = 1 means taken. */
+export const LOCK_TRY = `
+INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+ WHERE locks.expires_at < ? OR locks.owner = excluded.owner`;
+export const LOCK_RELEASE = `DELETE FROM locks WHERE name = ? AND owner = ?`;

@@ -1,0 +1,279 @@
+/**
+ * The Store: every read and write the engine makes, as named operations (noun first, one
+ * params object each). SQL lives only in the store modules; the engine never writes SQL.
+ *
+ * Two implementations pass one conformance suite (test/store/conformance.ts): embedded SQLite
+ * (`sqlite/`) and PostgreSQL (`postgres/`). Times are the store's own clock (PostgreSQL's
+ * `now()`, the SQLite process's `Date.now()`), so workers on machines with skewed clocks agree.
+ *
+ * Storage model (DESIGN.md, "How work flows"): items live in chunks. A chunk row holds a run
+ * of a batch's items — payloads as one JSON array, outcomes as one `state` array — and one
+ * lease. Slots `[0, skip)` of a chunk were split off into other chunks and are not its items.
+ */
+
+import type { ItemStateEntry, ChunkStatus } from '../core/item-state.js';
+import type { BatchStatus, ItemStatus } from '../core/statuses.js';
+import type { Batch, BatchEvent, EventType, Item, ItemError, RunOptions, WorkerInfo } from '../core/types.js';
+
+/** A batch to create. */
+export interface NewBatch {
+  tenant: string;
+  type: string;
+  priority: number;
+  labels: Record<string, string>;
+  idempotencyKey: string | null;
+  options: Partial<RunOptions>;
+}
+
+/** A run of new items for batch number `batchIndex` of the submission. */
+export interface NewChunk {
+  batchIndex: number;
+  seq0: number;
+  n: number;
+  /** The items' payloads as one JSON array text. */
+  payloads: string;
+}
+
+export interface BatchesSubmitParams {
+  batches: NewBatch[];
+  /** Chunks in order, streamed: the store never needs the whole submission in memory. */
+  chunks: AsyncIterable<NewChunk>;
+  /**
+   * Content digests per batch, read after `chunks` is exhausted. A second submit with the same
+   * idempotency key must carry the same digest, or it is a conflict rather than a retry.
+   */
+  digests: () => string[];
+}
+
+export interface BatchesSubmitResult {
+  batches: Batch[];
+  /** False when every batch already existed under its idempotency key and nothing was created. */
+  created: boolean;
+}
+
+export interface BatchListParams {
+  tenant?: string;
+  status?: BatchStatus[];
+  type?: string;
+  /** Batches created before this batch id (keyset pagination, newest first). */
+  before?: string;
+  limit: number;
+}
+
+/** Scope of a single-batch operation; a tenant, when given, must own the batch. */
+export interface BatchRef {
+  id: string;
+  tenant?: string;
+}
+
+export interface BatchCancelResult {
+  batch: Batch;
+  /** Chunks of the batch still leased by workers, and when the last of those leases expires. */
+  leased: number;
+  leaseDeadline: Date | null;
+}
+
+export interface BatchLeases {
+  leased: number;
+  /** Latest lease expiry among those chunks, on the store's clock. */
+  leaseDeadline: Date | null;
+  /** The store's clock now, so callers compare deadlines without trusting their own clock. */
+  now: Date;
+}
+
+export interface ChunksLeaseParams {
+  workerId: string;
+  /** Types this worker can run. */
+  types: string[];
+  /** Upper bound of items in this lease; a stored chunk bigger than the rest is split. */
+  maxItems: number;
+  /** Per-type bounds that replace `maxItems` for batches of those types (slow types lease less). */
+  maxItemsByType?: Record<string, number>;
+  leaseMs: number;
+}
+
+/** A chunk a worker holds. Its items are slots `[skip, n)`; seq of slot i is `seqs[i]` or `seq0 + i`. */
+export interface LeasedChunk {
+  chunkId: number;
+  batchId: string;
+  tenant: string;
+  type: string;
+  leaseNo: number;
+  /** The attempt number of this lease for the chunk's unrecorded items (1-based). */
+  attempt: number;
+  seq0: number | null;
+  seqs: number[] | null;
+  skip: number;
+  n: number;
+  payloads: unknown[];
+  /** Entries already recorded (a crash left partial progress), or null when none. */
+  state: (ItemStateEntry | null)[] | null;
+  /** Options given at submit (unset ones come from the processor). */
+  options: Partial<RunOptions>;
+  /** Lease expiry on the store's clock. */
+  expiresAt: Date;
+}
+
+/** What a worker writes about one chunk, fenced by its lease number. */
+export interface ChunkCommit {
+  chunkId: number;
+  batchId: string;
+  leaseNo: number;
+  /** The chunk's whole state array after this commit, as JSON text (entries only ever fill in). */
+  state: string;
+  /** Entries recorded since the previous commit of this chunk, by status; `moved` went to retries. */
+  delta: { succeeded: number; failed: number; cancelled: number; moved: number };
+  /** Aggregate deltas (decimal text) from exactly the items that succeeded since the last commit. */
+  aggregates: Record<string, string>;
+  /** New retry chunks for items that failed transiently and will run again after a delay. */
+  retries: RetryChunk[];
+  /**
+   * What happens to the lease: `checkpoint` keeps it; `done` ends it (every item recorded);
+   * `release` hands unrecorded items back to pending; `cancel` closes the chunk, unrecorded
+   * items cancelled; `fail` closes it with unrecorded items failed with `error`. With `unused`
+   * (none of the unrecorded items ran under this lease) the lease's attempt is given back.
+   */
+  close: 'checkpoint' | 'done' | 'release' | 'cancel' | 'fail';
+  unused?: boolean;
+  error?: ItemError;
+}
+
+export interface RetryChunk {
+  /** Attempts these items have used; their next lease is attempt + 1. */
+  attempt: number;
+  delayMs: number;
+  seqs: number[];
+  /** Payloads as one JSON array text, in the order of `seqs`. */
+  payloads: string;
+}
+
+export interface ChunksCommitResult {
+  /** Chunks whose lease had been lost: nothing of theirs was written. */
+  lost: number[];
+  /** Batches that reached a terminal status in this commit. */
+  finished: Batch[];
+}
+
+export interface ChunksRenewParams {
+  workerId: string;
+  leases: { chunkId: number; leaseNo: number }[];
+  leaseMs: number;
+}
+
+export interface ReclaimResult {
+  /** Expired chunks handed back to pending. */
+  requeued: number;
+  /** Expired chunks of cancelled batches, closed. */
+  cancelled: number;
+  finished: Batch[];
+}
+
+export interface CounterMismatch {
+  batchId: string;
+  stored: { succeeded: number; failed: number; cancelled: number };
+  actual: { succeeded: number; failed: number; cancelled: number };
+}
+
+export interface ItemsListParams {
+  batchId: string;
+  tenant?: string;
+  status?: ItemStatus;
+  /** Items with seq greater than this. */
+  after?: number;
+  limit: number;
+}
+
+export interface EventsListParams {
+  /** A cursor from an earlier event or from `eventsCursor()`; omitted, reading starts at the oldest event. */
+  after?: string;
+  batchId?: string;
+  tenant?: string;
+  types?: EventType[];
+  limit: number;
+}
+
+export interface MigrationStatus {
+  current: number;
+  latest: number;
+}
+
+/** The storage behind Batchline. See the module comment for the model. */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where the data lives, for humans: a file path, or host/database/schema. */
+  readonly description: string;
+
+  /** Applies migrations up to the latest, or reverts `steps` (default 1) going down. */
+  migrate(params: { direction: 'up' | 'down'; steps?: number }): Promise<MigrationStatus>;
+  migrationStatus(): Promise<MigrationStatus>;
+
+  /** Creates batches and their chunks atomically, or returns the existing ones for their keys. */
+  batchesSubmit(params: BatchesSubmitParams): Promise<BatchesSubmitResult>;
+  /** Throws NotFoundError when missing or owned by another tenant. */
+  batchGet(params: BatchRef): Promise<Batch>;
+  batchList(params: BatchListParams): Promise<Batch[]>;
+  /** Cancels pending work at once; leased chunks are closed by their workers (or on expiry). */
+  batchCancel(params: BatchRef): Promise<BatchCancelResult>;
+  batchPause(params: BatchRef): Promise<Batch>;
+  batchResume(params: BatchRef): Promise<Batch>;
+  /** Moves the batch's failed items into new chunks with fresh attempts. */
+  batchRetryFailed(params: BatchRef): Promise<{ batch: Batch; retried: number }>;
+  /** Removes the batch, its chunks and its events. The batch must not have leased chunks. */
+  batchDelete(params: BatchRef): Promise<void>;
+  batchLeases(params: BatchRef): Promise<BatchLeases>;
+  /** Current statuses of the given batches (missing when deleted), for workers' control polls. */
+  batchesStatus(params: { ids: string[] }): Promise<Map<string, BatchStatus>>;
+
+  chunksLease(params: ChunksLeaseParams): Promise<LeasedChunk[]>;
+  chunksCommit(params: { commits: ChunkCommit[] }): Promise<ChunksCommitResult>;
+  /** Extends leases; returns the chunk ids whose lease is no longer this worker's. */
+  chunksRenew(params: ChunksRenewParams): Promise<{ lost: number[] }>;
+  /** Hands expired leases back (reconciler). Safe to run concurrently with itself. */
+  chunksReclaim(params: { limit: number }): Promise<ReclaimResult>;
+  /** Completes batches whose items are all terminal but whose status is not (reconciler). */
+  batchesFinalize(): Promise<Batch[]>;
+  /** Compares counters with chunk contents for batches active since `since`; repairs and reports mismatches. */
+  batchesVerify(params: { since: Date; limit: number }): Promise<CounterMismatch[]>;
+
+  itemsList(params: ItemsListParams): Promise<Item[]>;
+  /**
+   * Events in commit order after a cursor. An event is listed only once no transaction still
+   * running could add one before it, so a reader that follows cursors never misses one.
+   */
+  eventsList(params: EventsListParams): Promise<BatchEvent[]>;
+  /** The cursor of "now": reading after it yields only events committed from here on. */
+  eventsCursor(): Promise<string>;
+
+  workerHeartbeat(params: Omit<WorkerInfo, 'startedAt' | 'heartbeatAt'>): Promise<void>;
+  workerRemove(params: { id: string }): Promise<void>;
+  workersList(): Promise<WorkerInfo[]>;
+  /** Removes worker rows whose heartbeat is older than `staleMs`. */
+  workersPrune(params: { staleMs: number }): Promise<number>;
+
+  /** Takes a named lock for up to `ttlMs` unless someone else holds it; true when taken. */
+  lockTry(params: { name: string; owner: string; ttlMs: number }): Promise<boolean>;
+  lockRelease(params: { name: string; owner: string }): Promise<void>;
+
+  /**
+   * Calls `onWake` when another process submits work or changes a batch (PostgreSQL
+   * LISTEN/NOTIFY). The embedded store has no such channel and never calls it; callers poll.
+   */
+  subscribe(onWake: (topic: 'work' | 'control') => void): Promise<() => Promise<void>>;
+
+  close(): Promise<void>;
+}
+
+/** A chunk row as both stores read it for item listings and repairs. */
+export interface ChunkRow {
+  id: number;
+  batchId: string;
+  seq0: number | null;
+  seqs: number[] | null;
+  skip: number;
+  n: number;
+  status: ChunkStatus;
+  attempt: number;
+  payloads: unknown[];
+  state: (ItemStateEntry | null)[] | null;
+  error: ItemError | null;
+}

@@ -1,0 +1,393 @@
+/**
+ * The store conformance suite: the same operations and expectations against the embedded
+ * SQLite store and PostgreSQL. Every rule the engine relies on is pinned here.
+ */
+
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { ConflictError, NotFoundError } from '../../src/core/errors.js';
+import type { Store } from '../../src/store/store.js';
+import { commitFor, itemCounts, lease, rows, sleep, submit } from '../helpers/factory.js';
+import { freshStore, storeKinds } from '../helpers/stores.js';
+
+if (!inject('pgUrl')) console.warn(inject('pgSkipReason'));
+
+describe.each(storeKinds)('store conformance: %s', (kind) => {
+  let store: Store & { dispose: () => Promise<void> };
+  beforeEach(async () => {
+    store = await freshStore(kind);
+  });
+  afterEach(async () => {
+    await store.dispose();
+  });
+
+  it('migrates down and up again', async () => {
+    expect(await store.migrationStatus()).toEqual({ current: 1, latest: 1 });
+    expect(await store.migrate({ direction: 'down' })).toEqual({ current: 0, latest: 1 });
+    expect(await store.migrate({ direction: 'up' })).toEqual({ current: 1, latest: 1 });
+    const batch = await submit(store, rows(3));
+    expect(batch.total).toBe(3);
+  });
+
+  it('submits a batch whose items are all pending, in chunks', async () => {
+    const batch = await submit(store, rows(1_234), { priority: 7, labels: { file: 'x.csv' }, maxAttempts: 4 });
+    expect(batch).toMatchObject({ status: 'queued', total: 1_234, succeeded: 0, failed: 0, cancelled: 0, remaining: 1_234, priority: 7 });
+    expect(batch.labels).toEqual({ file: 'x.csv' });
+    expect(batch.options).toEqual({ maxAttempts: 4 });
+    expect(await itemCounts(store, batch.id)).toEqual({ pending: 1_234 });
+    const items = await store.itemsList({ batchId: batch.id, after: 499, limit: 3 });
+    expect(items.map((i) => [i.seq, i.status, i.attempts, i.payload])).toEqual([
+      [500, 'pending', 0, rows(501)[500]],
+      [501, 'pending', 0, rows(502)[501]],
+      [502, 'pending', 0, rows(503)[502]],
+    ]);
+    const events = await store.eventsList({ batchId: batch.id, limit: 10 });
+    expect(events.map((e) => e.type)).toEqual(['batch:submitted']);
+  });
+
+  it('returns the first batch for a repeated idempotency key and creates nothing', async () => {
+    const first = await submit(store, rows(10), { idempotencyKey: 'k1' });
+    const again = await submit(store, rows(10), { idempotencyKey: 'k1' });
+    expect(first.created).toBe(true);
+    expect(again.created).toBe(false);
+    expect(again.id).toBe(first.id);
+    expect(await store.batchList({ limit: 10 })).toHaveLength(1);
+    await expect(submit(store, rows(11), { idempotencyKey: 'k1' })).rejects.toThrow(/already used for batch .* with different items/);
+    // Another tenant may use the same key.
+    const other = await submit(store, rows(10), { idempotencyKey: 'k1', tenant: 'other' });
+    expect(other.created).toBe(true);
+  });
+
+  it('rejects a submission atomically when an item is bad', async () => {
+    const items: unknown[] = [...rows(1_000), { bad: 1n }];
+    await expect(submit(store, items)).rejects.toThrow(/item 1001: item is not JSON-serialisable/);
+    await expect(submit(store, [{ big: 'x'.repeat(2_000) }], { limits: { maxPayloadBytes: 1_000 } })).rejects.toThrow(/item 1: item is 2010 bytes/);
+    await expect(submit(store, [])).rejects.toThrow(/no items/);
+    expect(await store.batchList({ limit: 10 })).toEqual([]);
+  });
+
+  it('leases each chunk to one worker and fences commits by lease number', async () => {
+    const batch = await submit(store, rows(1_000));
+    const a = await lease(store, { workerId: 'a', maxItems: 500 });
+    const b = await lease(store, { workerId: 'b', maxItems: 500 });
+    expect(a.map((c) => c.n - c.skip)).toEqual([500]);
+    expect(b.map((c) => c.n - c.skip)).toEqual([500]);
+    expect(a[0]!.chunkId).not.toBe(b[0]!.chunkId);
+    expect(a[0]!.attempt).toBe(1);
+    expect(await lease(store, { workerId: 'c' })).toEqual([]);
+    expect((await store.batchGet({ id: batch.id })).status).toBe('running');
+    expect(await itemCounts(store, batch.id)).toEqual({ running: 1_000 });
+
+    const stale = { ...commitFor(a[0]!, () => 'succeeded'), leaseNo: a[0]!.leaseNo + 1 };
+    expect((await store.chunksCommit({ commits: [stale] })).lost).toEqual([a[0]!.chunkId]);
+    expect((await store.batchGet({ id: batch.id })).succeeded).toBe(0);
+
+    const result = await store.chunksCommit({ commits: [commitFor(a[0]!, () => 'succeeded'), commitFor(b[0]!, () => 'succeeded')] });
+    expect(result.lost).toEqual([]);
+    expect(result.finished.map((f) => f.id)).toEqual([batch.id]);
+    const done = await store.batchGet({ id: batch.id });
+    expect(done).toMatchObject({ status: 'completed', succeeded: 1_000, remaining: 0 });
+    expect(done.finishedAt).toBeInstanceOf(Date);
+    // A second commit of the same lease is fenced out: the chunk is no longer leased.
+    expect((await store.chunksCommit({ commits: [commitFor(a[0]!, () => 'succeeded')] })).lost).toEqual([a[0]!.chunkId]);
+    expect((await store.batchGet({ id: batch.id })).succeeded).toBe(1_000);
+  });
+
+  it('splits a chunk when a lease wants fewer items than it holds', async () => {
+    const batch = await submit(store, rows(500));
+    const first = await lease(store, { maxItems: 3 });
+    expect(first).toHaveLength(1);
+    expect(first[0]!.n - first[0]!.skip).toBe(3);
+    expect(first[0]!.payloads.slice(first[0]!.skip)).toEqual(rows(3));
+    const second = await lease(store, { maxItems: 4 });
+    expect(second[0]!.payloads.slice(second[0]!.skip)).toEqual(rows(7).slice(3));
+    const rest = await lease(store, { maxItems: 10_000 });
+    expect(rest.reduce((n, c) => n + c.n - c.skip, 0)).toBe(493);
+    await store.chunksCommit({ commits: [...first, ...second, ...rest].map((c) => commitFor(c, () => 'succeeded')) });
+    const items = await store.itemsList({ batchId: batch.id, limit: 1_000 });
+    expect(items.map((i) => i.seq)).toEqual(Array.from({ length: 500 }, (_, i) => i));
+    expect(items.every((i) => i.status === 'succeeded')).toBe(true);
+  });
+
+  it('keeps counters equal to items through partial commits, failures and retries', async () => {
+    const batch = await submit(store, rows(20));
+    const [chunk] = await lease(store);
+    const outcomes = (slot: number) => (slot < 5 ? 'succeeded' : slot < 8 ? 'failed' : slot < 12 ? 'moved' : null);
+    await store.chunksCommit({ commits: [commitFor(chunk!, outcomes, { aggregate: (p) => p.amount })] });
+    let b = await store.batchGet({ id: batch.id });
+    expect(b).toMatchObject({ status: 'running', succeeded: 5, failed: 3, cancelled: 0, remaining: 12 });
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 5, failed: 3, pending: 4, running: 8 });
+    const expected = rows(5).reduce((sum, r) => sum + Math.round(Number(r.amount) * 100), 0);
+    expect(b.aggregates.sum).toBe((expected / 100).toFixed(2));
+
+    // The moved items wait in a retry chunk as pending, with their attempt counted.
+    const retried = (await store.itemsList({ batchId: batch.id, status: 'pending', limit: 100 })).map((i) => [i.seq, i.attempts]);
+    expect(retried).toEqual([[8, 1], [9, 1], [10, 1], [11, 1]]);
+
+    // Finish the first chunk, then the retry chunk on attempt 2.
+    const rest = { ...commitFor(chunk!, (slot) => (slot >= 12 ? 'succeeded' : null)) };
+    const stateAfterFirst = JSON.parse(commitFor(chunk!, outcomes).state);
+    const restState = JSON.parse(rest.state);
+    rest.state = JSON.stringify(stateAfterFirst.map((e: unknown, i: number) => e ?? restState[i]));
+    rest.close = 'done';
+    await store.chunksCommit({ commits: [rest] });
+    const [retry] = await lease(store);
+    expect(retry!.attempt).toBe(2);
+    expect(retry!.seqs).toEqual([8, 9, 10, 11]);
+    await store.chunksCommit({ commits: [commitFor(retry!, () => 'succeeded')] });
+    b = await store.batchGet({ id: batch.id });
+    expect(b).toMatchObject({ status: 'completed', succeeded: 17, failed: 3, remaining: 0 });
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 17, failed: 3 });
+    const completions = await store.eventsList({ batchId: batch.id, types: ['batch:completed'], limit: 10 });
+    expect(completions).toHaveLength(1);
+    expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
+  });
+
+  it('adds aggregates exactly, as decimals', async () => {
+    const batch = await submit(store, rows(3));
+    const [chunk] = await lease(store);
+    const commit = commitFor(chunk!, () => 'succeeded');
+    commit.aggregates = { balance: '0.10', tiny: '1e-9', big: '123456789012345678901234567890.01' };
+    await store.chunksCommit({ commits: [commit] });
+    const b = await store.batchGet({ id: batch.id });
+    expect(b.aggregates).toEqual({ balance: '0.10', tiny: '0.000000001', big: '123456789012345678901234567890.01' });
+    const batch2 = await submit(store, rows(2));
+    const chunks = await lease(store, { maxItems: 1 });
+    const c1 = commitFor(chunks[0]!, () => 'succeeded');
+    c1.aggregates = { balance: '0.1' };
+    const more = await lease(store, { maxItems: 1 });
+    const c2 = commitFor(more[0]!, () => 'succeeded');
+    c2.aggregates = { balance: '0.2' };
+    await store.chunksCommit({ commits: [c1] });
+    await store.chunksCommit({ commits: [c2] });
+    expect((await store.batchGet({ id: batch2.id })).aggregates).toEqual({ balance: '0.3' });
+  });
+
+  it('serves the highest priority first, then the least recently served batch', async () => {
+    const low = await submit(store, rows(1_000), { priority: 1 });
+    const a = await submit(store, rows(1_000), { priority: 5 });
+    const b = await submit(store, rows(1_000), { priority: 5 });
+    const order: string[] = [];
+    for (let i = 0; i < 4; i++) order.push((await lease(store, { maxItems: 500 }))[0]!.batchId);
+    expect(order.slice(0, 4).sort()).toEqual([a.id, a.id, b.id, b.id].sort());
+    expect(order[0]).not.toBe(order[1]);
+    expect((await lease(store, { maxItems: 500 }))[0]!.batchId).toBe(low.id);
+  });
+
+  it('caps the items of a batch leased at once across workers', async () => {
+    const batch = await submit(store, rows(100), { concurrency: 5 });
+    const first = await lease(store, { workerId: 'a' });
+    expect(first.reduce((n, c) => n + c.n - c.skip, 0)).toBe(5);
+    expect(await lease(store, { workerId: 'b' })).toEqual([]);
+    await store.chunksCommit({ commits: [commitFor(first[0]!, (slot) => (slot < first[0]!.skip + 2 ? 'succeeded' : null))] });
+    const second = await lease(store, { workerId: 'b' });
+    expect(second.reduce((n, c) => n + c.n - c.skip, 0)).toBe(2);
+    expect((await store.batchGet({ id: batch.id })).succeeded).toBe(2);
+  });
+
+  it('does not lease types the worker cannot run, nor future retries', async () => {
+    await submit(store, rows(5), { type: 'other' });
+    expect(await lease(store)).toEqual([]);
+    const batch = await submit(store, rows(1));
+    const [chunk] = await lease(store);
+    await store.chunksCommit({ commits: [commitFor(chunk!, () => 'moved', { retryDelayMs: 60_000 })] });
+    expect(await lease(store)).toEqual([]);
+    expect((await store.batchGet({ id: batch.id })).remaining).toBe(1);
+  });
+
+  it('renews leases and reports lost ones; the reconciler hands expired leases back', async () => {
+    const batch = await submit(store, rows(10));
+    const [chunk] = await lease(store, { leaseMs: 200 });
+    expect((await store.chunksRenew({ workerId: 'w1', leases: [{ chunkId: chunk!.chunkId, leaseNo: chunk!.leaseNo }], leaseMs: 200 })).lost).toEqual([]);
+    await store.chunksCommit({ commits: [commitFor(chunk!, (slot) => (slot < 4 ? 'succeeded' : null))] });
+    await sleep(300);
+    const reclaimed = await store.chunksReclaim({ limit: 100 });
+    expect(reclaimed).toMatchObject({ requeued: 1, cancelled: 0 });
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 4, pending: 6 });
+    expect((await store.chunksRenew({ workerId: 'w1', leases: [{ chunkId: chunk!.chunkId, leaseNo: chunk!.leaseNo }], leaseMs: 200 })).lost).toEqual([chunk!.chunkId]);
+    const [again] = await lease(store);
+    expect(again!.attempt).toBe(2);
+    expect(again!.state!.slice(0, 4).every((e) => e?.s === 'succeeded')).toBe(true);
+    await store.chunksCommit({ commits: [commitFor(again!, () => 'succeeded')] });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 10 });
+    const expiredEvents = await store.eventsList({ batchId: batch.id, types: ['batch:lease-expired'], limit: 10 });
+    expect(expiredEvents.map((e) => e.data.items)).toEqual([6]);
+  });
+
+  it('reclaims safely when two reconcilers run at once', async () => {
+    const batch = await submit(store, rows(5_000));
+    const leased = await lease(store, { leaseMs: 100 });
+    await sleep(200);
+    const results = await Promise.all([store.chunksReclaim({ limit: 100 }), store.chunksReclaim({ limit: 100 })]);
+    expect(results[0]!.requeued + results[1]!.requeued).toBe(leased.length);
+    expect(await itemCounts(store, batch.id)).toEqual({ pending: 5_000 });
+    const again = await lease(store);
+    expect(again.reduce((n, c) => n + c.n - c.skip, 0)).toBe(5_000);
+  });
+
+  it('cancels pending items at once and closes leased chunks later', async () => {
+    const batch = await submit(store, rows(1_000));
+    const [held] = await lease(store, { maxItems: 500 });
+    const result = await store.batchCancel({ id: batch.id });
+    expect(result.batch).toMatchObject({ status: 'cancelled', cancelled: 500, remaining: 500 });
+    expect(result.leased).toBe(1);
+    expect(await lease(store)).toEqual([]);
+    await store.chunksCommit({ commits: [commitFor(held!, (slot) => (slot < 10 ? 'succeeded' : null), { close: 'cancel', unused: false })] });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'cancelled', succeeded: 10, cancelled: 990, remaining: 0 });
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 10, cancelled: 990 });
+    expect((await store.batchLeases({ id: batch.id })).leased).toBe(0);
+    await expect(store.batchCancel({ id: batch.id })).rejects.toThrow(ConflictError);
+    await expect(store.batchCancel({ id: batch.id })).rejects.toThrow(/is cancelled; cancel needs a batch that is queued, running, paused/);
+  });
+
+  it('pauses and resumes; paused batches are not leased', async () => {
+    const batch = await submit(store, rows(10));
+    expect((await store.batchPause({ id: batch.id })).status).toBe('paused');
+    expect(await lease(store)).toEqual([]);
+    await expect(store.batchPause({ id: batch.id })).rejects.toThrow(/is paused; pause needs/);
+    expect((await store.batchResume({ id: batch.id })).status).toBe('queued');
+    const [chunk] = await lease(store);
+    await store.batchPause({ id: batch.id });
+    // A worker hands the unstarted items back, giving the attempt back too.
+    await store.chunksCommit({ commits: [commitFor(chunk!, (slot) => (slot < 3 ? 'succeeded' : null), { close: 'release', unused: true })] });
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 3, pending: 7 });
+    expect((await store.batchResume({ id: batch.id })).status).toBe('running');
+    const [again] = await lease(store);
+    expect(again!.attempt).toBe(1);
+    await expect(store.batchResume({ id: batch.id })).rejects.toThrow(/is running; resume needs a batch that is paused/);
+    const types = (await store.eventsList({ batchId: batch.id, limit: 20 })).map((e) => e.type);
+    expect(types).toEqual(['batch:submitted', 'batch:paused', 'batch:resumed', 'batch:started', 'batch:paused', 'batch:progress', 'batch:resumed']);
+  });
+
+  it('retries only the failed items, with fresh attempts', async () => {
+    const batch = await submit(store, rows(10));
+    const [chunk] = await lease(store);
+    await store.chunksCommit({ commits: [commitFor(chunk!, (slot) => (slot % 3 === 0 ? 'failed' : 'succeeded'))] });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 6, failed: 4 });
+    const { batch: reopened, retried } = await store.batchRetryFailed({ id: batch.id });
+    expect(retried).toBe(4);
+    expect(reopened).toMatchObject({ status: 'running', succeeded: 6, failed: 0, remaining: 4, finishedAt: null });
+    const [retry] = await lease(store);
+    expect(retry!.seqs).toEqual([0, 3, 6, 9]);
+    expect(retry!.attempt).toBe(1);
+    await store.chunksCommit({ commits: [commitFor(retry!, () => 'succeeded')] });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 10, failed: 0 });
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 10 });
+    expect((await store.batchRetryFailed({ id: batch.id })).retried).toBe(0);
+  });
+
+  it('fails items whose chunk closes with an error, and can retry them', async () => {
+    const batch = await submit(store, rows(5));
+    const [chunk] = await lease(store);
+    await store.chunksCommit({ commits: [{ ...commitFor(chunk!, () => null), close: 'fail', unused: true, error: { kind: 'lease_lost', message: 'gone' } }] });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', failed: 5 });
+    const failed = await store.itemsList({ batchId: batch.id, status: 'failed', limit: 10 });
+    expect(failed.map((i) => [i.seq, i.attempts, i.error?.kind])).toEqual([0, 1, 2, 3, 4].map((s) => [s, 0, 'lease_lost']));
+    expect((await store.batchRetryFailed({ id: batch.id })).retried).toBe(5);
+    expect(await itemCounts(store, batch.id)).toEqual({ pending: 5 });
+  });
+
+  it('deletes a batch with its chunks and events, but not while chunks are leased', async () => {
+    const keep = await submit(store, rows(3));
+    const batch = await submit(store, rows(600));
+    const leased = await lease(store, { maxItems: 500 });
+    expect(leased[0]!.batchId).toBe(keep.id);
+    const other = await lease(store, { maxItems: 500 });
+    expect(other[0]!.batchId).toBe(batch.id);
+    await expect(store.batchDelete({ id: batch.id })).rejects.toThrow(ConflictError);
+    await store.chunksCommit({ commits: [commitFor(other[0]!, () => null, { close: 'release', unused: true })] });
+    await store.batchDelete({ id: batch.id });
+    await expect(store.batchGet({ id: batch.id })).rejects.toThrow(NotFoundError);
+    expect(await store.eventsList({ batchId: batch.id, limit: 10 })).toEqual([]);
+    expect((await store.batchList({ limit: 10 })).map((b) => b.id)).toEqual([keep.id]);
+    await expect(store.batchDelete({ id: batch.id })).rejects.toThrow(/not found/);
+  });
+
+  it('says not found for unknown, malformed and other tenants\' batch ids', async () => {
+    const batch = await submit(store, rows(1), { tenant: 'acme' });
+    await expect(store.batchGet({ id: 'nope' })).rejects.toThrow(NotFoundError);
+    await expect(store.batchGet({ id: '01900000-0000-7000-8000-000000000000' })).rejects.toThrow(NotFoundError);
+    await expect(store.batchGet({ id: batch.id, tenant: 'globex' })).rejects.toThrow(NotFoundError);
+    expect((await store.batchGet({ id: batch.id, tenant: 'acme' })).id).toBe(batch.id);
+    await expect(store.itemsList({ batchId: batch.id, tenant: 'globex', limit: 1 })).rejects.toThrow(NotFoundError);
+  });
+
+  it('lists batches newest first with filters and keyset pages', async () => {
+    const made = [];
+    for (let i = 0; i < 5; i++) made.push(await submit(store, rows(1), { type: i % 2 ? 'odd' : 't', tenant: i < 4 ? 'a' : 'b' }));
+    const ids = made.map((b) => b.id).reverse();
+    expect((await store.batchList({ limit: 10 })).map((b) => b.id)).toEqual(ids);
+    expect((await store.batchList({ limit: 2 })).map((b) => b.id)).toEqual(ids.slice(0, 2));
+    expect((await store.batchList({ limit: 2, before: ids[1] })).map((b) => b.id)).toEqual(ids.slice(2, 4));
+    expect((await store.batchList({ limit: 10, type: 'odd' })).map((b) => b.type)).toEqual(['odd', 'odd']);
+    expect((await store.batchList({ limit: 10, tenant: 'b' })).map((b) => b.id)).toEqual([ids[0]]);
+    expect(await store.batchList({ limit: 10, status: ['completed'] })).toEqual([]);
+  });
+
+  it('lists items by status after a seq, across chunks and retry chunks', async () => {
+    const batch = await submit(store, rows(1_200));
+    const chunks = await lease(store);
+    await store.chunksCommit({ commits: chunks.map((c) => commitFor(c, (slot) => ((c.seq0! + slot) % 100 === 7 ? 'moved' : (c.seq0! + slot) % 50 === 0 ? 'failed' : 'succeeded'))) });
+    const failed = await store.itemsList({ batchId: batch.id, status: 'failed', limit: 100 });
+    expect(failed.map((i) => i.seq)).toEqual(Array.from({ length: 24 }, (_, i) => i * 50));
+    expect(failed[0]!.error).toMatchObject({ kind: 'permanent' });
+    const pending = await store.itemsList({ batchId: batch.id, status: 'pending', after: 500, limit: 3 });
+    expect(pending.map((i) => i.seq)).toEqual([507, 607, 707]);
+    const page = await store.itemsList({ batchId: batch.id, after: 1_195, limit: 10 });
+    expect(page.map((i) => i.seq)).toEqual([1196, 1197, 1198, 1199]);
+    const succeeded = await store.itemsList({ batchId: batch.id, status: 'succeeded', limit: 2 });
+    expect(succeeded.map((i) => [i.seq, i.result])).toEqual([[1, { slot: 1 }], [2, { slot: 2 }]]);
+  });
+
+  it('follows events in commit order from a cursor', async () => {
+    const cursor = await store.eventsCursor();
+    const batch = await submit(store, rows(2));
+    const [chunk] = await lease(store);
+    await store.chunksCommit({ commits: [commitFor(chunk!, () => 'succeeded')] });
+    const events = await store.eventsList({ after: cursor, limit: 10 });
+    expect(events.map((e) => e.type)).toEqual(['batch:submitted', 'batch:started', 'batch:completed']);
+    expect(events[2]!.data).toMatchObject({ status: 'completed', succeeded: 2 });
+    expect(events.every((e) => e.batchId === batch.id && e.tenant === 'default')).toBe(true);
+    expect(await store.eventsList({ after: events[2]!.cursor, limit: 10 })).toEqual([]);
+    expect((await store.eventsList({ after: events[0]!.cursor, limit: 10 })).map((e) => e.type)).toEqual(['batch:started', 'batch:completed']);
+  });
+
+  it('completes stuck batches once', async () => {
+    const batch = await submit(store, rows(1));
+    const [chunk] = await lease(store);
+    await store.chunksCommit({ commits: [commitFor(chunk!, () => 'succeeded')] });
+    expect(await store.batchesFinalize()).toEqual([]);
+    expect((await store.batchGet({ id: batch.id })).status).toBe('completed');
+  });
+
+  it('repairs counters that disagree with the items', async () => {
+    const batch = await submit(store, rows(4));
+    const [chunk] = await lease(store);
+    const commit = commitFor(chunk!, () => 'succeeded');
+    commit.delta.succeeded = 3; // a wrong delta: the chunk records four successes
+    await store.chunksCommit({ commits: [commit] });
+    const mismatches = await store.batchesVerify({ since: new Date(0), limit: 10 });
+    expect(mismatches).toEqual([{ batchId: batch.id, stored: { succeeded: 3, failed: 0, cancelled: 0 }, actual: { succeeded: 4, failed: 0, cancelled: 0 } }]);
+    expect((await store.batchGet({ id: batch.id })).succeeded).toBe(4);
+    expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
+  });
+
+  it('takes locks one owner at a time until they expire', async () => {
+    expect(await store.lockTry({ name: 'r', owner: 'a', ttlMs: 200 })).toBe(true);
+    expect(await store.lockTry({ name: 'r', owner: 'b', ttlMs: 200 })).toBe(false);
+    expect(await store.lockTry({ name: 'r', owner: 'a', ttlMs: 200 })).toBe(true);
+    await sleep(250);
+    expect(await store.lockTry({ name: 'r', owner: 'b', ttlMs: 200 })).toBe(true);
+    await store.lockRelease({ name: 'r', owner: 'b' });
+    expect(await store.lockTry({ name: 'r', owner: 'a', ttlMs: 200 })).toBe(true);
+  });
+
+  it('keeps worker heartbeats and prunes stale ones', async () => {
+    await store.workerHeartbeat({ id: 'w1', host: 'h', pid: 1, types: ['t'], concurrency: 4, processed: 10 });
+    await store.workerHeartbeat({ id: 'w1', host: 'h', pid: 1, types: ['t'], concurrency: 4, processed: 20 });
+    const [w] = await store.workersList();
+    expect(w).toMatchObject({ id: 'w1', processed: 20, types: ['t'], concurrency: 4 });
+    await sleep(50);
+    expect(await store.workersPrune({ staleMs: 10 })).toBe(1);
+    expect(await store.workersList()).toEqual([]);
+  });
+});

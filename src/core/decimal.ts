@@ -95,9 +95,11 @@ export function compareDecimal(a: Decimal, b: Decimal): number {
  * Values are decimal texts; names missing from `into` start at zero.
  */
 export function mergeAggregates(into: Record<string, string>, deltas: Record<string, string>): Record<string, string> {
-  const out = { ...into };
+  // A Map, then fromEntries: names like "constructor" or "__proto__" stay plain keys.
+  const out = new Map(Object.entries(into));
   for (const [name, delta] of Object.entries(deltas)) {
-    out[name] = out[name] === undefined ? formatDecimal(parseDecimal(delta)) : addDecimalText(out[name], delta);
+    const current = out.get(name);
+    out.set(name, current === undefined ? formatDecimal(parseDecimal(delta)) : addDecimalText(current, delta));
   }
-  return out;
+  return Object.fromEntries(out);
 }

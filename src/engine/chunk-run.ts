@@ -141,8 +141,7 @@ export class ChunkRun {
 
   /** Builds the commit of everything since the last one and resets the deltas. */
   commit(close: ChunkCommit['close'], now: number, extra: Pick<ChunkCommit, 'unused' | 'error'> = {}): ChunkCommit {
-    const aggregates: Record<string, string> = {};
-    for (const [name, sum] of this.aggregates) aggregates[name] = formatDecimal(sum);
+    const aggregates = Object.fromEntries([...this.aggregates].map(([name, sum]) => [name, formatDecimal(sum)]));
     const retries: RetryChunk[] = [...this.retries.values()].map(({ payloadList, ...r }) => ({
       ...r,
       payloads: `[${payloadList.join(',')}]`,

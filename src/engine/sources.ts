@@ -50,6 +50,7 @@ class CsvSource implements FileSource {
 
   async *[Symbol.asyncIterator](): AsyncIterator<unknown> {
     await ensureReadable(this.path);
+    this.line = 1;
     const parser = createReadStream(this.path).pipe(
       parse({ columns: true, bom: true, skip_empty_lines: true, info: true }),
     );
@@ -59,8 +60,10 @@ class CsvSource implements FileSource {
         yield record;
       }
     } catch (error) {
-      const lines = (error as { lines?: number }).lines;
-      if (lines !== undefined) this.line = lines;
+      const { code, lines } = error as { code?: string; lines?: number };
+      // An unclosed quote runs to the end of the file; the bad record starts after the last good one.
+      if (code === 'CSV_QUOTE_NOT_CLOSED') this.line += 1;
+      else if (lines !== undefined) this.line = lines;
       throw new InputError(`malformed CSV: ${(error as Error).message}`, { where: this.where(), code: 'malformed_csv', cause: error });
     }
   }
@@ -79,8 +82,10 @@ class JsonlSource implements FileSource {
     await ensureReadable(this.path);
     const lines = createInterface({ input: createReadStream(this.path), crlfDelay: Infinity });
     this.line = 0;
-    for await (const text of lines) {
+    for await (const raw of lines) {
       this.line++;
+      // Tools on Windows often start UTF-8 files with a byte-order mark.
+      const text = this.line === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
       if (text.trim() === '') continue;
       let value: unknown;
       try {

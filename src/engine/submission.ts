@@ -96,7 +96,8 @@ export class Submission {
   ) {
     this.hashes = batches.map((b) => {
       const hash = createHash('sha256');
-      hash.update(JSON.stringify([b.tenant, b.type, b.priority, b.labels, b.options]));
+      const labels = Object.entries(b.labels).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+      hash.update(JSON.stringify([b.tenant, b.type, b.priority, labels, b.options]));
       return hash;
     });
   }
@@ -140,7 +141,7 @@ export class Submission {
         throw new InputError(`item is not JSON-serialisable: ${(error as Error).message}`, { where: where(index), code: 'invalid_item' });
       }
       if (json === undefined) throw new InputError(`item is ${typeof item}, which JSON cannot hold`, { where: where(index), code: 'invalid_item' });
-      const size = json.length * 3 > maxPayloadBytes ? Buffer.byteLength(json) : json.length;
+      const size = Buffer.byteLength(json);
       if (size > maxPayloadBytes) {
         throw new InputError(`item is ${size} bytes as JSON; the limit is ${maxPayloadBytes} (maxPayloadBytes)`, {
           where: where(index),

@@ -461,7 +461,14 @@ export class Worker {
   }
 
   private committed(commits: ChunkCommit[]): void {
-    for (const commit of commits) if (commit.close !== 'checkpoint') this.runs.delete(commit.chunkId);
+    let soonest = Infinity;
+    for (const commit of commits) {
+      if (commit.close !== 'checkpoint') this.runs.delete(commit.chunkId);
+      for (const retry of commit.retries) soonest = Math.min(soonest, retry.delayMs);
+    }
+    // Retries written by this worker become runnable at a known time: look again then
+    // rather than at the next idle poll.
+    if (soonest < this.settings.pollMs) setTimeout(() => this.wake(true), soonest + 1).unref();
   }
 
   private waitIdle(timeoutMs: number): Promise<boolean> {

@@ -137,6 +137,15 @@ export class SqliteStore implements Store {
     return statement;
   }
 
+  /**
+   * Every operation first yields to the event loop. better-sqlite3 is synchronous, so without
+   * this an `await store.x()` loop (a status poll) would run on microtasks alone and starve the
+   * timers and I/O of everything else in the process, workers included.
+   */
+  private turn(): Promise<void> {
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+
   /** Runs `fn` in a BEGIN IMMEDIATE transaction, translating lock timeouts. */
   private tx<T>(fn: () => T): T {
     try {
@@ -166,6 +175,7 @@ export class SqliteStore implements Store {
   // -------------------------------------------------------------------------- migrations
 
   async migrate(params: { direction: 'up' | 'down'; steps?: number }): Promise<MigrationStatus> {
+    await this.turn();
     this.tx(() => {
       this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
       const current = this.currentVersion();
@@ -194,6 +204,7 @@ export class SqliteStore implements Store {
   }
 
   async migrationStatus(): Promise<MigrationStatus> {
+    await this.turn();
     return { current: this.currentVersion(), latest: SQLITE_MIGRATIONS.at(-1)!.version };
   }
 
@@ -211,6 +222,7 @@ export class SqliteStore implements Store {
   }
 
   async batchesSubmit(params: BatchesSubmitParams): Promise<BatchesSubmitResult> {
+    await this.turn();
     const existing = this.findByKeys(params);
     if (existing.length > 0) return { batches: await confirmDuplicate(params, existing), created: false };
 
@@ -248,10 +260,12 @@ export class SqliteStore implements Store {
   }
 
   async batchGet(ref: BatchRef): Promise<Batch> {
+    await this.turn();
     return toBatch(this.batchRow(ref));
   }
 
   async batchList(params: BatchListParams): Promise<Batch[]> {
+    await this.turn();
     const tenant = params.tenant ?? null;
     const type = params.type ?? null;
     const statuses = params.status?.length ? JSON.stringify(params.status) : null;
@@ -261,11 +275,13 @@ export class SqliteStore implements Store {
   }
 
   async batchesStatus(params: { ids: string[] }): Promise<Map<string, BatchStatus>> {
+    await this.turn();
     const rows = this.stmt(sql.BATCH_STATUSES).all(JSON.stringify(params.ids)) as { id: string; status: BatchStatus }[];
     return new Map(rows.map((r) => [r.id, r.status]));
   }
 
   async batchCancel(ref: BatchRef): Promise<BatchCancelResult> {
+    await this.turn();
     const batch = this.tx(() => {
       const row = this.batchRow(ref);
       if (!canApply('cancel', row.status)) throw statusConflict(row, 'cancel');
@@ -284,11 +300,13 @@ export class SqliteStore implements Store {
   }
 
   async batchLeases(ref: BatchRef): Promise<BatchLeases> {
+    await this.turn();
     const row = this.stmt(sql.BATCH_LEASES).get(ref.id) as { leased: number; deadline: number | null };
     return { leased: row.leased, leaseDeadline: row.deadline === null ? null : new Date(row.deadline), now: new Date() };
   }
 
   async batchPause(ref: BatchRef): Promise<Batch> {
+    await this.turn();
     return this.tx(() => {
       const row = this.batchRow(ref);
       if (!canApply('pause', row.status)) throw statusConflict(row, 'pause');
@@ -300,6 +318,7 @@ export class SqliteStore implements Store {
   }
 
   async batchResume(ref: BatchRef): Promise<Batch> {
+    await this.turn();
     return this.tx(() => {
       const row = this.batchRow(ref);
       if (!canApply('resume', row.status)) throw statusConflict(row, 'resume');
@@ -311,6 +330,7 @@ export class SqliteStore implements Store {
   }
 
   async batchRetryFailed(ref: BatchRef): Promise<{ batch: Batch; retried: number }> {
+    await this.turn();
     return this.tx(() => {
       const row = this.batchRow(ref);
       if (!canApply('retryFailed', row.status)) throw statusConflict(row, 'retryFailed');
@@ -348,6 +368,7 @@ export class SqliteStore implements Store {
   }
 
   async batchDelete(ref: BatchRef): Promise<void> {
+    await this.turn();
     this.tx(() => {
       const row = this.batchRow(ref);
       const { leased } = this.stmt(sql.BATCH_LEASES).get(row.id) as { leased: number };
@@ -360,6 +381,7 @@ export class SqliteStore implements Store {
   // -------------------------------------------------------------------------- leasing
 
   async chunksLease(params: ChunksLeaseParams): Promise<LeasedChunk[]> {
+    await this.turn();
     return this.tx(() => {
       const now = Date.now();
       const batch = this.stmt(sql.LEASE_CANDIDATE).get(JSON.stringify(params.types), now) as BatchRow | undefined;
@@ -413,6 +435,7 @@ export class SqliteStore implements Store {
   // -------------------------------------------------------------------------- committing
 
   async chunksCommit(params: { commits: ChunkCommit[] }): Promise<ChunksCommitResult> {
+    await this.turn();
     return this.tx(() => {
       const now = Date.now();
       const lost: number[] = [];
@@ -470,6 +493,7 @@ export class SqliteStore implements Store {
   }
 
   async chunksRenew(params: ChunksRenewParams): Promise<{ lost: number[] }> {
+    await this.turn();
     return this.tx(() => {
       const expires = Date.now() + params.leaseMs;
       const lost: number[] = [];
@@ -484,6 +508,7 @@ export class SqliteStore implements Store {
   // -------------------------------------------------------------------------- reconciling
 
   async chunksReclaim(params: { limit: number }): Promise<ReclaimResult> {
+    await this.turn();
     return this.tx(() => {
       const now = Date.now();
       type Expired = { id: number; batch_id: string; n: number; skip: number; done: number; attempt: number; lease_owner: string; batch_status: BatchStatus };
@@ -511,6 +536,7 @@ export class SqliteStore implements Store {
   }
 
   async batchesFinalize(): Promise<Batch[]> {
+    await this.turn();
     return this.tx(() => {
       const now = Date.now();
       return (this.stmt(sql.BATCHES_STUCK).all() as BatchRow[]).map((row) => {
@@ -523,6 +549,7 @@ export class SqliteStore implements Store {
   }
 
   async batchesVerify(params: { since: Date; limit: number }): Promise<CounterMismatch[]> {
+    await this.turn();
     const mismatches: CounterMismatch[] = [];
     const rows = this.stmt(sql.BATCHES_RECENT).all(params.since.toISOString(), params.limit) as BatchRow[];
     for (const { id } of rows) {
@@ -560,6 +587,7 @@ export class SqliteStore implements Store {
   // -------------------------------------------------------------------------- items, events
 
   async itemsList(params: ItemsListParams): Promise<Item[]> {
+    await this.turn();
     const batch = this.batchRow({ id: params.batchId, tenant: params.tenant });
     const status = params.status ?? null;
     return listItemsPaged(
@@ -571,6 +599,7 @@ export class SqliteStore implements Store {
   }
 
   async eventsList(params: EventsListParams): Promise<BatchEvent[]> {
+    await this.turn();
     const batchId = params.batchId ?? null;
     const tenant = params.tenant ?? null;
     const types = params.types?.length ? JSON.stringify(params.types) : null;
@@ -580,12 +609,14 @@ export class SqliteStore implements Store {
   }
 
   async eventsCursor(): Promise<string> {
+    await this.turn();
     return String((this.stmt(sql.EVENTS_LAST).get() as { id: number }).id);
   }
 
   // -------------------------------------------------------------------------- workers, locks
 
   async workerHeartbeat(params: Omit<WorkerInfo, 'startedAt' | 'heartbeatAt'>): Promise<void> {
+    await this.turn();
     const now = Date.now();
     this.tx(() =>
       this.stmt(sql.WORKER_UPSERT).run(params.id, params.host, params.pid, JSON.stringify(params.types), params.concurrency, params.processed, iso(now), iso(now), now),
@@ -593,10 +624,12 @@ export class SqliteStore implements Store {
   }
 
   async workerRemove(params: { id: string }): Promise<void> {
+    await this.turn();
     this.tx(() => this.stmt(sql.WORKER_DELETE).run(params.id));
   }
 
   async workersList(): Promise<WorkerInfo[]> {
+    await this.turn();
     type Row = { id: string; host: string; pid: number; types: string; concurrency: number; processed: number; started_at: string; heartbeat_at: string };
     return (this.stmt(sql.WORKERS_LIST).all() as Row[]).map((r) => ({
       id: r.id, host: r.host, pid: r.pid, types: JSON.parse(r.types), concurrency: r.concurrency, processed: r.processed,
@@ -605,15 +638,18 @@ export class SqliteStore implements Store {
   }
 
   async workersPrune(params: { staleMs: number }): Promise<number> {
+    await this.turn();
     return this.tx(() => this.stmt(sql.WORKERS_PRUNE).run(Date.now() - params.staleMs).changes);
   }
 
   async lockTry(params: { name: string; owner: string; ttlMs: number }): Promise<boolean> {
+    await this.turn();
     const now = Date.now();
     return this.tx(() => this.stmt(sql.LOCK_TRY).run(params.name, params.owner, now + params.ttlMs, now).changes === 1);
   }
 
   async lockRelease(params: { name: string; owner: string }): Promise<void> {
+    await this.turn();
     this.tx(() => this.stmt(sql.LOCK_RELEASE).run(params.name, params.owner));
   }
 
@@ -622,6 +658,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.turn();
     if (this.db.open) this.db.close();
   }
 }

@@ -1,0 +1,276 @@
+/**
+ * DESIGN.md invariants 1-7, and cancel / pause / resume / retry-failed / delete, exercised
+ * through the public Batchline API on both stores, with real workers in this process.
+ */
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Batchline, ConflictError, PermanentError, RetryLaterError } from '../../src/index.js';
+import { sleep } from '../helpers/factory.js';
+import { counterMismatches } from '../helpers/sql.js';
+import { freshDatabase, storeKinds } from '../helpers/stores.js';
+
+type Row = { i: number; amount: string };
+const rowsOf = (n: number): Row[] => Array.from({ length: n }, (_, i) => ({ i, amount: (((i * 7919) % 100_000) / 100).toFixed(2) }));
+const cents = (amount: string) => BigInt(amount.replace('.', ''));
+const formatCents = (c: bigint) => {
+  const s = c.toString().padStart(3, '0');
+  return `${s.slice(0, -2)}.${s.slice(-2)}`;
+};
+
+describe.each(storeKinds)('engine invariants: %s', (kind) => {
+  let location: Awaited<ReturnType<typeof freshDatabase>>;
+  const open: Batchline[] = [];
+  const openBl = async () => {
+    const bl = await Batchline.open({ database: location.database, logLevel: 'silent' });
+    open.push(bl);
+    return bl;
+  };
+  beforeEach(async () => {
+    location = await freshDatabase(kind);
+  });
+  afterEach(async () => {
+    for (const bl of open.splice(0)) await bl.close({ timeoutMs: 2_000 });
+    await location.cleanup();
+  });
+
+  it('runs every item to a terminal status, counts each success once, and keeps counters equal to items at every commit (1, 2, 3, 4)', async () => {
+    const bl = await openBl();
+    const calls = new Map<string, number[]>();
+    bl.define<Row>(
+      'txn',
+      async (row, ctx) => {
+        calls.set(ctx.idempotencyKey, [...(calls.get(ctx.idempotencyKey) ?? []), ctx.attempt]);
+        if (row.i % 97 === 0) throw new PermanentError(`row ${row.i} is invalid`);
+        ctx.aggregate('balance', row.amount);
+        if (row.i % 13 === 0 && ctx.attempt === 1) throw new Error('provider hiccup');
+        if (row.i % 3 === 0) await sleep(1);
+        return { i: row.i };
+      },
+      { maxAttempts: 3, backoff: { baseMs: 5, maxMs: 20 } },
+    );
+    const rows = rowsOf(5_000);
+    const batch = await bl.submit('txn', rows);
+    await bl.start({ concurrency: 16, checkpointMs: 20, targetLeaseMs: 50 });
+
+    let checks = 0;
+    let mismatches: unknown[] = [];
+    while ((await bl.getBatch(batch.id)).remaining > 0) {
+      mismatches = mismatches.concat(await counterMismatches(kind, location));
+      checks++;
+    }
+    const done = await bl.wait(batch.id);
+    expect(mismatches).toEqual([]);
+    expect(checks).toBeGreaterThan(0);
+
+    const invalid = rows.filter((r) => r.i % 97 === 0);
+    expect(done).toMatchObject({ status: 'completed', total: 5_000, succeeded: 5_000 - invalid.length, failed: invalid.length, cancelled: 0, remaining: 0 });
+    const expected = rows.filter((r) => r.i % 97 !== 0).reduce((sum, r) => sum + cents(r.amount), 0n);
+    expect(done.aggregates.balance).toBe(formatCents(expected));
+    expect(await counterMismatches(kind, location)).toEqual([]);
+
+    // Invariant 4: a handler runs again only after a failure.
+    for (const row of rows) {
+      const attempts = calls.get(`${batch.id}:${row.i}`);
+      if (row.i % 97 !== 0 && row.i % 13 === 0) expect(attempts).toEqual([1, 2]);
+      else expect(attempts).toEqual([1]);
+    }
+    const failed = await bl.items(batch.id, { status: 'failed', limit: 100 });
+    expect(failed.map((i) => i.seq)).toEqual(invalid.map((r) => r.i));
+    expect(failed[0]!.error).toMatchObject({ kind: 'permanent', name: 'PermanentError', message: 'row 0 is invalid' });
+    expect(failed[0]!.error!.at).toContain('invariants.test.ts');
+    const retried = await bl.items(batch.id, { after: 12, limit: 1 });
+    expect(retried[0]).toMatchObject({ seq: 13, status: 'succeeded', attempts: 2, result: { i: 13 } });
+  });
+
+  it('writes batch:completed once although several workers race to finish (5)', async () => {
+    const a = await openBl();
+    const b = await openBl();
+    const seen: string[] = [];
+    for (const bl of [a, b]) bl.define('noop', async () => {});
+    a.on('batch:completed', (event) => seen.push(event.batchId!));
+    const batches = [];
+    for (let i = 0; i < 6; i++) batches.push(await a.submit('noop', rowsOf(700)));
+    await Promise.all([a.start({ concurrency: 8, maxLeaseItems: 100 }), b.start({ concurrency: 8, maxLeaseItems: 100 })]);
+    for (const batch of batches) expect((await a.wait(batch.id)).succeeded).toBe(700);
+    for (const batch of batches) {
+      const completed = await a.events({ batchId: batch.id, types: ['batch:completed'] });
+      expect(completed).toHaveLength(1);
+    }
+    await sleep(600);
+    expect(seen.sort()).toEqual(batches.map((b) => b.id).sort());
+  });
+
+  it('starts no item of a batch after cancel() returns, in this process or another (6)', async () => {
+    const worker = await openBl();
+    const steering = await openBl();
+    const cancelledAt = new Map<string, number>();
+    const lateStarts: string[] = [];
+    worker.define<Row>('slow', async (row, ctx) => {
+      if (Date.now() >= (cancelledAt.get(ctx.batchId) ?? Infinity)) lateStarts.push(`${ctx.batchId}:${row.i}`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, 20);
+        ctx.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve(undefined);
+        });
+      });
+    });
+    const local = await worker.submit('slow', rowsOf(2_000));
+    const remote = await worker.submit('slow', rowsOf(2_000));
+    await worker.start({ concurrency: 20, controlPollMs: 50 });
+    while ((await worker.getBatch(local.id)).succeeded < 40 || (await worker.getBatch(remote.id)).succeeded < 40) await sleep(10);
+
+    await worker.cancel(local.id);
+    cancelledAt.set(local.id, Date.now());
+    await sleep(150);
+    expect((await worker.getBatch(remote.id)).status).toBe('running');
+
+    // Cancel from an instance with no workers: the worker learns through its control poll (or NOTIFY).
+    await steering.cancel(remote.id);
+    cancelledAt.set(remote.id, Date.now());
+    await sleep(300);
+    expect(lateStarts).toEqual([]);
+
+    for (const id of [local.id, remote.id]) {
+      const batch = await worker.getBatch(id);
+      expect(batch.status).toBe('cancelled');
+      expect(batch.remaining).toBe(0);
+      expect(batch.succeeded + batch.cancelled).toBe(2_000);
+      expect(batch.cancelled).toBeGreaterThan(0);
+    }
+    expect(await counterMismatches(kind, location)).toEqual([]);
+    await expect(worker.cancel(local.id)).rejects.toThrow(ConflictError);
+    const events = await worker.events({ batchId: local.id, types: ['batch:cancelled', 'batch:completed'] });
+    expect(events.map((e) => e.type)).toEqual(['batch:cancelled']);
+  });
+
+  it('pauses (no new starts, unstarted items handed back) and resumes to completion', async () => {
+    const bl = await openBl();
+    let started = 0;
+    bl.define('slow', async () => {
+      started++;
+      await sleep(10);
+    });
+    const batch = await bl.submit('slow', rowsOf(600));
+    await bl.start({ concurrency: 10 });
+    while ((await bl.getBatch(batch.id)).succeeded < 30) await sleep(5);
+    expect((await bl.pause(batch.id)).status).toBe('paused');
+    await sleep(100);
+    const atPause = started;
+    await sleep(300);
+    expect(started).toBe(atPause);
+    const paused = await bl.getBatch(batch.id);
+    expect(paused.status).toBe('paused');
+    const pending = await bl.items(batch.id, { status: 'pending', limit: 1_000 });
+    expect(pending.length).toBe(paused.remaining);
+    expect(pending.every((item) => item.attempts === 0)).toBe(true);
+    expect((await bl.items(batch.id, { status: 'running' })).length).toBe(0);
+    await bl.resume(batch.id);
+    const done = await bl.wait(batch.id);
+    expect(done).toMatchObject({ status: 'completed', succeeded: 600 });
+    expect(started).toBe(600);
+  });
+
+  it('retry-failed re-runs only the failed items', async () => {
+    const bl = await openBl();
+    const runs = new Map<number, number>();
+    let healthy = false;
+    bl.define<Row>('flaky', async (row) => {
+      runs.set(row.i, (runs.get(row.i) ?? 0) + 1);
+      if (row.i % 10 === 0 && !healthy) throw new PermanentError('not yet');
+    });
+    const batch = await bl.submit('flaky', rowsOf(300));
+    await bl.start({ concurrency: 8 });
+    expect(await bl.wait(batch.id)).toMatchObject({ status: 'completed', succeeded: 270, failed: 30 });
+    healthy = true;
+    const { retried } = await bl.retryFailed(batch.id);
+    expect(retried).toBe(30);
+    const done = await bl.wait(batch.id);
+    expect(done).toMatchObject({ status: 'completed', succeeded: 300, failed: 0 });
+    for (const [i, count] of runs) expect(count).toBe(i % 10 === 0 ? 2 : 1);
+    const completions = await bl.events({ batchId: batch.id, types: ['batch:completed', 'batch:retried'] });
+    expect(completions.map((e) => e.type)).toEqual(['batch:completed', 'batch:retried', 'batch:completed']);
+  });
+
+  it('deletes a batch with its items and events, cancelling it first when it is open', async () => {
+    const bl = await openBl();
+    bl.define('slow', async () => sleep(5));
+    const keep = await bl.submit('slow', rowsOf(10));
+    const batch = await bl.submit('slow', rowsOf(500));
+    await bl.start({ concurrency: 5 });
+    await bl.wait(keep.id);
+    await bl.deleteBatch(batch.id);
+    await expect(bl.getBatch(batch.id)).rejects.toThrow(/not found/);
+    expect(await bl.events({ batchId: batch.id })).toEqual([]);
+    expect((await bl.listBatches()).map((b) => b.id)).toEqual([keep.id]);
+    const { runSql } = await import('../helpers/sql.js');
+    const left = await runSql(kind, location, `SELECT count(*) AS n FROM ${kind === 'postgres' ? 'batchline.' : ''}items WHERE batch_id = '${batch.id}'`);
+    expect(Number(left[0]!.n)).toBe(0);
+  });
+
+  it('returns the first batch for a repeated idempotency key (7)', async () => {
+    const bl = await openBl();
+    const first = await bl.submit('t', rowsOf(50), { idempotencyKey: 'file-2026-11-22', tenant: 'acme' });
+    const second = await bl.submit('t', rowsOf(50), { idempotencyKey: 'file-2026-11-22', tenant: 'acme' });
+    expect(second).toMatchObject({ id: first.id, created: false });
+    expect(await bl.listBatches()).toHaveLength(1);
+    await expect(bl.submit('t', rowsOf(51), { idempotencyKey: 'file-2026-11-22', tenant: 'acme' })).rejects.toThrow(/different items/);
+  });
+
+  it('times out attempts through their signal, retries them, then fails them as timeouts', async () => {
+    const bl = await openBl();
+    const aborted: string[] = [];
+    bl.define('hang', (_row, ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => {
+      aborted.push((ctx.signal.reason as Error).name);
+      reject(ctx.signal.reason);
+    })), { timeoutMs: 100, maxAttempts: 2, backoff: { baseMs: 10, maxMs: 10 } });
+    const batch = await bl.submit('hang', rowsOf(3));
+    await bl.start({ concurrency: 5 });
+    const done = await bl.wait(batch.id, { timeoutMs: 10_000 });
+    expect(done).toMatchObject({ status: 'completed', failed: 3 });
+    expect(aborted).toHaveLength(6);
+    const [item] = await bl.items(batch.id, { limit: 1 });
+    expect(item).toMatchObject({ status: 'failed', attempts: 2, error: { kind: 'timeout' } });
+  });
+
+  it('honours RetryLaterError delays and fails results that are not JSON', async () => {
+    const bl = await openBl();
+    const seen: number[] = [];
+    bl.define<Row>('later', async (row, ctx) => {
+      seen.push(Date.now());
+      if (row.i === 0 && ctx.attempt === 1) throw new RetryLaterError('rate limited', { delayMs: 300 });
+      if (row.i === 1) return { n: 1n };
+      return 'ok';
+    });
+    const batch = await bl.submit('later', rowsOf(2));
+    await bl.start({ concurrency: 2 });
+    const done = await bl.wait(batch.id);
+    expect(done).toMatchObject({ succeeded: 1, failed: 1 });
+    const [first, second] = await bl.items(batch.id);
+    expect(first).toMatchObject({ status: 'succeeded', attempts: 2, result: 'ok' });
+    expect(second).toMatchObject({ status: 'failed', error: { kind: 'invalid_result' } });
+    expect(Math.max(...seen) - Math.min(...seen)).toBeGreaterThanOrEqual(250);
+  });
+
+  it('stops gracefully: running items finish, unstarted ones are handed back unused', async () => {
+    const bl = await openBl();
+    let finished = 0;
+    bl.define('slow', async () => {
+      await sleep(30);
+      finished++;
+    });
+    const batch = await bl.submit('slow', rowsOf(400));
+    await bl.start({ concurrency: 10 });
+    while ((await bl.getBatch(batch.id)).succeeded < 20) await sleep(5);
+    await bl.stop();
+    const stopped = await bl.getBatch(batch.id);
+    expect(stopped.succeeded).toBe(finished);
+    expect(await bl.items(batch.id, { status: 'running' })).toEqual([]);
+    const pending = await bl.items(batch.id, { status: 'pending', limit: 1_000 });
+    expect(pending.length).toBe(400 - finished);
+    expect(pending.every((item) => item.attempts === 0)).toBe(true);
+    expect(await bl.workers()).toEqual([]);
+    await bl.start({ concurrency: 10 });
+    expect(await bl.wait(batch.id)).toMatchObject({ status: 'completed', succeeded: 400 });
+  });
+});

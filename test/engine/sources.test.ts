@@ -1,0 +1,182 @@
+// Pins reading items from CSV and JSONL files: values, skipped lines, `file:line` in errors, formats, counting.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InputError } from '../../src/core/errors.js';
+import { countItems, formatOf, openFile, type FileSource } from '../../src/engine/sources.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'batchline-sources-'));
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes `content` to `name` in the temp dir and returns its path. */
+function file(name: string, content: string | Buffer): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
+async function readAll(source: FileSource): Promise<unknown[]> {
+  const items: unknown[] = [];
+  for await (const item of source) items.push(item);
+  return items;
+}
+
+/** The InputError reading `source` to the end fails with. */
+async function readError(source: FileSource): Promise<InputError> {
+  const error = await readAll(source).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(InputError);
+  return error as InputError;
+}
+
+describe('CSV files', () => {
+  it('turn rows into objects of strings keyed by the header', async () => {
+    const path = file('plain.csv', 'id,amount,name\n1,12.34,Ann\n2,-5,Bob\n');
+    expect(await readAll(openFile(path))).toEqual([
+      { id: '1', amount: '12.34', name: 'Ann' },
+      { id: '2', amount: '-5', name: 'Bob' },
+    ]);
+  });
+
+  it('drop a UTF-8 byte order mark and accept CRLF line ends', async () => {
+    const path = file('bom.csv', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('id,name\r\n1,Ann\r\n')]));
+    const [row] = (await readAll(openFile(path))) as Record<string, string>[];
+    expect(Object.keys(row!)).toEqual(['id', 'name']);
+    expect(row).toEqual({ id: '1', name: 'Ann' });
+  });
+
+  it('skip empty lines and keep commas and newlines inside quoted fields', async () => {
+    const path = file('quoted.csv', 'id,note\n\n1,"a, b"\n\n2,"line one\nline two"\n3,"say ""hi"""\n\n');
+    expect(await readAll(openFile(path))).toEqual([
+      { id: '1', note: 'a, b' },
+      { id: '2', note: 'line one\nline two' },
+      { id: '3', note: 'say "hi"' },
+    ]);
+  });
+
+  it('say the line of the last row read, counting empty and continued lines', async () => {
+    const source = openFile(file('lines.csv', 'id,note\n1,x\n\n2,"a\nb"\n3,y\n'));
+    const seen: string[] = [];
+    for await (const _row of source) seen.push(source.where().split(':').at(-1)!);
+    expect(seen).toEqual(['2', '5', '6']);
+  });
+
+  it('report a row with the wrong number of columns at its line', async () => {
+    const path = file('columns.csv', 'id,name\n1,Ann\n\n2,Bob,extra\n3,Cy\n');
+    const error = await readError(openFile(path));
+    expect(error.code).toBe('malformed_csv');
+    expect(error.where).toBe(`${path}:4`);
+    expect(error.message).toContain('columns.csv:4');
+  });
+
+  it('report a quote closed in the middle of a field at its line', async () => {
+    const path = file('badquote.csv', 'id,name\n1,Ann\n2,"B"ob\n3,Cy\n');
+    const error = await readError(openFile(path));
+    expect(error.code).toBe('malformed_csv');
+    expect(error.message).toContain('badquote.csv:3');
+  });
+
+  it('reject an unclosed quote with InputError naming the file', async () => {
+    const path = file('unclosed.csv', 'id,name\n1,Ann\n2,"Bob\n3,Cy\n4,Di\n');
+    const error = await readError(openFile(path));
+    expect(error.code).toBe('malformed_csv');
+    expect(error.message).toMatch(/unclosed\.csv:\d+: malformed CSV/);
+  });
+
+  // BUG: an unclosed quote swallows the rest of the file, and csv-parse reports the line where
+  // parsing ended, so the error points at the file's last line instead of the line that opened
+  // the quote (here :5 instead of :3; in a million-row file, line 1,000,000).
+  it('report an unclosed quote at the line that opened it', async () => {
+    const path = file('unclosed-at-3.csv', 'id,name\n1,Ann\n2,"Bob\n3,Cy\n4,Di\n');
+    expect((await readError(openFile(path))).where).toBe(`${path}:3`);
+  });
+});
+
+describe('JSONL files', () => {
+  it('parse each line as JSON, skipping blank lines and CRLF ends', async () => {
+    const path = file('items.jsonl', '{"a":1}\n\n  \n[1,2]\r\n"text"\r\n42\nnull\n');
+    expect(await readAll(openFile(path))).toEqual([{ a: 1 }, [1, 2], 'text', 42, null]);
+  });
+
+  it('report a malformed line at its line number, blank lines counted', async () => {
+    const path = file('bad.jsonl', '{"a":1}\n\n{"a":2}\n{"a":\n{"a":4}\n');
+    const error = await readError(openFile(path));
+    expect(error.code).toBe('malformed_jsonl');
+    expect(error.where).toBe(`${path}:4`);
+    expect(error.message).toContain('bad.jsonl:4');
+  });
+
+  it('read .ndjson files the same way', async () => {
+    expect(await readAll(openFile(file('items.ndjson', '{"a":1}\n{"a":2}')))).toEqual([{ a: 1 }, { a: 2 }]);
+  });
+
+  // BUG: the CSV reader drops a UTF-8 byte order mark, the JSONL reader does not: JSON.parse
+  // sees "\uFEFF{...}" and line 1 of a file saved by many Windows tools is "malformed JSON".
+  it('drop a UTF-8 byte order mark, as CSV files do', async () => {
+    const path = file('bom.jsonl', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"a":1}\n')]));
+    expect(await readAll(openFile(path))).toEqual([{ a: 1 }]);
+  });
+});
+
+describe('missing files', () => {
+  it.each(['missing.csv', 'missing.jsonl'])('%s fails with code file_not_found', async (name) => {
+    const error = await readError(openFile(join(dir, name)));
+    expect(error.code).toBe('file_not_found');
+    expect(error.message).toContain(name);
+  });
+});
+
+describe('formatOf', () => {
+  it('knows .csv, .jsonl and .ndjson in any case', () => {
+    expect(formatOf('a/b/rows.csv')).toBe('csv');
+    expect(formatOf('ROWS.CSV')).toBe('csv');
+    expect(formatOf('rows.jsonl')).toBe('jsonl');
+    expect(formatOf('rows.ndjson')).toBe('jsonl');
+    expect(formatOf('rows.NDJSON')).toBe('jsonl');
+  });
+
+  it.each(['rows.json', 'rows.txt', 'rows', 'rows.csv.gz', 'csv'])('rejects %j with code unknown_format', (path) => {
+    let error: unknown;
+    try {
+      formatOf(path);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).code).toBe('unknown_format');
+  });
+
+  it('is overridden by an explicit format', async () => {
+    const source = openFile(file('rows.txt', 'a,b\n1,2\n'), 'csv');
+    expect(source.format).toBe('csv');
+    expect(await readAll(source)).toEqual([{ a: '1', b: '2' }]);
+  });
+});
+
+describe('countItems', () => {
+  it('counts rows and lines that hold items', async () => {
+    expect(await countItems(openFile(file('count.csv', 'id\n1\n\n2\n"3\n3"\n')))).toBe(3);
+    expect(await countItems(openFile(file('count.jsonl', '1\n\n2\n3\n\n')))).toBe(3);
+    expect(await countItems(openFile(file('header-only.csv', 'id,name\n')))).toBe(0);
+  });
+
+  it('lets the same source be read again afterwards', async () => {
+    const source = openFile(file('twice.jsonl', '{"a":1}\n{"a":2}\n'));
+    expect(await countItems(source)).toBe(2);
+    expect(await readAll(source)).toEqual([{ a: 1 }, { a: 2 }]);
+  });
+
+  it('fails on a malformed line, before anything is submitted', async () => {
+    const error = await countItems(openFile(file('count-bad.jsonl', '1\nnope\n'))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).where).toMatch(/count-bad\.jsonl:2$/);
+  });
+});

@@ -52,6 +52,8 @@ export interface StartOptions extends WorkerOptions {
   reconciler?: ReconcilerOptions | false;
   /** Stop gracefully on SIGTERM and SIGINT (default false; the CLI's `worker` turns it on). */
   handleSignals?: boolean;
+  /** On a signal, how long running items get to finish before their signals abort (default 10 s). */
+  shutdownMs?: number;
 }
 
 /** A submitted batch, and whether this call created it (false: its idempotency key existed). */
@@ -172,7 +174,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   async start(options: StartOptions = {}): Promise<void> {
     this.assertOpen();
     if (this.worker) throw new Error('this Batchline instance is already working; call stop() first');
-    const { reconciler, handleSignals, ...workerOptions } = options;
+    const { reconciler, handleSignals, shutdownMs, ...workerOptions } = options;
     const worker = new Worker(this.store, this.registry, this.logger, workerOptions, {
       onFinished: (batches) => this.finished(batches),
       onLeaseLost: (chunk) => this.emit('worker:lease-lost', chunk),
@@ -190,7 +192,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     if (handleSignals) {
       this.signalHandler = (signal) => {
         this.logger.info({ signal }, 'stopping: finishing or handing back in-flight items');
-        void this.stop().then(() => this.emit('worker:stopped', { signal }));
+        void this.stop({ timeoutMs: shutdownMs }).then(() => this.emit('worker:stopped', { signal }));
       };
       process.once('SIGTERM', this.signalHandler);
       process.once('SIGINT', this.signalHandler);

@@ -49,8 +49,11 @@ export interface SubmissionLimits {
 
 export const DEFAULT_LIMITS: SubmissionLimits = { maxPayloadBytes: 1 << 20, chunkItems: 500, chunkBytes: 256 << 10 };
 
-/** A source of items; `where()` names the position of the last item read, for error messages. */
-export type ItemSource = (Iterable<unknown> | AsyncIterable<unknown>) & { where?: () => string };
+/**
+ * A source of items. `where(index)`, when present, names where the item just read came from
+ * (`rows.csv:17`) for error messages; otherwise errors say `item N`.
+ */
+export type ItemSource = (Iterable<unknown> | AsyncIterable<unknown>) & { where?: (index: number) => string | Promise<string> };
 
 /** Validates submit options and turns them into the batch to create. */
 export function newBatch(type: string, options: SubmitOptions, defaultTenant: string): NewBatch {
@@ -109,7 +112,7 @@ export class Submission {
 
   /** The chunks of the submission, read lazily from `source`. */
   async *chunks(source: ItemSource): AsyncGenerator<NewChunk> {
-    const where = (index: number) => source.where?.() ?? `item ${index + 1}`;
+    const where = async (index: number) => (source.where ? await source.where(index) : `item ${index + 1}`);
     const { maxPayloadBytes, chunkItems, chunkBytes } = this.limits;
     let batchIndex = 0;
     let seq = 0;
@@ -132,19 +135,19 @@ export class Submission {
         seq0 = 0;
       }
       if (this.sizes && batchIndex >= this.sizes.length) {
-        throw new InputError(`more items than the ${this.sizes.reduce((a, b) => a + b, 0)} counted before submitting`, { where: where(index) });
+        throw new InputError(`more items than the ${this.sizes.reduce((a, b) => a + b, 0)} counted before submitting`, { where: await where(index) });
       }
       let json: string | undefined;
       try {
         json = JSON.stringify(item);
       } catch (error) {
-        throw new InputError(`item is not JSON-serialisable: ${(error as Error).message}`, { where: where(index), code: 'invalid_item' });
+        throw new InputError(`item is not JSON-serialisable: ${(error as Error).message}`, { where: await where(index), code: 'invalid_item' });
       }
-      if (json === undefined) throw new InputError(`item is ${typeof item}, which JSON cannot hold`, { where: where(index), code: 'invalid_item' });
+      if (json === undefined) throw new InputError(`item is ${typeof item}, which JSON cannot hold`, { where: await where(index), code: 'invalid_item' });
       const size = Buffer.byteLength(json);
       if (size > maxPayloadBytes) {
         throw new InputError(`item is ${size} bytes as JSON; the limit is ${maxPayloadBytes} (maxPayloadBytes)`, {
-          where: where(index),
+          where: await where(index),
           code: 'payload_too_large',
         });
       }

@@ -41,8 +41,10 @@ export async function freshDatabase(kind: StoreKind): Promise<{ database: string
   };
 }
 
-/** A migrated store in a fresh location; `close()` also drops it. */
-export async function freshStore(kind: StoreKind): Promise<Store & { dispose: () => Promise<void> }> {
+/** A migrated store in a fresh location; `dispose()` closes and drops it. */
+export async function freshStore(
+  kind: StoreKind,
+): Promise<Store & { dispose: () => Promise<void>; location: { database: string; schema?: string } }> {
   const location = await freshDatabase(kind);
   const store: Store =
     kind === 'sqlite'
@@ -50,6 +52,7 @@ export async function freshStore(kind: StoreKind): Promise<Store & { dispose: ()
       : await PostgresStore.connect({ url: pgUrl!, schema: location.schema!, display: `test schema ${location.schema}` });
   await store.migrate({ direction: 'up' });
   return Object.assign(store, {
+    location,
     dispose: async () => {
       await store.close();
       await location.cleanup();

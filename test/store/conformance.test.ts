@@ -338,6 +338,31 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(succeeded.map((i) => [i.seq, i.result])).toEqual([[1, { slot: 1 }], [2, { slot: 2 }]]);
   });
 
+  it('shows the same items through the SQL items view as through itemsList', async () => {
+    const { runSql } = await import('../helpers/sql.js');
+    const parse = (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : v);
+    const compare = async (batchId: string) => {
+      const listed = await store.itemsList({ batchId, limit: 10_000 });
+      const prefix = kind === 'postgres' ? 'batchline.' : '';
+      const viewRows = await runSql(kind, store.location, `SELECT * FROM ${prefix}items WHERE batch_id = '${batchId}' ORDER BY seq`);
+      expect(viewRows.map((r) => ({ seq: Number(r.seq), status: r.status, attempts: Number(r.attempts), payload: parse(r.payload), result: parse(r.result) ?? null, error: parse(r.error) ?? null })))
+        .toEqual(listed.map(({ seq, status, attempts, payload, result, error }) => ({ seq, status, attempts, payload, result, error })));
+      return new Set(listed.map((i) => i.status));
+    };
+    const batch = await submit(store, [...rows(1_299), null]);
+    const [first] = await lease(store, { maxItems: 7 });
+    await store.chunksCommit({ commits: [commitFor(first!, (slot) => (slot % 2 ? 'succeeded' : slot === 2 ? 'moved' : 'failed'))] });
+    const [second] = await lease(store, { maxItems: 600 });
+    const partial = commitFor(second!, (slot) => (slot < 100 ? 'succeeded' : null));
+    await store.chunksCommit({ commits: [partial] });
+    const [third] = await lease(store, { maxItems: 10 });
+    await store.chunksCommit({ commits: [commitFor(third!, (slot) => (slot === third!.skip ? 'succeeded' : null))] });
+    expect(await compare(batch.id)).toEqual(new Set(['succeeded', 'failed', 'pending', 'running']));
+    await store.chunksCommit({ commits: [{ ...commitFor(second!, () => null), state: partial.state, close: 'fail', error: { kind: 'lease_lost', message: 'x' } }] });
+    await store.batchCancel({ id: batch.id });
+    expect(await compare(batch.id)).toEqual(new Set(['succeeded', 'failed', 'cancelled', 'running']));
+  });
+
   it('follows events in commit order from a cursor', async () => {
     const cursor = await store.eventsCursor();
     const batch = await submit(store, rows(2));

@@ -72,21 +72,22 @@ CREATE INDEX chunks_pending ON ${s}.chunks (batch_id, id) WHERE status = 'pendin
 CREATE INDEX chunks_leased ON ${s}.chunks (lease_expires_at) WHERE status = 'leased';
 
 -- One row per item, derived from chunks: mirrors chunkItems() in src/store/chunk-items.ts.
+-- ROWS FROM walks payloads and state in lockstep, one parse of each array per chunk (indexing
+-- a json array per item would re-parse it every time).
 CREATE VIEW ${s}.items AS
 SELECT c.batch_id,
        coalesce(c.seq0 + (p.i - 1)::integer, c.seqs[p.i]) AS seq,
-       coalesce(e.entry ->> 's',
+       coalesce(p.entry ->> 's',
                 CASE c.status WHEN 'leased' THEN 'running' WHEN 'cancelled' THEN 'cancelled'
                               WHEN 'failed' THEN 'failed' ELSE 'pending' END) AS status,
-       coalesce((e.entry ->> 'a')::integer, c.attempt) AS attempts,
+       coalesce((p.entry ->> 'a')::integer, c.attempt) AS attempts,
        p.payload,
-       e.entry -> 'r' AS result,
-       CASE WHEN e.entry ->> 's' IS NULL AND c.status = 'failed' THEN c.error ELSE e.entry -> 'e' END AS error
+       p.entry -> 'r' AS result,
+       CASE WHEN p.entry ->> 's' IS NULL AND c.status = 'failed' THEN c.error ELSE p.entry -> 'e' END AS error
   FROM ${s}.chunks c
- CROSS JOIN LATERAL json_array_elements(c.payloads) WITH ORDINALITY AS p(payload, i)
- CROSS JOIN LATERAL (SELECT c.state -> (p.i - 1)::integer AS entry) e
+ CROSS JOIN LATERAL ROWS FROM (json_array_elements(c.payloads), json_array_elements(c.state)) WITH ORDINALITY AS p(payload, entry, i)
  WHERE p.i > c.skip
-   AND coalesce(e.entry ->> 's', '') <> 'moved';
+   AND coalesce(p.entry ->> 's', '') <> 'moved';
 
 -- txid orders the event tail: an event is read only once no older transaction can still add one.
 CREATE TABLE ${s}.events (

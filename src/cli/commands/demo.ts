@@ -1,0 +1,73 @@
+/**
+ * `batchline demo`: the transactions scenario end to end on the embedded store (or any
+ * --database): generate a CSV, process it as N batches, and check every count and the balance
+ * against the file. Exit 0 only if they all match.
+ */
+
+import { Command } from 'commander';
+import { join, resolve } from 'node:path';
+import { count, EXIT, integer, openBatchline, printJson, withDatabase, type DatabaseOptions } from '../common.js';
+import { applyTransaction, balanceOfFile, formatCents, writeTransactions } from '../demo-data.js';
+import { formatSummary, runFile } from '../run-file.js';
+
+interface DemoOptions extends DatabaseOptions {
+  items: number;
+  batches: number;
+  concurrency: number;
+  seed?: number;
+  json?: boolean;
+}
+
+export function demoCommand(): Command {
+  return withDatabase(
+    new Command('demo')
+      .summary('process random transactions and check counts and balance')
+      .description(
+        'Generate random DEPOSIT/WITHDRAWAL transactions to a CSV under ./.batchline/demo, process them as --batches batches with ' +
+          '--concurrency items at once, and print per-batch and total counts, throughput, and the balance computed from the CSV ' +
+          'next to the batches\' aggregate. Exit 0 only if every item succeeded and the balances match.',
+      )
+      .option('--items <n>', 'transactions to generate', integer(1, 100_000_000), 100_000)
+      .option('--batches <n>', 'batches to split them into', integer(1, 10_000), 10)
+      .option('--concurrency <n>', 'items running at once', integer(1, 10_000), 10)
+      .option('--seed <n>', 'seed of the random transactions (default: random, printed)', integer(0, 2 ** 32 - 1))
+      .option('--json', 'print one JSON object instead of tables'),
+  ).action(async (options: DemoOptions) => {
+    const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
+    const file = resolve(join('.batchline', 'demo', `transactions-${options.items}-${seed}.csv`));
+    const log = (line: string) => options.json || console.log(line);
+    log(`Generating ${count(options.items)} transactions (seed ${seed}) to ${file}`);
+    await writeTransactions(file, options.items, seed);
+    const expected = await balanceOfFile(file);
+
+    const bl = await openBatchline(options);
+    let result;
+    try {
+      bl.define('txn.apply', applyTransaction, { maxAttempts: 3 });
+      log(`Processing as ${options.batches} batches with concurrency ${options.concurrency} on ${bl.store.description}\n`);
+      result = await runFile(bl, {
+        type: 'txn.apply',
+        file,
+        batches: options.batches,
+        concurrency: options.concurrency,
+        quiet: Boolean(options.json),
+        labels: { demo: String(seed) },
+      });
+    } finally {
+      await bl.close();
+    }
+    const { summary, batches } = result;
+    const balance = batches.reduce((sum, b) => sum + BigInt((b.aggregates.balance ?? '0.00').replace('.', '')), 0n);
+    const balanceMatches = balance === expected;
+    const ok = balanceMatches && summary.succeeded === options.items && summary.failed === 0;
+    if (options.json) {
+      printJson({ ...summary, seed, file, expectedBalance: formatCents(expected), balance: formatCents(balance), balanceMatches, ok });
+    } else {
+      console.log(formatSummary(summary, batches));
+      console.log(`Balance from the CSV:     ${formatCents(expected)}`);
+      console.log(`Balance from the batches: ${formatCents(balance)} ${balanceMatches ? '✓ match' : '✗ MISMATCH'}`);
+      console.log(ok ? '\nOK: every transaction succeeded and the balance matches.' : '\nFAILED: counts or balance do not match.');
+    }
+    process.exitCode = ok ? EXIT.ok : EXIT.failures;
+  });
+}

@@ -1,0 +1,39 @@
+/**
+ * `batchline migrate`: apply or revert schema migrations.
+ */
+
+import { Command } from 'commander';
+import { openStore } from '../../store/open.js';
+import { CliError, integer, printJson, withDatabase, type DatabaseOptions } from '../common.js';
+
+interface MigrateOptions extends DatabaseOptions {
+  steps: number;
+  json?: boolean;
+}
+
+export function migrateCommand(): Command {
+  return withDatabase(
+    new Command('migrate')
+      .summary('apply (up) or revert (down) schema migrations')
+      .description(
+        'up (default): apply every pending migration. down: revert the last --steps migrations (default 1); down past the ' +
+          'first migration drops every Batchline table and the data in them. Opening Batchline also applies pending migrations.',
+      )
+      .argument('[direction]', 'up or down', 'up')
+      .option('--steps <n>', 'with down, how many migrations to revert', integer(1), 1)
+      .option('--json', 'print the resulting version as JSON'),
+  ).action(async (direction: string, options: MigrateOptions) => {
+    if (direction !== 'up' && direction !== 'down') throw new CliError(`direction must be up or down, got ${JSON.stringify(direction)}`);
+    const store = await openStore({ database: options.database, schema: options.schema }).catch((error: Error) => {
+      throw new CliError(error.message);
+    });
+    try {
+      const before = await store.migrationStatus();
+      const after = await store.migrate({ direction, steps: options.steps });
+      if (options.json) printJson({ store: store.description, before: before.current, ...after });
+      else console.log(`${store.description}: schema version ${before.current} → ${after.current} (latest ${after.latest})`);
+    } finally {
+      await store.close();
+    }
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * `batchline run`: submit a CSV or JSONL file and work it in this process until it is done.
+ */
+
+import { Command } from 'commander';
+import { CliError, EXIT, integer, openBatchline, printJson, withDatabase, type DatabaseOptions } from '../common.js';
+import { defineProcessors } from '../processors.js';
+import { formatSummary, runFile } from '../run-file.js';
+
+interface RunOptions extends DatabaseOptions {
+  processors: string;
+  type: string;
+  file: string;
+  batches: number;
+  concurrency: number;
+  tenant?: string;
+  priority?: number;
+  idempotencyKey?: string;
+  maxAttempts?: number;
+  json?: boolean;
+}
+
+export function runCommand(): Command {
+  return withDatabase(
+    new Command('run')
+      .summary('submit a file and work it in this process until done')
+      .description(
+        'Submit DATA (CSV: one object of strings per row, keyed by the header; JSONL: one JSON value per line) as one or more batches of TYPE, ' +
+          'process them with the handlers exported by --processors, and print a summary. Exit 0 if nothing failed, 1 if items failed, 2 on bad input.',
+      )
+      .requiredOption('--processors <file>', ".ts or .js module whose default export maps types to handlers: { 'txn.apply': handler }")
+      .requiredOption('--type <type>', 'processor type of the items')
+      .requiredOption('--file <path>', 'items as .csv, .jsonl or .ndjson')
+      .option('--batches <n>', 'split the file into this many contiguous batches', integer(1, 10_000), 1)
+      .option('--concurrency <n>', 'items running at once in this process', integer(1, 10_000), 10)
+      .option('--tenant <name>', 'owner of the batches', 'default')
+      .option('--priority <n>', 'priority 0-10, higher first', integer(0, 10))
+      .option('--idempotency-key <key>', 'a repeated run with the same key and file returns the first batches')
+      .option('--max-attempts <n>', "attempts per item (default: the processor's, else 3)", integer(1, 1000))
+      .option('--json', 'print one JSON object instead of tables and progress'),
+  ).action(async (options: RunOptions) => {
+    const bl = await openBatchline(options);
+    try {
+      const types = await defineProcessors(bl, options.processors);
+      if (!types.includes(options.type)) {
+        throw new CliError(`unknown processor type ${JSON.stringify(options.type)}: ${options.processors} defines ${types.join(', ')}`);
+      }
+      const { summary, batches } = await runFile(bl, {
+        type: options.type,
+        file: options.file,
+        batches: options.batches,
+        concurrency: options.concurrency,
+        quiet: Boolean(options.json),
+        tenant: options.tenant,
+        priority: options.priority,
+        idempotencyKey: options.idempotencyKey,
+        maxAttempts: options.maxAttempts,
+      });
+      if (options.json) printJson(summary);
+      else console.log(formatSummary(summary, batches));
+      process.exitCode = summary.failed === 0 && summary.succeeded === summary.total ? EXIT.ok : EXIT.failures;
+    } finally {
+      await bl.close();
+    }
+  });
+}

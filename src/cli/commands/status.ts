@@ -1,0 +1,70 @@
+/**
+ * `batchline status`: show batches (the given ones, or the most recent), optionally waiting
+ * until they finish. Exit 0 only when every batch shown completed with nothing failed.
+ */
+
+import { Command } from 'commander';
+import { isTerminalBatchStatus } from '../../core/statuses.js';
+import type { Batch } from '../../core/types.js';
+import { allSucceeded, batchSummary, count, EXIT, integer, openBatchline, printJson, table, withDatabase, type DatabaseOptions } from '../common.js';
+import { ProgressReporter } from '../progress.js';
+
+interface StatusOptions extends DatabaseOptions {
+  wait?: boolean;
+  json?: boolean;
+  limit: number;
+  tenant?: string;
+  timeoutMs?: number;
+}
+
+export function statusCommand(): Command {
+  return withDatabase(
+    new Command('status')
+      .summary('show batches; with --wait, until they finish')
+      .description(
+        'Show the given batches, or the most recent ones. With --wait, wait until every batch shown is completed, failed or ' +
+          'cancelled, with progress on stderr. Exit 0 only if every batch shown completed with no failed or cancelled items, 1 otherwise.',
+      )
+      .argument('[ids...]', 'batch ids (default: the most recent batches)')
+      .option('--wait', 'wait until the batches finish')
+      .option('--timeout-ms <ms>', 'with --wait, give up after this long (exit 1)', integer(1))
+      .option('--limit <n>', 'how many recent batches to show without ids', integer(1, 1_000), 20)
+      .option('--tenant <name>', 'only batches of this tenant')
+      .option('--json', 'print the batches as JSON'),
+  ).action(async (ids: string[], options: StatusOptions) => {
+    const bl = await openBatchline(options);
+    try {
+      let batches: Batch[] =
+        ids.length > 0 ? await Promise.all(ids.map((id) => bl.getBatch(id))) : await bl.listBatches({ tenant: options.tenant, limit: options.limit });
+      if (options.wait) {
+        const progress = new ProgressReporter(bl, batches.map((b) => b.id), { quiet: options.json, label: 'waiting' });
+        progress.start();
+        try {
+          batches = await Promise.all(batches.map((b) => bl.wait(b.id, { timeoutMs: options.timeoutMs })));
+        } catch (error) {
+          await progress.stop();
+          console.error(`batchline: ${(error as Error).message}`);
+          batches = await Promise.all(batches.map((b) => bl.getBatch(b.id)));
+        }
+        await progress.stop();
+      }
+      if (options.json) printJson({ batches: batches.map(batchSummary) });
+      else if (batches.length === 0) console.log('No batches.');
+      else console.log(formatBatches(batches));
+      process.exitCode = batches.every((b) => isTerminalBatchStatus(b.status)) && allSucceeded(batches) ? EXIT.ok : EXIT.failures;
+    } finally {
+      await bl.close();
+    }
+  });
+}
+
+function formatBatches(batches: Batch[]): string {
+  const names = [...new Set(batches.flatMap((b) => Object.keys(b.aggregates)))];
+  return table(
+    ['batch', 'type', 'tenant', 'status', 'total', 'succeeded', 'failed', 'cancelled', 'remaining', ...names],
+    batches.map((b) => [
+      b.id, b.type, b.tenant, b.status, count(b.total), count(b.succeeded), count(b.failed), count(b.cancelled), count(b.remaining),
+      ...names.map((n) => b.aggregates[n] ?? ''),
+    ]),
+  );
+}

@@ -1,0 +1,53 @@
+/**
+ * `batchline worker`: work batches of the module's types until SIGTERM or SIGINT, then stop
+ * gracefully and exit 0. A second signal exits at once.
+ */
+
+import { Command } from 'commander';
+import { integer, openBatchline, withDatabase, type DatabaseOptions } from '../common.js';
+import { defineProcessors } from '../processors.js';
+
+interface WorkerCommandOptions extends DatabaseOptions {
+  processors: string;
+  concurrency: number;
+  leaseMs: number;
+  pollMs: number;
+  shutdownMs: number;
+}
+
+export function workerCommand(): Command {
+  return withDatabase(
+    new Command('worker')
+      .summary('work batches until signalled')
+      .description(
+        'Lease and run items of the types exported by --processors, from any batch in the database, until SIGTERM or SIGINT. ' +
+          'On a signal: stop leasing, hand unstarted items back, let running items finish within --shutdown-ms, commit, exit 0. ' +
+          'Run as many workers as you like, on as many machines as share the database.',
+      )
+      .requiredOption('--processors <file>', ".ts or .js module whose default export maps types to handlers: { 'txn.apply': handler }")
+      .option('--concurrency <n>', 'items running at once in this process', integer(1, 10_000), 10)
+      .option('--lease-ms <ms>', 'lease duration; a crashed worker\'s items wait this long before others take them', integer(200), 30_000)
+      .option('--poll-ms <ms>', 'how often an idle worker looks for work (PostgreSQL also wakes it by NOTIFY)', integer(10), 500)
+      .option('--shutdown-ms <ms>', 'how long running items get to finish after a signal', integer(0), 10_000),
+    'info',
+  ).action(async (options: WorkerCommandOptions) => {
+    const bl = await openBatchline(options);
+    const types = await defineProcessors(bl, options.processors).catch(async (error) => {
+      await bl.close();
+      throw error;
+    });
+    const stopped = new Promise<string | undefined>((resolve) => bl.once('worker:stopped', ({ signal }) => resolve(signal)));
+    await bl.start({
+      concurrency: options.concurrency,
+      leaseMs: options.leaseMs,
+      pollMs: options.pollMs,
+      handleSignals: true,
+      shutdownMs: options.shutdownMs,
+    });
+    bl.logger.info({ types, concurrency: options.concurrency, store: bl.store.description }, 'worker running; SIGTERM or SIGINT stops it');
+    // The signal handlers are one-shot: a second signal while stopping ends the process at once.
+    const signal = await stopped;
+    await bl.close({ timeoutMs: options.shutdownMs });
+    bl.logger.info({ signal }, 'worker stopped');
+  });
+}

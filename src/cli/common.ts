@@ -1,0 +1,111 @@
+/**
+ * What every CLI command shares: the database options, opening Batchline, exit codes, turning
+ * errors into one clear line, number parsing, and plain tables.
+ */
+
+import { InvalidArgumentError, type Command } from 'commander';
+import { BatchlineError, InputError, StoreUnavailableError } from '../core/errors.js';
+import type { Batch } from '../core/types.js';
+import { Batchline } from '../engine/batchline.js';
+
+/** Exit codes, as documented in docs/cli.md. */
+export const EXIT = {
+  /** Everything asked for is done, nothing failed. */
+  ok: 0,
+  /** Work ran but items failed, or it is not finished. */
+  failures: 1,
+  /** The command could not start: bad flags, bad input, unknown type, bad or unreachable database. */
+  usage: 2,
+} as const;
+
+/** An error that ends the command with a given exit code and message. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.usage,
+  ) {
+    super(message);
+  }
+}
+
+export interface DatabaseOptions {
+  database?: string;
+  schema?: string;
+  logLevel?: string;
+}
+
+/** Adds --database, --schema and --log-level to a command. */
+export function withDatabase(command: Command, logLevel = 'warn'): Command {
+  return command
+    .option('--database <url>', 'postgres://… URL or SQLite file (default: $DATABASE_URL, then ./.batchline/batchline.db)')
+    .option('--schema <name>', 'PostgreSQL schema (default: batchline, or ?schema= in the URL)')
+    .option('--log-level <level>', 'log level for stderr: fatal, error, warn, info, debug, silent', logLevel);
+}
+
+/** Opens Batchline on the database the options name; an unusable database is a usage error. */
+export async function openBatchline(options: DatabaseOptions): Promise<Batchline> {
+  try {
+    return await Batchline.open({ database: options.database, schema: options.schema, logLevel: options.logLevel });
+  } catch (error) {
+    if (error instanceof StoreUnavailableError || error instanceof InputError) throw new CliError(error.message, EXIT.usage);
+    throw error;
+  }
+}
+
+/** A parser for integer options within bounds, for commander. */
+export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value) => {
+    const n = Number(value.replaceAll('_', ''));
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min}${max === Number.MAX_SAFE_INTEGER ? '' : ` to ${max}`}.`);
+    }
+    return n;
+  };
+}
+
+/** The exit code and message for an error a command threw. */
+export function describeFailure(error: unknown): { code: number; message: string } {
+  if (error instanceof CliError) return { code: error.exitCode, message: error.message };
+  if (error instanceof StoreUnavailableError) return { code: EXIT.usage, message: error.message };
+  if (error instanceof BatchlineError) return { code: EXIT.usage, message: error.message };
+  return { code: EXIT.failures, message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
+}
+
+/** Prints one JSON document to stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Left-aligned text table with a header row. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** 100000 → "100,000". */
+export function count(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** The fields of a batch the CLI shows and prints as JSON. */
+export function batchSummary(batch: Batch): {
+  id: string;
+  type: string;
+  tenant: string;
+  status: string;
+  total: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  remaining: number;
+  aggregates: Record<string, string>;
+} {
+  const { id, type, tenant, status, total, succeeded, failed, cancelled, remaining, aggregates } = batch;
+  return { id, type, tenant, status, total, succeeded, failed, cancelled, remaining, aggregates };
+}
+
+/** True when every batch completed with no failed or cancelled items. */
+export function allSucceeded(batches: Batch[]): boolean {
+  return batches.every((b) => b.status === 'completed' && b.failed === 0 && b.cancelled === 0);
+}

@@ -1,0 +1,78 @@
+/**
+ * Progress of long CLI work, on stderr: one live line on a terminal, a line every few seconds
+ * otherwise (CI logs), nothing with --json. Reads batch counters from the store, so it shows
+ * the work of every worker, not only this process's.
+ *
+ * States: idle → running (a render every interval) → stopped (final line printed).
+ */
+
+import type { Batch } from '../core/types.js';
+import type { Batchline } from '../engine/batchline.js';
+import { count } from './common.js';
+
+export interface ProgressOptions {
+  /** Write nothing (for --json). */
+  quiet?: boolean;
+  stream?: NodeJS.WriteStream;
+  label?: string;
+}
+
+export class ProgressReporter {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly startedAt = Date.now();
+  private lastPrinted = 0;
+  private readonly stream: NodeJS.WriteStream;
+  private readonly live: boolean;
+  private rendering = false;
+
+  constructor(
+    private readonly bl: Batchline,
+    private readonly ids: string[],
+    private readonly options: ProgressOptions = {},
+  ) {
+    this.stream = options.stream ?? process.stderr;
+    this.live = Boolean(this.stream.isTTY);
+  }
+
+  start(): void {
+    if (this.options.quiet || this.timer) return;
+    this.timer = setInterval(() => void this.render(), this.live ? 250 : 1_000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (this.options.quiet) return;
+    if (this.live) this.stream.write('\r\x1b[K');
+  }
+
+  private async render(): Promise<void> {
+    if (this.rendering) return;
+    this.rendering = true;
+    try {
+      const batches = await Promise.all(this.ids.map((id) => this.bl.getBatch(id)));
+      const line = describe(batches, Date.now() - this.startedAt, this.options.label);
+      if (this.live) this.stream.write(`\r\x1b[K${line}`);
+      else if (Date.now() - this.lastPrinted >= 5_000) {
+        this.lastPrinted = Date.now();
+        this.stream.write(`${line}\n`);
+      }
+    } catch {
+      // A failed poll only skips one frame.
+    } finally {
+      this.rendering = false;
+    }
+  }
+}
+
+/** "txn.apply: 45,231/100,000 items (45%), 0 failed, 12,345 items/s, 3/10 batches done". */
+export function describe(batches: Batch[], elapsedMs: number, label = 'progress'): string {
+  const total = batches.reduce((n, b) => n + b.total, 0);
+  const finished = batches.reduce((n, b) => n + b.total - b.remaining, 0);
+  const failed = batches.reduce((n, b) => n + b.failed, 0);
+  const done = batches.filter((b) => b.remaining === 0).length;
+  const rate = elapsedMs > 0 ? Math.round((finished * 1000) / elapsedMs) : 0;
+  const percent = total > 0 ? Math.floor((finished * 100) / total) : 100;
+  return `${label}: ${count(finished)}/${count(total)} items (${percent}%), ${count(failed)} failed, ${count(rate)} items/s, ${done}/${batches.length} batches done`;
+}

@@ -1,0 +1,223 @@
+/**
+ * The `batchline` command as users run it: help, the demo, run/submit/status/migrate, their
+ * JSON output and exit codes, and clear errors for bad input that create nothing.
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchline, FIXTURE_PROCESSORS } from '../helpers/cli.js';
+import { freshDatabase, storeKinds } from '../helpers/stores.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'batchline-cli-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const write = (name: string, text: string) => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+describe('batchline --help', () => {
+  it.each(['demo', 'run', 'worker', 'submit', 'status', 'migrate'])('documents %s', async (command) => {
+    const { code, stdout } = await batchline([command, '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toContain(`Usage: batchline ${command}`);
+    expect(stdout).toContain('--database');
+  });
+
+  it('lists every command and the exit codes', async () => {
+    const { code, stdout } = await batchline(['--help']);
+    expect(code).toBe(0);
+    for (const command of ['demo', 'run', 'worker', 'submit', 'status', 'migrate']) expect(stdout).toContain(command);
+    expect(stdout).toContain('Exit codes: 0 all done, 1 failures or incomplete, 2 usage error');
+  });
+});
+
+describe('batchline demo', () => {
+  it('processes 100,000 transactions on the embedded store with a matching balance', async () => {
+    const cwd = mkdtempSync(join(dir, 'demo-'));
+    const { code, stdout, stderr } = await batchline(['demo', '--seed', '42'], { cwd });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toContain('Total: 100,000 items, 100,000 succeeded, 0 failed');
+    expect(stdout).toMatch(/Balance from the CSV: +(-?\d+\.\d\d)\nBalance from the batches: +\1 ✓ match/);
+    expect(stdout).toContain(join(cwd, '.batchline', 'batchline.db'));
+    expect(stdout.match(/completed {2}10,000 {2}10,000 {5}0/g)).toHaveLength(10);
+  });
+
+  it.each(storeKinds)('prints one JSON object with --json (%s)', async (kind) => {
+    const location = await freshDatabase(kind);
+    try {
+      const { code, stdout } = await batchline(['demo', '--items', '3000', '--batches', '3', '--seed', '5', '--json', '--database', location.database], { cwd: dir });
+      expect(code).toBe(0);
+      const result = JSON.parse(stdout);
+      expect(result).toMatchObject({ total: 3000, succeeded: 3000, failed: 0, balanceMatches: true, ok: true, seed: 5 });
+      expect(result.batches).toHaveLength(3);
+      expect(result.balance).toBe(result.expectedBalance);
+    } finally {
+      await location.cleanup();
+    }
+  });
+});
+
+describe('batchline run', () => {
+  it('runs a JSONL file through TypeScript processors and prints the documented JSON', async () => {
+    const location = await freshDatabase('sqlite');
+    const file = write('amounts.jsonl', [1, 2, 3, 4, 5, 6].map((id) => JSON.stringify({ id, amount: `${id}.25` })).join('\n'));
+    const { code, stdout } = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'txn.validate', '--file', file, '--batches', '2', '--json', '--database', location.database]);
+    expect(code).toBe(0);
+    const summary = JSON.parse(stdout);
+    expect(Object.keys(summary).sort()).toEqual(['batches', 'elapsedMs', 'failed', 'itemsPerSecond', 'succeeded', 'total']);
+    expect(summary).toMatchObject({ total: 6, succeeded: 6, failed: 0 });
+    expect(summary.batches.map((b: Record<string, unknown>) => [b.status, b.total, b.succeeded, b.failed, b.aggregates])).toEqual([
+      ['completed', 3, 3, 0, { amount: '6.75' }],
+      ['completed', 3, 3, 0, { amount: '15.75' }],
+    ]);
+    expect(Object.keys(summary.batches[0]).sort()).toEqual(['aggregates', 'failed', 'id', 'status', 'succeeded', 'total']);
+    await location.cleanup();
+  });
+
+  it('exits 1 when items fail, and shows the CSV rows as objects of strings', async () => {
+    const location = await freshDatabase('sqlite');
+    const file = write('mixed.csv', 'id,amount\n1,10.00\n2,-3.50\n3,1.05\n');
+    const { code, stdout } = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'txn.validate', '--file', file, '--database', location.database]);
+    expect(code).toBe(1);
+    expect(stdout).toContain('Total: 3 items, 2 succeeded, 1 failed');
+    expect(stdout).toContain('11.05');
+    await location.cleanup();
+  });
+});
+
+describe('bad input: a clear error, exit 2, nothing submitted', () => {
+  let database: string;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ database, cleanup } = await freshDatabase('sqlite'));
+  });
+  afterAll(async () => cleanup());
+
+  const expectNothingSubmitted = async () => {
+    const status = await batchline(['status', '--json', '--database', database]);
+    expect(JSON.parse(status.stdout).batches).toEqual([]);
+  };
+
+  it('names the file and line of a malformed CSV row', async () => {
+    const file = write('bad.csv', 'id,amount\n1,1.00\n2,2.00\n3,3.00,extra\n4,4.00\n');
+    const { code, stderr } = await batchline(['submit', '--type', 't', '--file', file, '--database', database]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(new RegExp(`batchline: error: ${file}:4: malformed CSV: .*`));
+    await expectNothingSubmitted();
+  });
+
+  it('names the file and line of a malformed JSONL line, even with several batches', async () => {
+    const file = write('bad.jsonl', '{"a":1}\n{"a":2}\n\n{"a":\n{"a":5}\n');
+    const { code, stderr } = await batchline(['submit', '--type', 't', '--file', file, '--batches', '2', '--database', database]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(`${file}:4: malformed JSON`);
+    await expectNothingSubmitted();
+  });
+
+  it('rejects an oversize payload with its size and line', async () => {
+    const file = write('big.jsonl', `{"a":1}\n${JSON.stringify({ blob: 'x'.repeat(1_100_000) })}\n`);
+    const { code, stderr } = await batchline(['submit', '--type', 't', '--file', file, '--database', database]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(`${file}:2: item is 1100011 bytes as JSON; the limit is 1048576`);
+    await expectNothingSubmitted();
+  });
+
+  it('rejects an unknown processor type, a missing processors file and a missing data file', async () => {
+    const file = write('ok.jsonl', '{"id":1,"amount":"1.00"}\n');
+    const unknown = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'nope', '--file', file, '--database', database]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown processor type "nope"');
+    expect(unknown.stderr).toContain('crash.sum, txn.validate');
+    const missing = await batchline(['run', '--processors', join(dir, 'none.ts'), '--type', 'x', '--file', file, '--database', database]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('none.ts does not exist');
+    const noData = await batchline(['submit', '--type', 't', '--file', join(dir, 'none.csv'), '--database', database]);
+    expect(noData.code).toBe(2);
+    expect(noData.stderr).toContain('none.csv: no such file');
+    await expectNothingSubmitted();
+  });
+
+  it('rejects bad flags and values', async () => {
+    const bad = await batchline(['demo', '--items', 'lots']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("option '--items <n>' argument 'lots' is invalid");
+    const unknown = await batchline(['status', '--frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown option '--frobnicate'");
+    const direction = await batchline(['migrate', 'sideways', '--database', database]);
+    expect(direction.code).toBe(2);
+    expect(direction.stderr).toContain('direction must be up or down');
+  });
+
+  it('says what is wrong with a database URL, or an unreachable database', async () => {
+    const wrong = await batchline(['status', '--database', 'mysql://root@localhost/x']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('unsupported database "mysql://root@localhost/x": use a postgres:// URL or a SQLite file path');
+    const unreachable = await batchline(['status', '--database', 'postgres://nobody:secret@127.0.0.1:1/x']);
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.stderr).toContain('cannot use PostgreSQL 127.0.0.1:1/x schema batchline');
+    expect(unreachable.stderr).toContain('ECONNREFUSED');
+    expect(unreachable.stderr).not.toContain('secret');
+  });
+
+  it('says not found for an unknown batch', async () => {
+    const { code, stderr } = await batchline(['status', '01900000-0000-7000-8000-000000000000', '--database', database]);
+    expect(code).toBe(2);
+    expect(stderr).toContain('batch 01900000-0000-7000-8000-000000000000 not found');
+  });
+});
+
+describe.each(storeKinds)('submit, status, migrate (%s)', (kind) => {
+  it('submits idempotently, reports status with exit codes, and migrates down and up', async () => {
+    const location = await freshDatabase(kind);
+    const db = ['--database', location.database];
+    try {
+      const file = write(`items-${kind}.jsonl`, Array.from({ length: 100 }, (_, i) => JSON.stringify({ id: i, amount: '1.00' })).join('\n'));
+      const first = await batchline(['submit', '--type', 'txn.validate', '--file', file, '--batches', '2', '--idempotency-key', 'nightly-1', '--json', ...db]);
+      expect(first.code).toBe(0);
+      const created = JSON.parse(first.stdout);
+      expect(created.created).toBe(true);
+      expect(created.batches.map((b: { total: number }) => b.total)).toEqual([50, 50]);
+      const again = await batchline(['submit', '--type', 'txn.validate', '--file', file, '--batches', '2', '--idempotency-key', 'nightly-1', ...db]);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain('was already used for this file: nothing new was created');
+      for (const b of created.batches) expect(again.stdout).toContain(b.id);
+
+      const pending = await batchline(['status', '--json', ...db]);
+      expect(pending.code).toBe(1);
+      expect(JSON.parse(pending.stdout).batches).toHaveLength(2);
+
+      // `run` works its own file, and any other batch of its type while it runs.
+      const run = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'txn.validate', '--file', file, '--json', ...db]);
+      expect(run.code).toBe(0);
+      const ids = created.batches.map((b: { id: string }) => b.id);
+      const waited = await batchline(['status', ...ids, '--wait', '--timeout-ms', '10000', ...db]);
+      expect(waited.code).toBe(0);
+      expect(waited.stdout.match(/completed/g)).toHaveLength(2);
+
+      const orphan = await batchline(['submit', '--type', 'nobody.runs.this', '--file', file, '--json', ...db]);
+      const orphanId = JSON.parse(orphan.stdout).batches[0].id;
+      const timedOut = await batchline(['status', orphanId, '--wait', '--timeout-ms', '500', ...db]);
+      expect(timedOut.code).toBe(1);
+      expect(timedOut.stderr).toContain(`batch ${orphanId} is still queued after 500 ms (100 items left)`);
+
+      const down = await batchline(['migrate', 'down', '--json', ...db]);
+      expect(down.code).toBe(0);
+      expect(JSON.parse(down.stdout)).toMatchObject({ before: 1, current: 0, latest: 1 });
+      const up = await batchline(['migrate', ...db]);
+      expect(up.code).toBe(0);
+      expect(up.stdout).toContain('schema version 0 → 1 (latest 1)');
+      expect((await batchline(['status', '--json', ...db])).stdout).toContain('"batches": []');
+    } finally {
+      await location.cleanup();
+    }
+  });
+});

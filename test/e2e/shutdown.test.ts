@@ -1,0 +1,60 @@
+/**
+ * Graceful shutdown of a real `batchline worker`: on SIGTERM it stops leasing, lets running
+ * items finish, hands unstarted ones back without using their attempt, commits and exits 0;
+ * another worker then finishes the batch.
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Batchline } from '../../src/index.js';
+import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
+import { sleep } from '../helpers/factory.js';
+import { counterMismatches } from '../helpers/sql.js';
+import { freshDatabase, storeKinds } from '../helpers/stores.js';
+
+describe.each(storeKinds)('graceful shutdown: %s', (kind) => {
+  it('finishes or hands back in-flight work on SIGTERM and exits 0', async () => {
+    const location = await freshDatabase(kind);
+    const dir = mkdtempSync(join(tmpdir(), 'batchline-shutdown-'));
+    const bl = await Batchline.open({ database: location.database, logLevel: 'silent' });
+    try {
+      const file = join(dir, 'items.jsonl');
+      writeFileSync(file, Array.from({ length: 400 }, (_, id) => JSON.stringify({ id, amount: '0.01' })).join('\n'));
+      const db = ['--database', location.database];
+      const { stdout } = await batchline(['submit', '--type', 'slow.sum', '--file', file, '--json', ...db]);
+      const id = JSON.parse(stdout).batches[0].id as string;
+
+      const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--concurrency', '8', '--log-level', 'info', ...db]);
+      while ((await bl.getBatch(id)).succeeded < 16) await sleep(20);
+      const signalledAt = Date.now();
+      worker.kill('SIGTERM');
+      const { code } = await exited(worker);
+      expect(code, worker.output()).toBe(0);
+      expect(Date.now() - signalledAt).toBeLessThan(5_000);
+      expect(worker.output()).toContain('worker stopped');
+
+      const stopped = await bl.getBatch(id);
+      expect(stopped.status).toBe('running');
+      expect(stopped.succeeded).toBeGreaterThanOrEqual(16);
+      expect(stopped.remaining).toBeGreaterThan(0);
+      expect(await bl.items(id, { status: 'running' })).toEqual([]);
+      const pending = await bl.items(id, { status: 'pending', limit: 1_000 });
+      expect(pending).toHaveLength(stopped.remaining);
+      expect(pending.every((item) => item.attempts === 0)).toBe(true);
+      expect(await bl.workers()).toEqual([]);
+
+      const second = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--concurrency', '50', ...db]);
+      const done = await bl.wait(id, { timeoutMs: 30_000 });
+      second.kill('SIGINT');
+      expect((await exited(second)).code).toBe(0);
+      expect(done).toMatchObject({ status: 'completed', succeeded: 400, failed: 0, aggregates: { amount: '4.00' } });
+      expect(await counterMismatches(kind, location)).toEqual([]);
+    } finally {
+      await bl.close();
+      rmSync(dir, { recursive: true, force: true });
+      await location.cleanup();
+    }
+  });
+});

@@ -12,7 +12,7 @@ import { freshStore, storeKinds } from '../helpers/stores.js';
 if (!inject('pgUrl')) console.warn(inject('pgSkipReason'));
 
 describe.each(storeKinds)('store conformance: %s', (kind) => {
-  let store: Store & { dispose: () => Promise<void> };
+  let store: Awaited<ReturnType<typeof freshStore>>;
   beforeEach(async () => {
     store = await freshStore(kind);
   });

@@ -1,0 +1,181 @@
+/**
+ * The PostgreSQL store's hot path: leasing chunks (FOR UPDATE SKIP LOCKED), committing their
+ * outcomes fenced by lease number, renewing leases, and handing expired ones back. Locks are
+ * taken chunks first, then batches, in id order, everywhere.
+ */
+
+import type pg from 'pg';
+import { mergeAggregates } from '../../core/decimal.js';
+import type { BatchStatus } from '../../core/statuses.js';
+import type { Batch } from '../../core/types.js';
+import { closeChunk, finishedEventData, progressEventData, toBatch } from '../shared.js';
+import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
+import type { BatchRow, ChunkDbRow, NewEvent, PgConnection } from './connection.js';
+
+/** Leasing and committing chunks through one connection pool. */
+export class PgChunks {
+  constructor(private readonly c: PgConnection) {}
+
+
+  async lease(params: ChunksLeaseParams): Promise<LeasedChunk[]> {
+    return this.c.tx(async (client) => {
+      const candidates = await this.c.query<BatchRow>(client, this.c.sql.LEASE_CANDIDATES, [params.types]);
+      for (const batch of candidates) {
+        const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
+        const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
+        if (room <= 0) continue;
+        type Pending = { id: string; seq0: number | null; seqs: number[] | null; skip: number; n: number; done: number; attempt: number; partial: boolean };
+        const ids: string[] = [];
+        let items = 0;
+        for (const c of await this.c.query<Pending>(client, this.c.sql.LEASE_PENDING_CHUNKS, [batch.id])) {
+          const live = c.n - c.skip - c.done;
+          if (items + live <= room || (ids.length === 0 && c.partial)) {
+            ids.push(c.id);
+            items += live;
+            continue;
+          }
+          if (ids.length === 0) {
+            ids.push(await this.splitHead(client, batch.id, c, room));
+            items += room;
+          }
+          break;
+        }
+        if (ids.length === 0) continue;
+        type Leased = ChunkDbRow & { lease_no: number; lease_expires_at: Date };
+        const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs]);
+        const [marked] = await this.c.query<{ old_status: BatchStatus }>(client, this.c.sql.BATCH_MARK_LEASED, [batch.id, items]);
+        if (marked?.old_status === 'queued') {
+          await this.c.events(client, [{ batch_id: batch.id, tenant: batch.tenant, type: 'batch:started', data: {} }]);
+        }
+        const options = toBatch(batch).options;
+        return rows.map((row) => ({
+          chunkId: Number(row.id), batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no,
+          attempt: row.attempt, seq0: row.seq0, seqs: row.seqs, skip: row.skip, n: row.n,
+          payloads: row.payloads, state: row.state, options, expiresAt: row.lease_expires_at,
+        }));
+      }
+      return [];
+    });
+  }
+
+  /** Moves the first `k` unrecorded slots of an untouched, locked chunk into a new chunk. */
+  private async splitHead(
+    client: pg.PoolClient,
+    batchId: string,
+    c: { id: string; seq0: number | null; seqs: number[] | null; skip: number; attempt: number },
+    k: number,
+  ): Promise<string> {
+    const [row] = await this.c.query<{ payloads: string }>(client, this.c.sql.CHUNK_PAYLOADS, [c.id]);
+    const head = (JSON.parse(row!.payloads) as unknown[]).slice(c.skip, c.skip + k);
+    const seqs = c.seqs === null ? null : c.seqs.slice(c.skip, c.skip + k);
+    const seq0 = c.seq0 === null ? null : c.seq0 + c.skip;
+    const [inserted] = await this.c.query<{ id: string }>(client, this.c.sql.CHUNK_INSERT, [batchId, seq0, seqs, k, JSON.stringify(head), c.attempt, 0]);
+    await this.c.query(client, this.c.sql.CHUNK_ADVANCE_SKIP, [c.id, k]);
+    return inserted!.id;
+  }
+
+
+  async commit(params: { commits: ChunkCommit[] }): Promise<ChunksCommitResult> {
+    return this.c.tx(async (client) => {
+      type Fence = { id: string; n: number; skip: number; done: number; attempt: number; lease_no: number; status: string };
+      const fences = new Map(
+        (await this.c.query<Fence>(client, this.c.sql.CHUNKS_FENCE, [params.commits.map((c) => c.chunkId)])).map((f) => [Number(f.id), f]),
+      );
+      const lost: number[] = [];
+      const writes: string[] = [];
+      const retryRows: { batchId: string; r: ChunkCommit['retries'][number] }[] = [];
+      const perBatch = new Map<string, { succeeded: number; failed: number; cancelled: number; leased: number; aggregates: Record<string, string>[] }>();
+      for (const c of params.commits) {
+        const f = fences.get(c.chunkId);
+        if (!f || f.status !== 'leased' || f.lease_no !== c.leaseNo) {
+          lost.push(c.chunkId);
+          continue;
+        }
+        const w = closeChunk(f, c);
+        // The state is embedded as raw JSON text: it is already JSON, so nothing is re-encoded.
+        writes.push(
+          `{"id":${c.chunkId},"state":${c.state},"done":${w.done},"succeeded":${c.delta.succeeded},` +
+            `"failed":${c.delta.failed + w.inheritedFailed},"cancelled":${c.delta.cancelled + w.inheritedCancelled},` +
+            `"status":"${w.status}","attempt":${w.attempt},"error":${c.close === 'fail' ? JSON.stringify(c.error ?? null) : 'null'}}`,
+        );
+        for (const r of c.retries) retryRows.push({ batchId: c.batchId, r });
+        const acc = perBatch.get(c.batchId) ?? { succeeded: 0, failed: 0, cancelled: 0, leased: 0, aggregates: [] };
+        acc.succeeded += c.delta.succeeded;
+        acc.failed += c.delta.failed + w.inheritedFailed;
+        acc.cancelled += c.delta.cancelled + w.inheritedCancelled;
+        acc.leased += w.unleased;
+        acc.aggregates.push(c.aggregates);
+        perBatch.set(c.batchId, acc);
+      }
+      if (writes.length > 0) await this.c.query(client, this.c.sql.CHUNKS_WRITE, [`[${writes.join(',')}]`]);
+      for (const { batchId, r } of retryRows) {
+        await this.c.query(client, this.c.sql.CHUNK_INSERT, [batchId, null, r.seqs, r.seqs.length, r.payloads, r.attempt, r.delayMs]);
+      }
+      const finished: Batch[] = [];
+      const events: NewEvent[] = [];
+      for (const batchId of [...perBatch.keys()].sort()) {
+        const acc = perBatch.get(batchId)!;
+        const aggregates = acc.aggregates.reduce(mergeAggregates, {});
+        const [row] = await this.c.query<BatchRow & { completes: boolean; progress: boolean }>(client, this.c.sql.BATCH_APPLY, [
+          batchId, acc.succeeded, acc.failed, acc.cancelled, acc.leased, JSON.stringify(aggregates),
+        ]);
+        if (!row) continue;
+        const batch = toBatch(row);
+        if (row.completes) {
+          finished.push(batch);
+          events.push({ batch_id: batch.id, tenant: batch.tenant, type: 'batch:completed', data: finishedEventData(batch) });
+        } else if (row.progress) {
+          events.push({ batch_id: batch.id, tenant: batch.tenant, type: 'batch:progress', data: progressEventData(batch) });
+        }
+      }
+      await this.c.events(client, events);
+      if (retryRows.length > 0) await this.c.notify(client, 'work');
+      return { lost, finished };
+    });
+  }
+
+  async renew(params: ChunksRenewParams): Promise<{ lost: number[] }> {
+    const rows = await this.c.query<{ id: string }>(this.c.pool, this.c.sql.CHUNKS_RENEW, [
+      params.leases.map((l) => l.chunkId), params.leases.map((l) => l.leaseNo), params.leaseMs,
+    ]);
+    const renewed = new Set(rows.map((r) => Number(r.id)));
+    return { lost: params.leases.map((l) => l.chunkId).filter((id) => !renewed.has(id)) };
+  }
+
+
+  async reclaim(params: { limit: number }): Promise<ReclaimResult> {
+    return this.c.tx(async (client) => {
+      type Expired = { id: string; batch_id: string; n: number; skip: number; done: number; attempt: number; lease_owner: string; batch_status: BatchStatus };
+      const expired = await this.c.query<Expired>(client, this.c.sql.CHUNKS_EXPIRED, [params.limit]);
+      const result: ReclaimResult = { requeued: 0, cancelled: 0, finished: [] };
+      const perBatch = new Map<string, { leased: number; cancelled: number; tenant: string | null }>();
+      const events: NewEvent[] = [];
+      for (const c of expired) {
+        const remaining = c.n - c.skip - c.done;
+        const acc = perBatch.get(c.batch_id) ?? { leased: 0, cancelled: 0, tenant: null };
+        acc.leased += remaining;
+        if (c.batch_status === 'cancelled') {
+          await this.c.query(client, this.c.sql.CHUNK_CLOSE_CANCELLED, [c.id]);
+          acc.cancelled += remaining;
+          result.cancelled++;
+        } else {
+          await this.c.query(client, this.c.sql.CHUNK_REQUEUE, [c.id]);
+          result.requeued++;
+        }
+        perBatch.set(c.batch_id, acc);
+        events.push({ batch_id: c.batch_id, tenant: null, type: 'batch:lease-expired', data: { chunk: Number(c.id), worker: c.lease_owner, items: remaining, attempt: c.attempt } });
+      }
+      for (const batchId of [...perBatch.keys()].sort()) {
+        const acc = perBatch.get(batchId)!;
+        await this.c.query(client, this.c.sql.BATCH_UNLEASE, [batchId, acc.leased, acc.cancelled]);
+      }
+      if (events.length > 0) {
+        const tenants = new Map((await this.c.query<{ id: string; tenant: string }>(client, `SELECT id, tenant FROM ${this.c.quoted}.batches WHERE id = ANY($1::uuid[])`, [[...perBatch.keys()]])).map((r) => [r.id, r.tenant]));
+        for (const e of events) e.tenant = tenants.get(e.batch_id!) ?? null;
+        await this.c.events(client, events);
+        if (result.requeued > 0) await this.c.notify(client, 'work');
+      }
+      return result;
+    });
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The PostgreSQL store's connection: the pool, the schema's statements, transactions with
+ * retries, error translation, and the row shapes the store's modules share.
+ */
+
+import pg from 'pg';
+import { NotFoundError, StoreUnavailableError } from '../../core/errors.js';
+import { isBatchId } from '../../core/ids.js';
+import type { ItemStateEntry } from '../../core/item-state.js';
+import type { EventType } from '../../core/types.js';
+import type { BatchRowBase } from '../shared.js';
+import type { BatchRef, ChunkRow } from '../store.js';
+import { statements, type PgStatements } from './statements.js';
+
+export type BatchRow = BatchRowBase & { submit_digest: string | null; leased_items: number };
+export type Queryable = pg.Pool | pg.PoolClient;
+
+export interface ChunkDbRow {
+  id: string;
+  batch_id: string;
+  seq0: number | null;
+  seqs: number[] | null;
+  skip: number;
+  n: number;
+  payloads: unknown[];
+  state: (ItemStateEntry | null)[] | null;
+  status: ChunkRow['status'];
+  attempt: number;
+  error: ChunkRow['error'];
+}
+
+export const toChunkRow = (r: ChunkDbRow): ChunkRow => ({
+  id: Number(r.id),
+  batchId: r.batch_id,
+  seq0: r.seq0,
+  seqs: r.seqs,
+  skip: r.skip,
+  n: r.n,
+  status: r.status,
+  attempt: r.attempt,
+  payloads: r.payloads,
+  state: r.state,
+  error: r.error,
+});
+
+/** Error codes worth retrying the whole transaction for. */
+const RETRY_CODES = new Set(['40001', '40P01']);
+/** Error codes (and socket errors) that mean the database is unreachable or going away. */
+const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '53300', '3D000', '28P01', '28000']);
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN']);
+
+export interface NewEvent {
+  batch_id: string | null;
+  tenant: string | null;
+  type: EventType;
+  data: Record<string, unknown>;
+}
+
+export interface PostgresStoreOptions {
+  url: string;
+  schema: string;
+  /** Human-readable location (no password), for messages. */
+  display: string;
+  /** Connections in the pool (default 10). */
+  poolSize?: number;
+}
+/** A pool on one database and the statements of one schema. */
+export class PgConnection {
+  readonly sql: PgStatements;
+  readonly schema: string;
+  /** The schema as a quoted identifier, for the few statements built here. */
+  readonly quoted: string;
+  readonly description: string;
+
+  constructor(
+    readonly pool: pg.Pool,
+    options: PostgresStoreOptions,
+  ) {
+    this.schema = options.schema;
+    this.quoted = `"${options.schema}"`;
+    this.sql = statements(this.quoted);
+    this.description = options.display;
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    this.pool.on('error', () => {});
+  }
+
+  /** Driver error → our error: unreachable databases become StoreUnavailableError. */
+  translate(error: unknown): unknown {
+    const code = (error as { code?: string }).code;
+    if (code && (UNAVAILABLE_CODES.has(code) || SOCKET_CODES.has(code))) {
+      return new StoreUnavailableError(`cannot use ${this.description}: ${(error as Error).message}`, { cause: error });
+    }
+    return error;
+  }
+
+  /** Runs one statement, translating driver errors. */
+  async query<R extends pg.QueryResultRow>(db: Queryable, text: string, params: unknown[] = []): Promise<R[]> {
+    try {
+      return (await db.query<R>(text, params)).rows;
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  /** Runs `fn` in a transaction, retrying deadlocks and serialisation failures. */
+  async tx<T>(fn: (client: pg.PoolClient) => Promise<T>, isolation = 'READ COMMITTED'): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (error) {
+        throw this.translate(error);
+      }
+      try {
+        await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        const code = (error as { code?: string }).code;
+        if (code && RETRY_CODES.has(code) && attempt < 8) {
+          await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+          continue;
+        }
+        throw this.translate(error);
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  /** Appends audit events within the caller's transaction. */
+  async events(db: Queryable, events: NewEvent[]): Promise<void> {
+    if (events.length > 0) await this.query(db, this.sql.EVENTS_INSERT, [JSON.stringify(events)]);
+  }
+
+  /** Notifies listeners when the caller's transaction commits. */
+  async notify(db: Queryable, topic: 'work' | 'control'): Promise<void> {
+    await this.query(db, `SELECT pg_notify($1, $2)`, [`${this.schema}_${topic}`, topic]);
+  }
+
+  /** The batch row, or NotFoundError (also for malformed ids and other tenants' batches). */
+  async batchRow(db: Queryable, ref: BatchRef): Promise<BatchRow> {
+    const rows = isBatchId(ref.id) ? await this.query<BatchRow>(db, this.sql.BATCH_GET, [ref.id, ref.tenant ?? null]) : [];
+    if (!rows[0]) throw new NotFoundError(`batch ${ref.id} not found`);
+    return rows[0];
+  }
+}

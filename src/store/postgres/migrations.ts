@@ -45,6 +45,10 @@ CREATE TABLE ${s}.batches (
 CREATE UNIQUE INDEX batches_idempotency ON ${s}.batches (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX batches_runnable ON ${s}.batches (priority DESC, served_at NULLS FIRST) WHERE status IN ('queued', 'running');
 CREATE INDEX batches_tenant ON ${s}.batches (tenant, id);
+-- The reconciler looks at open and recently finished batches every pass; without these it
+-- would scan every batch ever run.
+CREATE INDEX batches_open ON ${s}.batches (id) WHERE status IN ('queued', 'running', 'paused');
+CREATE INDEX batches_finished ON ${s}.batches (finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE ${s}.chunks (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

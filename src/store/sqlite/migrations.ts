@@ -48,6 +48,10 @@ CREATE TABLE batches (
 CREATE UNIQUE INDEX batches_idempotency ON batches (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX batches_runnable ON batches (priority DESC, served_at) WHERE status IN ('queued', 'running');
 CREATE INDEX batches_tenant ON batches (tenant, id);
+-- The reconciler looks at open and recently finished batches every pass; without these it
+-- would scan every batch ever run.
+CREATE INDEX batches_open ON batches (id) WHERE status IN ('queued', 'running', 'paused');
+CREATE INDEX batches_finished ON batches (finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE chunks (
   id               INTEGER PRIMARY KEY,

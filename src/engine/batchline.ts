@@ -322,8 +322,8 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     return this.store.itemsList({ batchId, ...options, limit: options.limit ?? 100 });
   }
 
-  /** Audit events in commit order, optionally of one batch. */
-  events(options: { batchId?: string; after?: string; types?: EventType[]; limit?: number } = {}): Promise<BatchEvent[]> {
+  /** Audit events in id order, optionally of one batch; `afterId` pages through them. */
+  events(options: { batchId?: string; afterId?: number; types?: EventType[]; limit?: number } = {}): Promise<BatchEvent[]> {
     return this.store.eventsList({ ...options, limit: options.limit ?? 100 });
   }
 

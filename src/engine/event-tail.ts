@@ -49,7 +49,7 @@ export class EventTail {
   private async follow(cursor: string): Promise<void> {
     while (this.running) {
       try {
-        const events = await this.store.eventsList({ after: cursor, limit: 500 });
+        const events = await this.store.eventsFollow({ after: cursor, limit: 500 });
         for (const event of events) {
           cursor = event.cursor;
           try {

@@ -184,9 +184,17 @@ export interface ItemsListParams {
 }
 
 export interface EventsListParams {
-  /** A cursor from an earlier event or from `eventsCursor()`; omitted, reading starts at the oldest event. */
-  after?: string;
+  /** Events with an id greater than this (pagination of history). */
+  afterId?: number;
   batchId?: string;
+  tenant?: string;
+  types?: EventType[];
+  limit: number;
+}
+
+export interface EventsFollowParams {
+  /** A cursor from `eventsCursor()` or from an event this stream returned. */
+  after: string;
   tenant?: string;
   types?: EventType[];
   limit: number;
@@ -236,12 +244,16 @@ export interface Store {
   batchesVerify(params: { since: Date; limit: number }): Promise<CounterMismatch[]>;
 
   itemsList(params: ItemsListParams): Promise<Item[]>;
-  /**
-   * Events in commit order after a cursor. An event is listed only once no transaction still
-   * running could add one before it, so a reader that follows cursors never misses one.
-   */
+  /** Committed events in id order: the history of a batch, or of everything. */
   eventsList(params: EventsListParams): Promise<BatchEvent[]>;
-  /** The cursor of "now": reading after it yields only events committed from here on. */
+  /**
+   * Events after a cursor, for following the stream. An event is listed only once no
+   * transaction still running could add one before it, so a reader that follows cursors never
+   * misses one (on PostgreSQL a long transaction anywhere in the cluster delays, never drops).
+   * Start from `eventsCursor()`.
+   */
+  eventsFollow(params: EventsFollowParams): Promise<BatchEvent[]>;
+  /** The cursor of "now": following from it yields only events committed from here on. */
   eventsCursor(): Promise<string>;
 
   workerHeartbeat(params: Omit<WorkerInfo, 'startedAt' | 'heartbeatAt'>): Promise<void>;

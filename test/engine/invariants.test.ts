@@ -96,7 +96,11 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
       const completed = await a.events({ batchId: batch.id, types: ['batch:completed'] });
       expect(completed).toHaveLength(1);
     }
-    await sleep(600);
+    // The event stream follows committed transactions; on PostgreSQL a long transaction elsewhere
+    // (another test file's bulk insert) delays it, so wait for it rather than sleeping a fixed time.
+    const deadline = Date.now() + 20_000;
+    while (seen.length < batches.length && Date.now() < deadline) await sleep(50);
+    await sleep(200);
     expect(seen.sort()).toEqual(batches.map((b) => b.id).sort());
   });
 

@@ -368,12 +368,31 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     const batch = await submit(store, rows(2));
     const [chunk] = await lease(store);
     await store.chunksCommit({ commits: [commitFor(chunk!, () => 'succeeded')] });
-    const events = await store.eventsList({ after: cursor, limit: 10 });
+    const events = await store.eventsFollow({ after: cursor, limit: 10 });
     expect(events.map((e) => e.type)).toEqual(['batch:submitted', 'batch:started', 'batch:completed']);
     expect(events[2]!.data).toMatchObject({ status: 'completed', succeeded: 2 });
     expect(events.every((e) => e.batchId === batch.id && e.tenant === 'default')).toBe(true);
-    expect(await store.eventsList({ after: events[2]!.cursor, limit: 10 })).toEqual([]);
-    expect((await store.eventsList({ after: events[0]!.cursor, limit: 10 })).map((e) => e.type)).toEqual(['batch:started', 'batch:completed']);
+    expect(await store.eventsFollow({ after: events[2]!.cursor, limit: 10 })).toEqual([]);
+    expect((await store.eventsFollow({ after: events[0]!.cursor, limit: 10 })).map((e) => e.type)).toEqual(['batch:started', 'batch:completed']);
+    expect((await store.eventsList({ afterId: events[0]!.id, limit: 10 })).map((e) => e.type)).toEqual(['batch:started', 'batch:completed']);
+  });
+
+  it.skipIf(kind !== 'postgres')('lists history at once but follows only past transactions still running', async () => {
+    const pg = (await import('pg')).default;
+    const other = new pg.Client({ connectionString: (await import('../helpers/stores.js')).pgUrl! });
+    await other.connect();
+    try {
+      const cursor = await store.eventsCursor();
+      await other.query('BEGIN');
+      await other.query('SELECT pg_current_xact_id()'); // an old transaction, still running
+      const batch = await submit(store, rows(1));
+      expect((await store.eventsList({ batchId: batch.id, limit: 10 })).map((e) => e.type)).toEqual(['batch:submitted']);
+      expect(await store.eventsFollow({ after: cursor, limit: 10 })).toEqual([]);
+      await other.query('COMMIT');
+      expect((await store.eventsFollow({ after: cursor, limit: 10 })).map((e) => e.type)).toEqual(['batch:submitted']);
+    } finally {
+      await other.end();
+    }
   });
 
   it('completes stuck batches once', async () => {

@@ -81,8 +81,8 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
     ['BATCH_GET', () => [sql.BATCH_GET, [open, null]]],
     ['BATCH_LIST', () => [sql.BATCH_LIST, ['tenant7', null, null, null, 50]]],
     ['ITEMS_CONTIGUOUS_CHUNKS', () => [sql.ITEMS_CONTIGUOUS_CHUNKS, [open, null, -1, -1, 0, 32]]],
-    ['EVENTS_LIST', () => [sql.EVENTS_LIST, ['0', '0', null, null, null, 500]]],
-    ['EVENTS_LIST of a batch', () => [sql.EVENTS_LIST, ['0', '0', open, null, null, 500]]],
+    ['EVENTS_FOLLOW', () => [sql.EVENTS_FOLLOW, ['0', '0', null, null, 500]]],
+    ['EVENTS_LIST of a batch', () => [sql.EVENTS_LIST, [0, open, null, null, 500]]],
   ] as const)('%s scans no whole table', async (_name, make) => {
     const [text, params] = make() as [string, unknown[]];
     expect(seqScans(await plan(text, params))).toEqual([]);

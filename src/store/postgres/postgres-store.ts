@@ -9,6 +9,7 @@
  */
 
 import pg from 'pg';
+import { InputError } from '../../core/errors.js';
 import { isBatchId, newBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import { BATCH_ACTIONS, canApply, type BatchStatus } from '../../core/statuses.js';
@@ -37,6 +38,7 @@ import type {
   ChunksLeaseParams,
   ChunksRenewParams,
   CounterMismatch,
+  EventsFollowParams,
   EventsListParams,
   ItemsListParams,
   LeasedChunk,
@@ -351,11 +353,19 @@ export class PostgresStore implements Store {
   }
 
   async eventsList(params: EventsListParams): Promise<BatchEvent[]> {
-    const [txid, id] = (params.after ?? '0:0').split(':');
     const batchId = params.batchId && isBatchId(params.batchId) ? params.batchId : null;
     if (params.batchId && !batchId) return [];
     const rows = await this.c.query<Parameters<typeof toEvent>[0]>(this.c.pool, this.c.sql.EVENTS_LIST, [
-      txid ?? '0', id ?? '0', batchId, params.tenant ?? null, params.types?.length ? params.types : null, params.limit,
+      params.afterId ?? 0, batchId, params.tenant ?? null, params.types?.length ? params.types : null, params.limit,
+    ]);
+    return rows.map(toEvent);
+  }
+
+  async eventsFollow(params: EventsFollowParams): Promise<BatchEvent[]> {
+    const [txid, id] = params.after.split(':');
+    if (!/^\d+$/.test(txid ?? '') || !/^\d+$/.test(id ?? '')) throw new InputError(`${JSON.stringify(params.after)} is not an event cursor`);
+    const rows = await this.c.query<Parameters<typeof toEvent>[0]>(this.c.pool, this.c.sql.EVENTS_FOLLOW, [
+      txid, id, params.tenant ?? null, params.types?.length ? params.types : null, params.limit,
     ]);
     return rows.map(toEvent);
   }

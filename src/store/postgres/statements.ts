@@ -275,19 +275,29 @@ SELECT * FROM ${s}.chunks
 INSERT INTO ${s}.events (batch_id, tenant, type, data)
 SELECT batch_id, tenant, type, data FROM json_to_recordset($1::json) AS e(batch_id uuid, tenant text, type text, data jsonb)`,
 
+    /** Committed events after id $1 in id order, optionally of one batch, tenant or types: history. */
+    EVENTS_LIST: `
+SELECT *, txid::text || ':' || id AS cursor FROM ${s}.events
+ WHERE id > $1
+   AND ($2::uuid IS NULL OR batch_id = $2)
+   AND ($3::text IS NULL OR tenant = $3)
+   AND ($4::text[] IS NULL OR type = ANY($4))
+ ORDER BY id
+ LIMIT $5`,
+
     /**
      * Events after cursor ($1 txid, $2 id), in (txid, id) order, listing only events whose
-     * transaction is older than every transaction still running: none can appear before them later.
+     * transaction is older than every transaction still running: none can appear before them
+     * later. Ids alone would not do: a transaction that took its id first may commit last.
      */
-    EVENTS_LIST: `
+    EVENTS_FOLLOW: `
 SELECT *, txid::text || ':' || id AS cursor FROM ${s}.events
  WHERE (txid, id) > ($1::text::xid8, $2::bigint)
    AND txid < pg_snapshot_xmin(pg_current_snapshot())
-   AND ($3::uuid IS NULL OR batch_id = $3)
-   AND ($4::text IS NULL OR tenant = $4)
-   AND ($5::text[] IS NULL OR type = ANY($5))
+   AND ($3::text IS NULL OR tenant = $3)
+   AND ($4::text[] IS NULL OR type = ANY($4))
  ORDER BY txid, id
- LIMIT $6`,
+ LIMIT $5`,
 
     /** The cursor of now: every event of an older transaction counts as read. */
     EVENTS_CURSOR: `SELECT pg_snapshot_xmin(pg_current_snapshot())::text || ':0' AS cursor`,

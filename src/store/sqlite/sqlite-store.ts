@@ -38,6 +38,7 @@ import type {
   ChunksLeaseParams,
   ChunksRenewParams,
   CounterMismatch,
+  EventsFollowParams,
   EventsListParams,
   ItemsListParams,
   LeasedChunk,
@@ -360,9 +361,13 @@ export class SqliteStore implements Store {
     const batchId = params.batchId ?? null;
     const tenant = params.tenant ?? null;
     const types = params.types?.length ? JSON.stringify(params.types) : null;
-    const after = params.after === undefined ? 0 : Number(params.after);
-    const rows = this.c.stmt(sql.EVENTS_LIST).all(after, batchId, batchId, tenant, tenant, types, types, params.limit);
+    const rows = this.c.stmt(sql.EVENTS_LIST).all(params.afterId ?? 0, batchId, batchId, tenant, tenant, types, types, params.limit);
     return (rows as Parameters<typeof toEvent>[0][]).map(toEvent);
+  }
+
+  /** SQLite commits one writer at a time, so id order is commit order and following is listing. */
+  async eventsFollow(params: EventsFollowParams): Promise<BatchEvent[]> {
+    return this.eventsList({ ...params, afterId: Number(params.after) });
   }
 
   async eventsCursor(): Promise<string> {

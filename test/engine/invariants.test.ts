@@ -256,6 +256,44 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(Math.max(...seen) - Math.min(...seen)).toBeGreaterThanOrEqual(250);
   });
 
+  it('commits the finished part of a long chunk before the chunk is done', async () => {
+    const bl = await openBl();
+    bl.define('slow', async () => sleep(40));
+    const batch = await bl.submit('slow', rowsOf(60));
+    await bl.start({ concurrency: 2, checkpointMs: 100, targetLeaseMs: 60_000 });
+    await sleep(600);
+    const midway = await bl.getBatch(batch.id);
+    expect(midway.succeeded).toBeGreaterThan(5);
+    expect(midway.remaining).toBeGreaterThan(0);
+    const running = await bl.items(batch.id, { status: 'running', limit: 100 });
+    expect(running.length).toBe(midway.remaining);
+    expect(await counterMismatches(kind, location)).toEqual([]);
+    expect(await bl.wait(batch.id)).toMatchObject({ succeeded: 60 });
+  });
+
+  it('leases slow items a few at a time, so every worker gets a share', async () => {
+    const a = await openBl();
+    const b = await openBl();
+    const ran = { a: 0, b: 0 };
+    a.define('portfolio', async () => {
+      ran.a++;
+      await sleep(100);
+    });
+    b.define('portfolio', async () => {
+      ran.b++;
+      await sleep(100);
+    });
+    const batch = await a.submit('portfolio', rowsOf(40));
+    // Items that take longer than a lease should last per slot (here 100 ms vs 100 ms) are leased
+    // only into free slots, never prefetched: the same rule that shares 30-second portfolios.
+    await a.start({ concurrency: 4, targetLeaseMs: 100 });
+    await sleep(150); // a has seen how long items take
+    await b.start({ concurrency: 4, targetLeaseMs: 100 });
+    expect(await a.wait(batch.id)).toMatchObject({ succeeded: 40 });
+    expect(ran.a + ran.b).toBe(40);
+    expect(ran.b).toBeGreaterThanOrEqual(10);
+  });
+
   it('stops gracefully: running items finish, unstarted ones are handed back unused', async () => {
     const bl = await openBl();
     let finished = 0;

@@ -17,6 +17,7 @@ export interface ProgressOptions {
   label?: string;
 }
 
+/** Renders the progress of a set of batches on stderr until stopped. */
 export class ProgressReporter {
   private timer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();

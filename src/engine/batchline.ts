@@ -67,6 +67,7 @@ export type BatchlineEventMap = { [K in EventType]: [BatchEvent] } & {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The library facade; see the module comment. Create one with `Batchline.open()`. */
 export class Batchline extends EventEmitter<BatchlineEventMap> {
   readonly registry = new Registry();
   readonly logger: Logger;

@@ -40,6 +40,7 @@ function merge(older: ChunkCommit, newer: ChunkCommit): ChunkCommit {
   };
 }
 
+/** Group-commits chunk outcomes; see the module comment. */
 export class Committer {
   private queue = new Map<number, ChunkCommit>();
   private flushing: Promise<void> | null = null;

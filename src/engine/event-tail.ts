@@ -12,6 +12,7 @@ import type { BatchEvent } from '../core/types.js';
 import type { Store } from '../store/store.js';
 import { Wakeup } from './wakeup.js';
 
+/** Follows the events table and hands each event to a callback once. */
 export class EventTail {
   private running = false;
   private loop: Promise<void> | null = null;

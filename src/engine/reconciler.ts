@@ -29,6 +29,7 @@ export interface ReconcilerOptions {
 
 const LOCK = 'reconciler';
 
+/** Heals expired leases and stuck batches; see the module comment. */
 export class Reconciler {
   private readonly owner = `reconciler:${randomUUID()}`;
   private readonly intervalMs: number;

@@ -78,6 +78,7 @@ export interface WorkerHooks {
 
 const SWEEP_MS = 50;
 
+/** Leases, runs and commits items of the registered types; see the module comment. */
 export class Worker {
   readonly id: string;
   private readonly settings: Settings;

@@ -18,6 +18,7 @@ interface DemoOptions extends DatabaseOptions {
   json?: boolean;
 }
 
+/** The `demo` command: the transactions scenario, checked end to end. */
 export function demoCommand(): Command {
   return withDatabase(
     new Command('demo')

@@ -11,6 +11,7 @@ interface MigrateOptions extends DatabaseOptions {
   json?: boolean;
 }
 
+/** The `migrate` command: apply or revert schema migrations. */
 export function migrateCommand(): Command {
   return withDatabase(
     new Command('migrate')

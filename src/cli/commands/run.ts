@@ -20,6 +20,7 @@ interface RunOptions extends DatabaseOptions {
   json?: boolean;
 }
 
+/** The `run` command: submit a file and work it in this process. */
 export function runCommand(): Command {
   return withDatabase(
     new Command('run')

@@ -17,6 +17,7 @@ interface StatusOptions extends DatabaseOptions {
   timeoutMs?: number;
 }
 
+/** The `status` command: show batches, optionally until they finish. */
 export function statusCommand(): Command {
   return withDatabase(
     new Command('status')

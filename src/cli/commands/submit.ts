@@ -19,6 +19,7 @@ interface SubmitCommandOptions extends DatabaseOptions {
   json?: boolean;
 }
 
+/** The `submit` command: submit a file as batches. */
 export function submitCommand(): Command {
   return withDatabase(
     new Command('submit')

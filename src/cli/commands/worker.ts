@@ -15,6 +15,7 @@ interface WorkerCommandOptions extends DatabaseOptions {
   shutdownMs: number;
 }
 
+/** The `worker` command: work batches until signalled. */
 export function workerCommand(): Command {
   return withDatabase(
     new Command('worker')

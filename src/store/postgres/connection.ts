@@ -29,6 +29,7 @@ export interface ChunkDbRow {
   error: ChunkRow['error'];
 }
 
+/** A chunks row as read from PostgreSQL → the store-independent shape. */
 export const toChunkRow = (r: ChunkDbRow): ChunkRow => ({
   id: Number(r.id),
   batchId: r.batch_id,

@@ -43,6 +43,7 @@ export interface SqliteStoreOptions {
 }
 export const iso = (ms: number) => new Date(ms).toISOString();
 
+/** A chunks row as read from SQLite → the store-independent shape. */
 export function toChunkRow(row: ChunkDbRow): ChunkRow {
   return {
     id: row.id,

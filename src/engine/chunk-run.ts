@@ -33,6 +33,8 @@ export class ChunkRun {
   /** Local time after which no item may start unless a renewal moves it. */
   startDeadline: number;
   lastCommitAt: number;
+  /** Commit number the next commit builds on (each commit advances it by one). */
+  private commitNo: number;
 
   private delta = { succeeded: 0, failed: 0, cancelled: 0, moved: 0 };
   private aggregates = new Map<string, Decimal>();
@@ -51,6 +53,7 @@ export class ChunkRun {
     });
     for (let i = lease.skip; i < lease.n; i++) if (this.entries[i] === null) this.unstarted++;
     this.cursor = lease.skip;
+    this.commitNo = lease.commitNo;
     this.startDeadline = startDeadline;
     this.lastCommitAt = now;
   }
@@ -150,6 +153,8 @@ export class ChunkRun {
       chunkId: this.lease.chunkId,
       batchId: this.lease.batchId,
       leaseNo: this.lease.leaseNo,
+      commitNo: this.commitNo,
+      nextCommitNo: ++this.commitNo,
       state: `[${this.entries.map((e) => e ?? 'null').join(',')}]`,
       delta: this.delta,
       aggregates,

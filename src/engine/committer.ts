@@ -3,10 +3,12 @@
  * While one flush is in flight, new commits queue up and go together in the next, so under
  * load one transaction records many chunks (group commit) and at rest a commit goes at once.
  *
- * Two commits of one chunk waiting together merge into one (newest state, summed deltas),
- * which is also how a failed flush is retried: its commits are put back under any newer ones.
+ * Commits of one chunk keep their order. Two that wait together, unsent, merge into one. A
+ * commit that was sent and failed is retried exactly as it was: if its COMMIT did land (the
+ * reply was lost), the store recognises it by its commit numbers and does not apply it twice,
+ * which merging it with a newer one would defeat.
  *
- * States: idle → flushing ↔ backing off (after a store error) ; `drain()` resolves when the
+ * States: idle → flushing ↔ backing off (after a store error); `drain()` resolves when the
  * queue is empty and no flush is in flight.
  */
 
@@ -26,9 +28,11 @@ export interface CommitterOptions {
   onFinished: (batches: Batch[]) => void;
 }
 
+/** One commit doing what `older` then `newer` would: built on older's number, leaving newer's. */
 function merge(older: ChunkCommit, newer: ChunkCommit): ChunkCommit {
   return {
     ...newer,
+    commitNo: older.commitNo,
     delta: {
       succeeded: older.delta.succeeded + newer.delta.succeeded,
       failed: older.delta.failed + newer.delta.failed,
@@ -42,7 +46,10 @@ function merge(older: ChunkCommit, newer: ChunkCommit): ChunkCommit {
 
 /** Group-commits chunk outcomes; see the module comment. */
 export class Committer {
-  private queue = new Map<number, ChunkCommit>();
+  /** Pending commits per chunk, oldest first. */
+  private queues = new Map<number, ChunkCommit[]>();
+  /** Commits that were sent at least once: never merged with anything afterwards. */
+  private readonly sent = new WeakSet<ChunkCommit>();
   private flushing: Promise<void> | null = null;
   private failures = 0;
 
@@ -50,12 +57,15 @@ export class Committer {
 
   /** Number of chunks with a commit waiting. */
   get size(): number {
-    return this.queue.size;
+    return this.queues.size;
   }
 
   enqueue(commit: ChunkCommit): void {
-    const waiting = this.queue.get(commit.chunkId);
-    this.queue.set(commit.chunkId, waiting ? merge(waiting, commit) : commit);
+    const queue = this.queues.get(commit.chunkId) ?? [];
+    const last = queue.at(-1);
+    if (last && !this.sent.has(last)) queue[queue.length - 1] = merge(last, commit);
+    else queue.push(commit);
+    this.queues.set(commit.chunkId, queue);
     // Flush on the next turn of the event loop, so chunks finishing together share a transaction.
     this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushLoop());
   }
@@ -67,22 +77,24 @@ export class Committer {
 
   private async flushLoop(): Promise<void> {
     try {
-      while (this.queue.size > 0) {
-        const commits = [...this.queue.values()];
-        this.queue = new Map();
+      while (this.queues.size > 0) {
+        // The oldest commit of every chunk; newer ones of the same chunk wait for the next round.
+        const commits = [...this.queues.values()].map((queue) => queue[0]!);
+        for (const commit of commits) this.sent.add(commit);
         try {
           const result = await this.options.store.chunksCommit({ commits });
           this.failures = 0;
           const lost = new Set(result.lost);
+          for (const commit of commits) {
+            const queue = this.queues.get(commit.chunkId)!;
+            queue.shift();
+            if (queue.length === 0 || lost.has(commit.chunkId)) this.queues.delete(commit.chunkId);
+          }
           if (lost.size > 0) this.options.onLost(result.lost);
           this.options.onCommitted(commits.filter((c) => !lost.has(c.chunkId)));
           if (result.finished.length > 0) this.options.onFinished(result.finished);
         } catch (error) {
           this.failures++;
-          for (const commit of commits) {
-            const newer = this.queue.get(commit.chunkId);
-            this.queue.set(commit.chunkId, newer ? merge(commit, newer) : commit);
-          }
           const delay = Math.min(5_000, 50 * 2 ** Math.min(this.failures, 7));
           this.options.logger.warn({ err: error, chunks: commits.length, retryInMs: delay }, 'commit failed; retrying');
           await new Promise((resolve) => setTimeout(resolve, delay));

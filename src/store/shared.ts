@@ -182,6 +182,20 @@ export const PROGRESS_EVENT_MS = 1_000;
 export const RETRY_CHUNK_ITEMS = 500;
 
 /**
+ * Whether a commit applies to a chunk row: `apply` when the lease and commit numbers are the
+ * ones the commit was built on; `applied` when this very commit already landed (a retry after
+ * a lost COMMIT reply); otherwise `lost` (the lease moved on, or the chunk is gone).
+ */
+export function fence(
+  row: { status: string; lease_no: number; commit_no: number } | undefined,
+  c: Pick<ChunkCommit, 'leaseNo' | 'commitNo' | 'nextCommitNo'>,
+): 'apply' | 'applied' | 'lost' {
+  if (!row || row.lease_no !== c.leaseNo) return 'lost';
+  if (row.commit_no === c.nextCommitNo) return 'applied';
+  return row.status === 'leased' && row.commit_no === c.commitNo ? 'apply' : 'lost';
+}
+
+/**
  * How a commit's `close` changes a chunk: its new status, recorded count and attempt, the items
  * it closes by inheritance, and how many items stop counting as leased. Shared by both stores.
  */

@@ -99,6 +99,8 @@ export interface LeasedChunk {
   tenant: string;
   type: string;
   leaseNo: number;
+  /** How many commits the chunk has had; the next commit names it (see ChunkCommit.commitNo). */
+  commitNo: number;
   /** The attempt number of this lease for the chunk's unrecorded items (1-based). */
   attempt: number;
   seq0: number | null;
@@ -119,6 +121,14 @@ export interface ChunkCommit {
   chunkId: number;
   batchId: string;
   leaseNo: number;
+  /**
+   * The chunk's commit number this commit applies on top of, and the number it leaves. A
+   * commit whose outcome was lost in transit (the connection died during COMMIT) is retried
+   * as is: finding the chunk already at `nextCommitNo` tells the store it was applied, so its
+   * counter and aggregate deltas are never added twice.
+   */
+  commitNo: number;
+  nextCommitNo: number;
   /** The chunk's whole state array after this commit, as JSON text (entries only ever fill in). */
   state: string;
   /** Entries recorded since the previous commit of this chunk, by status; `moved` went to retries. */
@@ -150,6 +160,8 @@ export interface RetryChunk {
 export interface ChunksCommitResult {
   /** Chunks whose lease had been lost: nothing of theirs was written. */
   lost: number[];
+  /** Chunks whose commit had already been applied by an earlier try: nothing was written again. */
+  alreadyApplied: number[];
   /** Batches that reached a terminal status in this commit. */
   finished: Batch[];
 }

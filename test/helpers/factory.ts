@@ -35,12 +35,13 @@ export type Outcome = 'succeeded' | 'failed' | 'cancelled' | 'moved' | null;
 
 /**
  * The commit a worker would make for `chunk` after the given outcomes per live slot (null:
- * still unrecorded). Succeeded items contribute `aggregate(payload)` to aggregate `sum`.
+ * still unrecorded). Succeeded items contribute `aggregate(payload)` to aggregate `sum`. The
+ * second commit of one lease passes `commitNo: chunk.commitNo + 1`.
  */
 export function commitFor(
   chunk: LeasedChunk,
   outcomes: Outcome[] | ((slot: number) => Outcome),
-  options: { close?: ChunkCommit['close']; aggregate?: (payload: any) => string; retryDelayMs?: number; unused?: boolean } = {},
+  options: { close?: ChunkCommit['close']; aggregate?: (payload: any) => string; retryDelayMs?: number; unused?: boolean; commitNo?: number } = {},
 ): ChunkCommit {
   const state: (string | null)[] = new Array(chunk.n).fill(null);
   chunk.state?.forEach((entry, i) => (state[i] = entry ? JSON.stringify(entry) : null));
@@ -73,6 +74,8 @@ export function commitFor(
     chunkId: chunk.chunkId,
     batchId: chunk.batchId,
     leaseNo: chunk.leaseNo,
+    commitNo: options.commitNo ?? chunk.commitNo,
+    nextCommitNo: (options.commitNo ?? chunk.commitNo) + 1,
     state: `[${state.map((e) => e ?? 'null').join(',')}]`,
     delta,
     aggregates: options.aggregate && delta.succeeded > 0 ? { sum: `${cents.slice(0, -2)}.${cents.slice(-2)}` } : {},

@@ -87,9 +87,29 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     const done = await store.batchGet({ id: batch.id });
     expect(done).toMatchObject({ status: 'completed', succeeded: 1_000, remaining: 0 });
     expect(done.finishedAt).toBeInstanceOf(Date);
-    // A second commit of the same lease is fenced out: the chunk is no longer leased.
-    expect((await store.chunksCommit({ commits: [commitFor(a[0]!, () => 'succeeded')] })).lost).toEqual([a[0]!.chunkId]);
+    // The same commit again (a retry after a lost reply) is recognised, not applied twice; a
+    // further commit under the finished lease is fenced out.
+    const retry = await store.chunksCommit({ commits: [commitFor(a[0]!, () => 'succeeded')] });
+    expect(retry).toMatchObject({ lost: [], alreadyApplied: [a[0]!.chunkId] });
+    expect((await store.chunksCommit({ commits: [commitFor(a[0]!, () => 'succeeded', { commitNo: 1 })] })).lost).toEqual([a[0]!.chunkId]);
     expect((await store.batchGet({ id: batch.id })).succeeded).toBe(1_000);
+  });
+
+  it('applies a checkpoint retried after it landed only once', async () => {
+    const batch = await submit(store, rows(10));
+    const [chunk] = await lease(store);
+    const checkpoint = commitFor(chunk!, (slot) => (slot < 4 ? 'succeeded' : null), { aggregate: (p) => p.amount });
+    await store.chunksCommit({ commits: [checkpoint] });
+    const again = await store.chunksCommit({ commits: [checkpoint] });
+    expect(again).toEqual({ lost: [], alreadyApplied: [chunk!.chunkId], finished: [] });
+    const b = await store.batchGet({ id: batch.id });
+    expect(b.succeeded).toBe(4);
+    expect(b.aggregates.sum).toBe(checkpoint.aggregates.sum);
+    const rest = commitFor(chunk!, (slot) => (slot >= 4 ? 'succeeded' : null), { commitNo: 1 });
+    rest.state = JSON.stringify(JSON.parse(checkpoint.state).map((e: unknown, i: number) => e ?? JSON.parse(rest.state)[i]));
+    rest.close = 'done';
+    expect((await store.chunksCommit({ commits: [rest] })).finished.map((f) => f.id)).toEqual([batch.id]);
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 10 });
   });
 
   it('splits a chunk when a lease wants fewer items than it holds', async () => {
@@ -124,7 +144,7 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(retried).toEqual([[8, 1], [9, 1], [10, 1], [11, 1]]);
 
     // Finish the first chunk, then the retry chunk on attempt 2.
-    const rest = { ...commitFor(chunk!, (slot) => (slot >= 12 ? 'succeeded' : null)) };
+    const rest = { ...commitFor(chunk!, (slot) => (slot >= 12 ? 'succeeded' : null), { commitNo: 1 }) };
     const stateAfterFirst = JSON.parse(commitFor(chunk!, outcomes).state);
     const restState = JSON.parse(rest.state);
     rest.state = JSON.stringify(stateAfterFirst.map((e: unknown, i: number) => e ?? restState[i]));
@@ -358,7 +378,7 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     const [third] = await lease(store, { maxItems: 10 });
     await store.chunksCommit({ commits: [commitFor(third!, (slot) => (slot === third!.skip ? 'succeeded' : null))] });
     expect(await compare(batch.id)).toEqual(new Set(['succeeded', 'failed', 'pending', 'running']));
-    await store.chunksCommit({ commits: [{ ...commitFor(second!, () => null), state: partial.state, close: 'fail', error: { kind: 'lease_lost', message: 'x' } }] });
+    await store.chunksCommit({ commits: [{ ...commitFor(second!, () => null, { commitNo: 1 }), state: partial.state, close: 'fail', error: { kind: 'lease_lost', message: 'x' } }] });
     await store.batchCancel({ id: batch.id });
     expect(await compare(batch.id)).toEqual(new Set(['succeeded', 'failed', 'cancelled', 'running']));
   });

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { mergeAggregates } from '../../core/decimal.js';
 import type { BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, finishedEventData, progressEventData, toBatch } from '../shared.js';
+import { closeChunk, fence, finishedEventData, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import type { BatchRow, ChunkDbRow, NewEvent, PgConnection } from './connection.js';
 
@@ -41,7 +41,7 @@ export class PgChunks {
           break;
         }
         if (ids.length === 0) continue;
-        type Leased = ChunkDbRow & { lease_no: number; lease_expires_at: Date };
+        type Leased = ChunkDbRow & { lease_no: number; commit_no: number; lease_expires_at: Date };
         const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs]);
         const [marked] = await this.c.query<{ old_status: BatchStatus }>(client, this.c.sql.BATCH_MARK_LEASED, [batch.id, items]);
         if (marked?.old_status === 'queued') {
@@ -49,7 +49,7 @@ export class PgChunks {
         }
         const options = toBatch(batch).options;
         return rows.map((row) => ({
-          chunkId: Number(row.id), batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no,
+          chunkId: Number(row.id), batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
           attempt: row.attempt, seq0: row.seq0, seqs: row.seqs, skip: row.skip, n: row.n,
           payloads: row.payloads, state: row.state, options, expiresAt: row.lease_expires_at,
         }));
@@ -77,26 +77,28 @@ export class PgChunks {
 
   async commit(params: { commits: ChunkCommit[] }): Promise<ChunksCommitResult> {
     return this.c.tx(async (client) => {
-      type Fence = { id: string; n: number; skip: number; done: number; attempt: number; lease_no: number; status: string };
+      type Fence = { id: string; n: number; skip: number; done: number; attempt: number; lease_no: number; commit_no: number; status: string };
       const fences = new Map(
         (await this.c.query<Fence>(client, this.c.sql.CHUNKS_FENCE, [params.commits.map((c) => c.chunkId)])).map((f) => [Number(f.id), f]),
       );
       const lost: number[] = [];
+      const alreadyApplied: number[] = [];
       const writes: string[] = [];
       const retryRows: { batchId: string; r: ChunkCommit['retries'][number] }[] = [];
       const perBatch = new Map<string, { succeeded: number; failed: number; cancelled: number; leased: number; aggregates: Record<string, string>[] }>();
       for (const c of params.commits) {
         const f = fences.get(c.chunkId);
-        if (!f || f.status !== 'leased' || f.lease_no !== c.leaseNo) {
-          lost.push(c.chunkId);
+        const verdict = fence(f, c);
+        if (verdict !== 'apply') {
+          (verdict === 'lost' ? lost : alreadyApplied).push(c.chunkId);
           continue;
         }
-        const w = closeChunk(f, c);
+        const w = closeChunk(f!, c);
         // The state is embedded as raw JSON text: it is already JSON, so nothing is re-encoded.
         writes.push(
           `{"id":${c.chunkId},"state":${c.state},"done":${w.done},"succeeded":${c.delta.succeeded},` +
             `"failed":${c.delta.failed + w.inheritedFailed},"cancelled":${c.delta.cancelled + w.inheritedCancelled},` +
-            `"status":"${w.status}","attempt":${w.attempt},"error":${c.close === 'fail' ? JSON.stringify(c.error ?? null) : 'null'}}`,
+            `"status":"${w.status}","attempt":${w.attempt},"error":${c.close === 'fail' ? JSON.stringify(c.error ?? null) : 'null'},"commit_no":${c.nextCommitNo}}`,
         );
         for (const r of c.retries) retryRows.push({ batchId: c.batchId, r });
         const acc = perBatch.get(c.batchId) ?? { succeeded: 0, failed: 0, cancelled: 0, leased: 0, aggregates: [] };
@@ -130,7 +132,7 @@ export class PgChunks {
       }
       await this.c.events(client, events);
       if (retryRows.length > 0) await this.c.notify(client, 'work');
-      return { lost, finished };
+      return { lost, alreadyApplied, finished };
     });
   }
 

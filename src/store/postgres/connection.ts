@@ -112,22 +112,31 @@ export class PgConnection {
       } catch (error) {
         throw this.translate(error);
       }
+      let broken: Error | undefined;
+      // The pool stops listening for a client's errors while it is checked out; a connection
+      // that dies between two statements would otherwise throw an unhandled 'error' event.
+      const onError = (error: Error) => {
+        broken = this.translate(error) as Error;
+      };
+      client.on('error', onError);
       try {
         await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);
         const result = await fn(client);
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
+        // If the connection died between statements, that is the error worth reporting.
+        const translated = broken ?? this.translate(error);
+        // A connection that failed under us is destroyed rather than returned to the pool.
+        if (translated instanceof StoreUnavailableError) broken = translated;
+        else await client.query('ROLLBACK').catch(() => {});
         const code = (error as { code?: string }).code;
-        if (code && RETRY_CODES.has(code) && attempt < 8) {
-          await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
-          continue;
-        }
-        throw this.translate(error);
+        if (!(code && RETRY_CODES.has(code) && attempt < 8)) throw translated;
       } finally {
-        client.release();
+        client.off('error', onError);
+        client.release(broken);
       }
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
     }
   }
 

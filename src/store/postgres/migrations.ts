@@ -66,6 +66,7 @@ CREATE TABLE ${s}.chunks (
   status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','leased','done','cancelled','failed')),
   attempt          integer NOT NULL DEFAULT 0,
   lease_no         integer NOT NULL DEFAULT 0,
+  commit_no        integer NOT NULL DEFAULT 0,
   lease_owner      text,
   lease_expires_at timestamptz,
   run_after        timestamptz NOT NULL DEFAULT '-infinity',

@@ -166,7 +166,7 @@ UPDATE ${s}.chunks
    SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1, lease_owner = $2,
        lease_expires_at = now() + $3 * interval '1 millisecond'
  WHERE id = ANY($1::bigint[])
-RETURNING id, seq0, seqs, skip, n, payloads, state, attempt, lease_no, lease_expires_at`,
+RETURNING id, seq0, seqs, skip, n, payloads, state, attempt, lease_no, commit_no, lease_expires_at`,
 
     /** Marks a batch served (fairness), counts its leased items, starts it; `old_status` says if it was queued. */
     BATCH_MARK_LEASED: `
@@ -182,7 +182,7 @@ RETURNING old.status AS old_status`,
 
     /** Locks the chunks a flush writes, in id order, and reads what the fence and close need. */
     CHUNKS_FENCE: `
-SELECT id, n, skip, done, attempt, lease_no, status FROM ${s}.chunks
+SELECT id, n, skip, done, attempt, lease_no, commit_no, status FROM ${s}.chunks
  WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
 
     /**
@@ -193,11 +193,11 @@ SELECT id, n, skip, done, attempt, lease_no, status FROM ${s}.chunks
 UPDATE ${s}.chunks c
    SET state = v.state, done = v.done, succeeded = c.succeeded + v.succeeded, failed = c.failed + v.failed,
        cancelled = c.cancelled + v.cancelled, status = v.status, attempt = v.attempt,
-       error = coalesce(v.error, c.error), run_after = now(),
+       error = coalesce(v.error, c.error), run_after = now(), commit_no = v.commit_no,
        lease_owner = CASE WHEN v.status = 'leased' THEN c.lease_owner END,
        lease_expires_at = CASE WHEN v.status = 'leased' THEN c.lease_expires_at END
   FROM json_to_recordset($1::json) AS v(id bigint, state json, done int, succeeded int, failed int,
-                                        cancelled int, status text, attempt int, error json)
+                                        cancelled int, status text, attempt int, error json, commit_no int)
  WHERE c.id = v.id`,
 
     /** Extends leases still held under their lease numbers; returns the ids extended. */

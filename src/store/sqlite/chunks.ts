@@ -7,7 +7,7 @@
 import { mergeAggregates } from '../../core/decimal.js';
 import { isTerminalBatchStatus, type BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, finishedEventData, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
+import { closeChunk, fence, finishedEventData, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import { iso, toChunkRow, type BatchRow, type ChunkDbRow, type SqliteConnection } from './connection.js';
 import * as sql from './statements.js';
@@ -43,14 +43,14 @@ export class SqliteChunks {
       }
       if (ids.length === 0) return [];
       const expires = now + params.leaseMs;
-      const rows = this.c.stmt(sql.CHUNKS_LEASE).all(params.workerId, expires, JSON.stringify(ids)) as (ChunkDbRow & { lease_no: number })[];
+      const rows = this.c.stmt(sql.CHUNKS_LEASE).all(params.workerId, expires, JSON.stringify(ids)) as (ChunkDbRow & { lease_no: number; commit_no: number })[];
       this.c.stmt(sql.BATCH_MARK_LEASED).run(now, items, iso(now), batch.id);
       if (batch.status === 'queued') this.c.event(batch, 'batch:started', {}, now);
       const options = toBatch(batch).options;
       return rows.map((row) => {
         const chunk = toChunkRow(row);
         return {
-          chunkId: chunk.id, batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no,
+          chunkId: chunk.id, batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
           attempt: chunk.attempt, seq0: chunk.seq0, seqs: chunk.seqs, skip: chunk.skip, n: chunk.n,
           payloads: chunk.payloads, state: chunk.state, options, expiresAt: new Date(expires),
         };
@@ -75,19 +75,21 @@ export class SqliteChunks {
     return this.c.tx(() => {
       const now = Date.now();
       const lost: number[] = [];
+      const alreadyApplied: number[] = [];
       const perBatch = new Map<string, { succeeded: number; failed: number; cancelled: number; leased: number; aggregates: Record<string, string> }>();
       for (const c of params.commits) {
         const row = this.c.stmt(sql.CHUNK_FENCE).get(c.chunkId) as
-          | { n: number; skip: number; done: number; attempt: number; lease_no: number; status: string }
+          | { n: number; skip: number; done: number; attempt: number; lease_no: number; commit_no: number; status: string }
           | undefined;
-        if (!row || row.status !== 'leased' || row.lease_no !== c.leaseNo) {
-          lost.push(c.chunkId);
+        const verdict = fence(row, c);
+        if (verdict !== 'apply') {
+          (verdict === 'lost' ? lost : alreadyApplied).push(c.chunkId);
           continue;
         }
-        const w = closeChunk(row, c);
+        const w = closeChunk(row!, c);
         this.c.stmt(sql.CHUNK_WRITE).run(
           c.state, w.done, c.delta.succeeded, c.delta.failed + w.inheritedFailed, c.delta.cancelled + w.inheritedCancelled,
-          w.status, w.attempt, c.close === 'fail' ? JSON.stringify(c.error ?? null) : null, now, w.status, w.status, c.chunkId,
+          w.status, w.attempt, c.close === 'fail' ? JSON.stringify(c.error ?? null) : null, now, c.nextCommitNo, w.status, w.status, c.chunkId,
         );
         for (const r of c.retries) {
           this.c.stmt(sql.CHUNK_INSERT).run(c.batchId, null, JSON.stringify(r.seqs), r.seqs.length, r.payloads, r.attempt, now + r.delayMs);
@@ -124,7 +126,7 @@ export class SqliteChunks {
           }
         }
       }
-      return { lost, finished };
+      return { lost, alreadyApplied, finished };
     });
   }
 

@@ -69,6 +69,7 @@ CREATE TABLE chunks (
   status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','leased','done','cancelled','failed')),
   attempt          INTEGER NOT NULL DEFAULT 0,
   lease_no         INTEGER NOT NULL DEFAULT 0,
+  commit_no        INTEGER NOT NULL DEFAULT 0,
   lease_owner      TEXT,
   lease_expires_at INTEGER,
   run_after        INTEGER NOT NULL DEFAULT 0,

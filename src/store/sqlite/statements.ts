@@ -124,18 +124,18 @@ export const CHUNKS_LEASE = `
 UPDATE chunks
    SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1, lease_owner = ?, lease_expires_at = ?
  WHERE id IN (SELECT value FROM json_each(?))
-RETURNING id, batch_id, seq0, seqs, skip, n, done, payloads, state, status, attempt, lease_no, error`;
+RETURNING id, batch_id, seq0, seqs, skip, n, done, payloads, state, status, attempt, lease_no, commit_no, error`;
 
 // ---------------------------------------------------------------------------- committing
 
 /** The fields a commit checks its fence against and computes from. */
-export const CHUNK_FENCE = `SELECT n, skip, done, attempt, lease_no, status FROM chunks WHERE id = ?`;
+export const CHUNK_FENCE = `SELECT n, skip, done, attempt, lease_no, commit_no, status FROM chunks WHERE id = ?`;
 
 /** Writes a chunk's state after a commit; the caller verified the fence in this transaction. */
 export const CHUNK_WRITE = `
 UPDATE chunks
    SET state = ?, done = ?, succeeded = succeeded + ?, failed = failed + ?, cancelled = cancelled + ?,
-       status = ?, attempt = ?, error = coalesce(?, error), run_after = ?,
+       status = ?, attempt = ?, error = coalesce(?, error), run_after = ?, commit_no = ?,
        lease_owner = CASE WHEN ? = 'leased' THEN lease_owner END,
        lease_expires_at = CASE WHEN ? = 'leased' THEN lease_expires_at END
  WHERE id = ?`;

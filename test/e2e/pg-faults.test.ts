@@ -1,0 +1,64 @@
+/**
+ * PostgreSQL connections dying under a running worker (pg_terminate_backend, as a failover or
+ * a proxy restart does): every transaction in flight fails, some possibly after their COMMIT
+ * landed. The worker reconnects and carries on, and the batch still completes with every item
+ * counted once and the aggregate exact.
+ */
+
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { Batchline } from '../../src/index.js';
+import { sleep } from '../helpers/factory.js';
+import { counterMismatches } from '../helpers/sql.js';
+import { freshDatabase, pgUrl } from '../helpers/stores.js';
+
+const ITEMS = 40_000;
+
+describe.skipIf(!pgUrl)('postgres connection failures', () => {
+  it('survives its connections being terminated over and over', async () => {
+    const location = await freshDatabase('postgres');
+    const app = `batchline_fault_${process.pid}`;
+    const admin = new pg.Client({ connectionString: pgUrl! });
+    await admin.connect();
+    const worker = await Batchline.open({ database: `${location.database}&application_name=${app}`, logLevel: 'silent' });
+    const observer = await Batchline.open({ database: location.database, logLevel: 'silent' });
+    try {
+      worker.define('sum', async (row: { amount: string }, ctx) => {
+        await sleep(3);
+        ctx.aggregate('amount', row.amount);
+      });
+      let expected = 0n;
+      const rows = Array.from({ length: ITEMS }, (_, i) => {
+        const cents = BigInt((i * 7919) % 100_000);
+        expected += cents;
+        return { amount: `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}` };
+      });
+      const batch = await worker.submit('sum', rows);
+      await worker.start({ concurrency: 32, checkpointMs: 50, leaseMs: 5_000 });
+
+      let kills = 0;
+      let terminated = 0;
+      const deadline = Date.now() + 90_000;
+      while (Date.now() < deadline && (await observer.getBatch(batch.id)).remaining > 0) {
+        const { rows: killed } = await admin.query(
+          'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1',
+          [app],
+        );
+        terminated += killed.length;
+        kills++;
+        await sleep(100 + Math.random() * 200);
+      }
+      const done = await observer.wait(batch.id, { timeoutMs: 60_000 });
+      expect(kills).toBeGreaterThanOrEqual(10);
+      expect(terminated).toBeGreaterThanOrEqual(10);
+      expect(done).toMatchObject({ status: 'completed', succeeded: ITEMS, failed: 0 });
+      expect(BigInt(done.aggregates.amount!.replace('.', ''))).toBe(expected);
+      expect(await counterMismatches('postgres', location)).toEqual([]);
+    } finally {
+      await worker.close({ timeoutMs: 5_000 }).catch(() => {});
+      await observer.close();
+      await admin.end();
+      await location.cleanup();
+    }
+  }, 180_000);
+});

@@ -9,7 +9,7 @@
  */
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -124,6 +124,16 @@ for (const name of names) {
 const date = new Date().toISOString().slice(0, 10);
 mkdirSync(`${root}/bench/results`, { recursive: true });
 const resultFile = `bench/results/${date}-${info.host}.json`;
+// A partial run (--only) keeps the other scenarios of the same day and machine, marked with
+// the commit they were measured at.
+if (only.length > 0 && existsSync(`${root}/${resultFile}`)) {
+  const earlier = JSON.parse(readFileSync(`${root}/${resultFile}`, 'utf8')) as { results: (ScenarioResult & { runs: number[]; commit?: string })[]; machine: { commit: string } };
+  const rerun = new Set(results.map((r) => `${r.system.split(' ')[0]}-${r.store}-${r.scenario}`));
+  const kept = earlier.results
+    .filter((r) => !rerun.has(`${r.system.split(' ')[0]}-${r.store}-${r.scenario}`))
+    .map((r) => ({ ...r, commit: r.commit ?? earlier.machine.commit }));
+  results.push(...kept);
+}
 writeFileSync(`${root}/${resultFile}`, `${JSON.stringify({ date, machine: info, options, repeats, results }, null, 2)}\n`);
 writeFileSync(`${root}/docs/benchmarks.md`, report(date, info, results, resultFile, { options, repeats }));
 console.error(`wrote ${resultFile} and docs/benchmarks.md`);

@@ -135,7 +135,7 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     const unknown = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'nope', '--file', file, '--database', database]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown processor type "nope"');
-    expect(unknown.stderr).toContain('crash.sum, txn.validate');
+    expect(unknown.stderr).toContain('defines crash.sum, slow.sum, txn.validate');
     const missing = await batchline(['run', '--processors', join(dir, 'none.ts'), '--type', 'x', '--file', file, '--database', database]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('none.ts does not exist');

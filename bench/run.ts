@@ -27,7 +27,6 @@ const options: ScenarioOptions = {
   items: Number(arg('items', '100000')),
   concurrency: Number(arg('concurrency', '10')),
   pgUrl: arg('pg', process.env.BATCHLINE_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'),
-  redisUrl: arg('redis', 'redis://127.0.0.1:6379'),
 };
 const repeats = Number(arg('repeats', '3'));
 const only = arg('only', '').split(',').filter(Boolean);
@@ -204,8 +203,6 @@ function report(
     '- pg-boss has no concurrency option in 10.x: ten `work()` loops, each fetching up to 500 jobs per',
     '  poll (Batchline\'s chunk size) and sleeping out its 0.5 s minimum polling interval after every',
     '  fetch. Its number depends mostly on that batch size; 100 and 2,000 were slower.',
-    '- BullMQ runs on the local Redis, which here keeps nothing on disk, while both PostgreSQL systems',
-    '  fsync every commit: its lead over the PostgreSQL peers is partly durability it does not pay for.',
     '- Each peer verifies that exactly N jobs completed, from its own tables or API (bench/peers/).',
     '',
     'For scale: the Go batch framework Batchline replaces processed its transactions file at',

@@ -18,7 +18,6 @@ export interface ScenarioOptions {
   items: number;
   concurrency: number;
   pgUrl: string;
-  redisUrl: string;
 }
 
 export interface ScenarioResult {
@@ -129,7 +128,6 @@ export const SCENARIOS: Record<string, () => Promise<Runner>> = {
   'batchline-postgres-transactions': async () => (o) => batchlineTransactions('postgres', o),
   'graphile-worker-noop': () => peer('./peers/graphile-worker.js', 'runGraphileWorker', 'postgres', (o) => ({ url: o.pgUrl, jobs: o.items, concurrency: o.concurrency })),
   'pg-boss-noop': () => peer('./peers/pg-boss.js', 'runPgBoss', 'postgres', (o) => ({ url: o.pgUrl, jobs: o.items, concurrency: o.concurrency })),
-  'bullmq-noop': () => peer('./peers/bullmq.js', 'runBullmq', 'redis', (o) => ({ redisUrl: o.redisUrl, jobs: o.items, concurrency: o.concurrency })),
 };
 
 // Run as a script: one scenario, one JSON line on stdout.

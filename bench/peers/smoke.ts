@@ -1,15 +1,14 @@
 /**
- * Smoke test for the peer adapters: runs graphile-worker, pg-boss and BullMQ one after another
+ * Smoke test for the peer adapters: runs graphile-worker and pg-boss one after another
  * on the no-op workload and prints one JSON line per peer (name, version, ms, jobs, jobs/s).
  * Any adapter that cannot verify exactly N completed jobs throws, and this script exits 1.
  *
  *   npx tsx bench/peers/smoke.ts [jobs=2000] [concurrency=10]
  *
- * PG_URL and REDIS_URL override the local defaults. For comparable numbers use the harness
+ * PG_URL overrides the local default. For comparable numbers use the harness
  * (bench/scenarios.ts), which runs each peer in a process of its own.
  */
 
-import { runBullmq } from './bullmq.js';
 import type { PeerResult } from './common.js';
 import { runGraphileWorker } from './graphile-worker.js';
 import { runPgBoss } from './pg-boss.js';
@@ -21,12 +20,10 @@ if (!Number.isInteger(jobs) || jobs < 1 || !Number.isInteger(concurrency) || con
   process.exit(2);
 }
 const url = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const peers: Array<[string, () => Promise<PeerResult>]> = [
   ['graphile-worker', () => runGraphileWorker({ url, jobs, concurrency })],
   ['pg-boss', () => runPgBoss({ url, jobs, concurrency })],
-  ['bullmq', () => runBullmq({ redisUrl, jobs, concurrency })],
 ];
 
 let failed = false;

@@ -268,7 +268,11 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   async cancel(id: string, options: { timeoutMs?: number } = {}): Promise<Batch> {
     const result = await this.store.batchCancel({ id });
     this.worker?.applyBatchStatus(id, 'cancelled');
-    if (result.leased > 0) await this.waitForLeases(id, options.timeoutMs);
+    if (result.leased > 0) {
+      await this.waitForLeases(id, options.timeoutMs);
+      // Workers that let go may have handed items back or written retries: cancel those too.
+      await this.store.batchesSweepCancelled({ id });
+    }
     return this.getBatch(id);
   }
 

@@ -2,7 +2,8 @@
  * Follows the events table from "now" and hands each new event to a callback, once, in commit
  * order: the stream behind `bl.on('batch:completed', …)`. Events of every process arrive,
  * because they are read from the store, not from this process's memory. PostgreSQL
- * notifications cut the wait; otherwise it polls every `pollMs`.
+ * notifications cut the wait; otherwise it polls every `pollMs`. A listener that throws is
+ * logged and does not stop the stream.
  *
  * States: stopped → running → stopped.
  */
@@ -50,7 +51,7 @@ export class EventTail {
   private async follow(cursor: string): Promise<void> {
     while (this.running) {
       try {
-        const events = await this.store.eventsFollow({ after: cursor, limit: 500 });
+        const { events, cursor: next } = await this.store.eventsFollow({ after: cursor, limit: 500 });
         for (const event of events) {
           cursor = event.cursor;
           try {
@@ -59,6 +60,7 @@ export class EventTail {
             this.logger.error({ err: error, event: event.type }, 'an event listener threw');
           }
         }
+        cursor = next;
         if (events.length === 500) continue;
       } catch (error) {
         this.logger.warn({ err: error }, 'reading events failed; retrying');

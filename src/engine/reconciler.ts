@@ -95,6 +95,8 @@ export class Reconciler {
       if (result.requeued + result.cancelled < 100) break;
     }
     if (requeued + cancelled > 0) this.logger.info({ requeued, cancelled }, 'expired leases handed back');
+    const swept = await this.store.batchesSweepCancelled({});
+    if (swept > 0) this.logger.info({ items: swept }, 'items handed back to cancelled batches cancelled');
     finished.push(...(await this.store.batchesFinalize()));
     let repaired = 0;
     if (Date.now() - this.lastVerify >= this.verifyEveryMs) {

@@ -187,10 +187,10 @@ export const RETRY_CHUNK_ITEMS = 500;
  * a lost COMMIT reply); otherwise `lost` (the lease moved on, or the chunk is gone).
  */
 export function fence(
-  row: { status: string; lease_no: number; commit_no: number } | undefined,
-  c: Pick<ChunkCommit, 'leaseNo' | 'commitNo' | 'nextCommitNo'>,
+  row: { batch_id: string; status: string; lease_no: number; commit_no: number } | undefined,
+  c: Pick<ChunkCommit, 'batchId' | 'leaseNo' | 'commitNo' | 'nextCommitNo'>,
 ): 'apply' | 'applied' | 'lost' {
-  if (!row || row.lease_no !== c.leaseNo) return 'lost';
+  if (!row || row.batch_id !== c.batchId || row.lease_no !== c.leaseNo) return 'lost';
   if (row.commit_no === c.nextCommitNo) return 'applied';
   return row.status === 'leased' && row.commit_no === c.commitNo ? 'apply' : 'lost';
 }

@@ -236,7 +236,10 @@ export interface Store {
   batchCancel(params: BatchRef): Promise<BatchCancelResult>;
   batchPause(params: BatchRef): Promise<Batch>;
   batchResume(params: BatchRef): Promise<Batch>;
-  /** Moves the batch's failed items into new chunks with fresh attempts. */
+  /**
+   * Moves the batch's failed items into new chunks with fresh attempts. Failed items in chunks a
+   * worker still holds stay until that chunk is closed (call again then).
+   */
   batchRetryFailed(params: BatchRef): Promise<{ batch: Batch; retried: number }>;
   /** Removes the batch, its chunks and its events. The batch must not have leased chunks. */
   batchDelete(params: BatchRef): Promise<void>;
@@ -250,6 +253,11 @@ export interface Store {
   chunksRenew(params: ChunksRenewParams): Promise<{ lost: number[] }>;
   /** Hands expired leases back (reconciler). Safe to run concurrently with itself. */
   chunksReclaim(params: { limit: number }): Promise<ReclaimResult>;
+  /**
+   * Cancels the pending items of cancelled batches (all, or one): work a worker handed back, or
+   * a retry it wrote, after the cancel committed. Returns the items cancelled.
+   */
+  batchesSweepCancelled(params: { id?: string }): Promise<number>;
   /** Completes batches whose items are all terminal but whose status is not (reconciler). */
   batchesFinalize(): Promise<Batch[]>;
   /** Compares counters with chunk contents for batches active since `since`; repairs and reports mismatches. */
@@ -259,12 +267,12 @@ export interface Store {
   /** Committed events in id order: the history of a batch, or of everything. */
   eventsList(params: EventsListParams): Promise<BatchEvent[]>;
   /**
-   * Events after a cursor, for following the stream. An event is listed only once no
-   * transaction still running could add one before it, so a reader that follows cursors never
-   * misses one (on PostgreSQL a long transaction anywhere in the cluster delays, never drops).
-   * Start from `eventsCursor()`.
+   * Events committed after a cursor, in commit order, each once: what `bl.on(...)` and live
+   * streams follow. Start from `eventsCursor()` and pass back the returned `cursor` (or the
+   * cursor of the last event handled). Opaque: on PostgreSQL it holds snapshots, since ids are
+   * taken before commit and a transaction with a smaller id can commit later.
    */
-  eventsFollow(params: EventsFollowParams): Promise<BatchEvent[]>;
+  eventsFollow(params: EventsFollowParams): Promise<{ events: BatchEvent[]; cursor: string }>;
   /** The cursor of "now": following from it yields only events committed from here on. */
   eventsCursor(): Promise<string>;
 

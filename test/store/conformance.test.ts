@@ -204,6 +204,12 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect((await store.batchGet({ id: batch.id })).succeeded).toBe(2);
   });
 
+  it('keeps the cap when many workers lease a capped batch at once', async () => {
+    await submit(store, rows(2_000), { concurrency: 5 });
+    const leases = await Promise.all(Array.from({ length: 8 }, (_, i) => lease(store, { workerId: `w${i}`, maxItems: 5 })));
+    expect(leases.flat().reduce((n, c) => n + c.n - c.skip, 0)).toBe(5);
+  });
+
   it('does not lease types the worker cannot run, nor future retries', async () => {
     await submit(store, rows(5), { type: 'other' });
     expect(await lease(store)).toEqual([]);
@@ -259,6 +265,22 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     await expect(store.batchCancel({ id: batch.id })).rejects.toThrow(/is cancelled; cancel needs a batch that is queued, running, paused/);
   });
 
+  it('cancels items a worker hands back or retries after the batch was cancelled', async () => {
+    const batch = await submit(store, rows(20));
+    const [chunk] = await lease(store, { maxItems: 20 });
+    await store.batchCancel({ id: batch.id });
+    // The worker had not heard yet: it records two retries and hands the rest back.
+    const late = commitFor(chunk!, (slot) => (slot < 2 ? 'moved' : slot < 5 ? 'succeeded' : null), { close: 'release', unused: false });
+    await store.chunksCommit({ commits: [late] });
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 3, pending: 17 });
+    expect(await lease(store)).toEqual([]);
+    expect(await store.batchesSweepCancelled({ id: batch.id })).toBe(17);
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 3, cancelled: 17 });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'cancelled', succeeded: 3, cancelled: 17, remaining: 0 });
+    expect(await store.batchesSweepCancelled({})).toBe(0);
+    expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
+  });
+
   it('pauses and resumes; paused batches are not leased', async () => {
     const batch = await submit(store, rows(10));
     expect((await store.batchPause({ id: batch.id })).status).toBe('paused');
@@ -293,6 +315,22 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 10, failed: 0 });
     expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 10 });
     expect((await store.batchRetryFailed({ id: batch.id })).retried).toBe(0);
+  });
+
+  it('retries no failed item of a chunk a worker still holds', async () => {
+    const batch = await submit(store, rows(10));
+    const [chunk] = await lease(store);
+    const checkpoint = commitFor(chunk!, (slot) => (slot < 3 ? 'failed' : null));
+    await store.chunksCommit({ commits: [checkpoint] });
+    expect((await store.batchRetryFailed({ id: batch.id })).retried).toBe(0);
+    const rest = commitFor(chunk!, (slot) => (slot >= 3 ? 'succeeded' : null), { commitNo: 1 });
+    rest.state = JSON.stringify(JSON.parse(checkpoint.state).map((e: unknown, i: number) => e ?? JSON.parse(rest.state)[i]));
+    rest.close = 'done';
+    await store.chunksCommit({ commits: [rest] });
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 7, failed: 3 });
+    expect((await store.batchRetryFailed({ id: batch.id })).retried).toBe(3);
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 7, pending: 3 });
+    expect((await store.itemsList({ batchId: batch.id, limit: 100 })).length).toBe(10);
   });
 
   it('fails items whose chunk closes with an error, and can retry them', async () => {
@@ -388,28 +426,50 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     const batch = await submit(store, rows(2));
     const [chunk] = await lease(store);
     await store.chunksCommit({ commits: [commitFor(chunk!, () => 'succeeded')] });
-    const events = await store.eventsFollow({ after: cursor, limit: 10 });
+    const { events, cursor: next } = await store.eventsFollow({ after: cursor, limit: 10 });
     expect(events.map((e) => e.type)).toEqual(['batch:submitted', 'batch:started', 'batch:completed']);
     expect(events[2]!.data).toMatchObject({ status: 'completed', succeeded: 2 });
     expect(events.every((e) => e.batchId === batch.id && e.tenant === 'default')).toBe(true);
-    expect(await store.eventsFollow({ after: events[2]!.cursor, limit: 10 })).toEqual([]);
-    expect((await store.eventsFollow({ after: events[0]!.cursor, limit: 10 })).map((e) => e.type)).toEqual(['batch:started', 'batch:completed']);
+    expect((await store.eventsFollow({ after: next, limit: 10 })).events).toEqual([]);
+    expect((await store.eventsFollow({ after: events[2]!.cursor, limit: 10 })).events).toEqual([]);
+    expect((await store.eventsFollow({ after: events[0]!.cursor, limit: 10 })).events.map((e) => e.type)).toEqual(['batch:started', 'batch:completed']);
+    // Pages: a full page hands back the last event's cursor, and the rest follows.
+    const first = await store.eventsFollow({ after: cursor, limit: 2 });
+    expect(first.events.map((e) => e.type)).toEqual(['batch:submitted', 'batch:started']);
+    expect((await store.eventsFollow({ after: first.cursor, limit: 2 })).events.map((e) => e.type)).toEqual(['batch:completed']);
     expect((await store.eventsList({ afterId: events[0]!.id, limit: 10 })).map((e) => e.type)).toEqual(['batch:started', 'batch:completed']);
+    await expect(store.eventsFollow({ after: 'nonsense', limit: 10 })).rejects.toThrow(/is not an event cursor/);
   });
 
-  it.skipIf(kind !== 'postgres')('lists history at once but follows only past transactions still running', async () => {
+  it('follows new events after the newest batch and its events were deleted', async () => {
+    const start = await store.eventsCursor();
+    const first = await submit(store, rows(1));
+    const seen = await store.eventsFollow({ after: start, limit: 10 });
+    expect(seen.events.map((e) => e.batchId)).toEqual([first.id]);
+    await store.batchDelete({ id: first.id });
+    const second = await submit(store, rows(1));
+    expect((await store.eventsFollow({ after: seen.cursor, limit: 10 })).events.map((e) => [e.type, e.batchId])).toEqual([['batch:submitted', second.id]]);
+  });
+
+  it.skipIf(kind !== 'postgres')('follows commits in order around a transaction that commits late', async () => {
     const pg = (await import('pg')).default;
     const other = new pg.Client({ connectionString: (await import('../helpers/stores.js')).pgUrl! });
     await other.connect();
     try {
       const cursor = await store.eventsCursor();
+      // A transaction that takes an event id first and commits last.
       await other.query('BEGIN');
-      await other.query('SELECT pg_current_xact_id()'); // an old transaction, still running
+      await other.query(`INSERT INTO "${store.location.schema}".events (type, data) VALUES ('batch:progress', '{"late":true}')`);
       const batch = await submit(store, rows(1));
       expect((await store.eventsList({ batchId: batch.id, limit: 10 })).map((e) => e.type)).toEqual(['batch:submitted']);
-      expect(await store.eventsFollow({ after: cursor, limit: 10 })).toEqual([]);
+      // Later commits are not held up by the transaction still running...
+      const first = await store.eventsFollow({ after: cursor, limit: 10 });
+      expect(first.events.map((e) => e.type)).toEqual(['batch:submitted']);
       await other.query('COMMIT');
-      expect((await store.eventsFollow({ after: cursor, limit: 10 })).map((e) => e.type)).toEqual(['batch:submitted']);
+      // ...and its event, with a smaller id, is not missed when it commits.
+      const second = await store.eventsFollow({ after: first.cursor, limit: 10 });
+      expect(second.events.map((e) => [e.type, e.data])).toEqual([['batch:progress', { late: true }]]);
+      expect((await store.eventsFollow({ after: second.cursor, limit: 10 })).events).toEqual([]);
     } finally {
       await other.end();
     }

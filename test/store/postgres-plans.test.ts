@@ -24,6 +24,7 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
   let sql: ReturnType<typeof statements>;
   let open: string;
   let leased: { chunkId: number; leaseNo: number };
+  let snapshot: string;
 
   beforeAll(async () => {
     store = await freshStore('postgres');
@@ -46,6 +47,7 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
     const [chunk] = await lease(store, { maxItems: 500 });
     leased = { chunkId: chunk!.chunkId, leaseNo: chunk!.leaseNo };
     await client.query(`ANALYZE ${s}.batches; ANALYZE ${s}.chunks; ANALYZE ${s}.events`);
+    snapshot = (await client.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0]!.s;
   }, 120_000);
 
   afterAll(async () => {
@@ -67,6 +69,7 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
     ['LEASE_CANDIDATES', () => [sql.LEASE_CANDIDATES, [['t']]]],
     ['LEASE_PENDING_CHUNKS', () => [sql.LEASE_PENDING_CHUNKS, [open]]],
     ['CHUNKS_LEASE', () => [sql.CHUNKS_LEASE, [[leased.chunkId], 'w', 1000]]],
+    ['BATCH_LOCK', () => [sql.BATCH_LOCK, [open]]],
     ['BATCH_MARK_LEASED', () => [sql.BATCH_MARK_LEASED, [open, 1]]],
     ['CHUNKS_FENCE', () => [sql.CHUNKS_FENCE, [[leased.chunkId]]]],
     ['CHUNKS_WRITE', () => [sql.CHUNKS_WRITE, [JSON.stringify([{ id: leased.chunkId, state: [], done: 0, succeeded: 0, failed: 0, cancelled: 0, status: 'leased', attempt: 1, error: null }])]]],
@@ -81,7 +84,8 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
     ['BATCH_GET', () => [sql.BATCH_GET, [open, null]]],
     ['BATCH_LIST', () => [sql.BATCH_LIST, ['tenant7', null, null, null, 50]]],
     ['ITEMS_CONTIGUOUS_CHUNKS', () => [sql.ITEMS_CONTIGUOUS_CHUNKS, [open, null, -1, -1, 0, 32]]],
-    ['EVENTS_FOLLOW', () => [sql.EVENTS_FOLLOW, ['0', '0', null, null, 500]]],
+    ['EVENTS_FOLLOW', () => [sql.EVENTS_FOLLOW, [snapshot, snapshot, null, null, null, null, 500]]],
+    ['CANCELLED_SWEEP', () => [sql.CANCELLED_SWEEP, [null]]],
     ['EVENTS_LIST of a batch', () => [sql.EVENTS_LIST, [0, open, null, null, 500]]],
   ] as const)('%s scans no whole table', async (_name, make) => {
     const [text, params] = make() as [string, unknown[]];

@@ -16,18 +16,23 @@ import type { BatchRow, ChunkDbRow, NewEvent, PgConnection } from './connection.
 export class PgChunks {
   constructor(private readonly c: PgConnection) {}
 
-
   async lease(params: ChunksLeaseParams): Promise<LeasedChunk[]> {
     return this.c.tx(async (client) => {
       const candidates = await this.c.query<BatchRow>(client, this.c.sql.LEASE_CANDIDATES, [params.types]);
-      for (const batch of candidates) {
+      type Pending = { id: string; seq0: number | null; seqs: number[] | null; skip: number; n: number; done: number; attempt: number; partial: boolean };
+      for (const candidate of candidates) {
+        const pending = await this.c.query<Pending>(client, this.c.sql.LEASE_PENDING_CHUNKS, [candidate.id]);
+        if (pending.length === 0) continue;
+        // The candidate was read without locks: lock the batch (after its chunks, as everywhere)
+        // and decide on what it is now, so a pause or a concurrency cap is never overrun.
+        const [batch] = await this.c.query<BatchRow>(client, this.c.sql.BATCH_LOCK, [candidate.id]);
+        if (!batch || (batch.status !== 'queued' && batch.status !== 'running')) continue;
         const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
         const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
         if (room <= 0) continue;
-        type Pending = { id: string; seq0: number | null; seqs: number[] | null; skip: number; n: number; done: number; attempt: number; partial: boolean };
         const ids: string[] = [];
         let items = 0;
-        for (const c of await this.c.query<Pending>(client, this.c.sql.LEASE_PENDING_CHUNKS, [batch.id])) {
+        for (const c of pending) {
           const live = c.n - c.skip - c.done;
           if (items + live <= room || (ids.length === 0 && c.partial)) {
             ids.push(c.id);
@@ -40,11 +45,10 @@ export class PgChunks {
           }
           break;
         }
-        if (ids.length === 0) continue;
         type Leased = ChunkDbRow & { lease_no: number; commit_no: number; lease_expires_at: Date };
         const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs]);
-        const [marked] = await this.c.query<{ old_status: BatchStatus }>(client, this.c.sql.BATCH_MARK_LEASED, [batch.id, items]);
-        if (marked?.old_status === 'queued') {
+        await this.c.query(client, this.c.sql.BATCH_MARK_LEASED, [batch.id, items]);
+        if (batch.status === 'queued') {
           await this.c.events(client, [{ batch_id: batch.id, tenant: batch.tenant, type: 'batch:started', data: {} }]);
         }
         const options = toBatch(batch).options;
@@ -77,7 +81,7 @@ export class PgChunks {
 
   async commit(params: { commits: ChunkCommit[] }): Promise<ChunksCommitResult> {
     return this.c.tx(async (client) => {
-      type Fence = { id: string; n: number; skip: number; done: number; attempt: number; lease_no: number; commit_no: number; status: string };
+      type Fence = { id: string; batch_id: string; n: number; skip: number; done: number; attempt: number; lease_no: number; commit_no: number; status: string };
       const fences = new Map(
         (await this.c.query<Fence>(client, this.c.sql.CHUNKS_FENCE, [params.commits.map((c) => c.chunkId)])).map((f) => [Number(f.id), f]),
       );

@@ -308,6 +308,18 @@ export class PostgresStore implements Store {
 
   // -------------------------------------------------------------------------- reconciling
 
+  async batchesSweepCancelled(params: { id?: string }): Promise<number> {
+    if (params.id && !isBatchId(params.id)) return 0;
+    return this.c.tx(async (client) => {
+      let total = 0;
+      for (const row of await this.c.query<{ batch_id: string; items: number }>(client, this.c.sql.CANCELLED_SWEEP, [params.id ?? null])) {
+        await this.c.query(client, this.c.sql.BATCH_UNLEASE, [row.batch_id, 0, row.items]);
+        total += row.items;
+      }
+      return total;
+    });
+  }
+
   async batchesFinalize(): Promise<Batch[]> {
     return this.c.tx(async (client) => {
       const batches = (await this.c.query<BatchRow>(client, this.c.sql.BATCHES_FINALIZE)).map(toBatch);
@@ -361,13 +373,24 @@ export class PostgresStore implements Store {
     return rows.map(toEvent);
   }
 
-  async eventsFollow(params: EventsFollowParams): Promise<BatchEvent[]> {
-    const [txid, id] = params.after.split(':');
-    if (!/^\d+$/.test(txid ?? '') || !/^\d+$/.test(id ?? '')) throw new InputError(`${JSON.stringify(params.after)} is not an event cursor`);
+  /**
+   * Cursors are `from` (a snapshot: everything visible in it was read) or `from|to|txid:id`
+   * (reading the window between two snapshots, up to that event). See EVENTS_FOLLOW.
+   */
+  async eventsFollow(params: EventsFollowParams): Promise<{ events: BatchEvent[]; cursor: string }> {
+    const SNAPSHOT = /^\d+:\d+:[\d,]*$/;
+    const [from, givenTo, position] = params.after.split('|');
+    const [txid, id] = position ? position.split(':') : [];
+    if (!from || !SNAPSHOT.test(from) || (givenTo !== undefined && !SNAPSHOT.test(givenTo)) || (position && !/^\d+:\d+$/.test(position))) {
+      throw new InputError(`${JSON.stringify(params.after)} is not an event cursor`);
+    }
+    const to = givenTo ?? (await this.eventsCursor());
     const rows = await this.c.query<Parameters<typeof toEvent>[0]>(this.c.pool, this.c.sql.EVENTS_FOLLOW, [
-      txid, id, params.tenant ?? null, params.types?.length ? params.types : null, params.limit,
+      from, to, txid ?? null, id ?? null, params.tenant ?? null, params.types?.length ? params.types : null, params.limit,
     ]);
-    return rows.map(toEvent);
+    const events = rows.map(toEvent);
+    // A full page may have more in this window; otherwise the window is read and the next starts at `to`.
+    return { events, cursor: events.length === params.limit ? events.at(-1)!.cursor : to };
   }
 
   async eventsCursor(): Promise<string> {

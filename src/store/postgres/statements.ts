@@ -68,10 +68,10 @@ RETURNING *`,
      */
     BATCH_APPLY: `
 WITH old AS (
-  -- FOR UPDATE waits for a concurrent writer and returns the row as it left it, so the
-  -- completion test below sees the latest counters.
+  -- The lock waits for a concurrent writer and returns the row as it left it, so the
+  -- completion test below sees the latest counters. NO KEY UPDATE: see BATCH_LOCK.
   SELECT id, status, succeeded, failed, cancelled, total, progress_at
-    FROM ${s}.batches WHERE id = $1 FOR UPDATE
+    FROM ${s}.batches WHERE id = $1 FOR NO KEY UPDATE
 ), calc AS (
   SELECT id,
          status IN ${BATCH_OPEN} AND succeeded + $2 + failed + $3 + cancelled + $4 >= total AS completes,
@@ -96,7 +96,7 @@ RETURNING b.*, calc.completes, NOT calc.completes AND calc.progress_due AS progr
 WITH stuck AS (
   SELECT id FROM ${s}.batches
    WHERE status IN ${BATCH_OPEN} AND total > 0 AND succeeded + failed + cancelled >= total
-   FOR UPDATE SKIP LOCKED
+   FOR NO KEY UPDATE SKIP LOCKED
 )
 UPDATE ${s}.batches b SET status = 'completed', finished_at = now()
   FROM stuck WHERE b.id = stuck.id
@@ -168,21 +168,26 @@ UPDATE ${s}.chunks
  WHERE id = ANY($1::bigint[])
 RETURNING id, seq0, seqs, skip, n, payloads, state, attempt, lease_no, commit_no, lease_expires_at`,
 
-    /** Marks a batch served (fairness), counts its leased items, starts it; `old_status` says if it was queued. */
+    /**
+     * Locks a batch row for a lease, after its chunks. NO KEY UPDATE, not UPDATE: inserting a
+     * chunk takes KEY SHARE on its batch through the foreign key, and UPDATE would conflict
+     * with that, deadlocking two transactions that each insert a chunk and then lock the batch.
+     */
+    BATCH_LOCK: `SELECT * FROM ${s}.batches WHERE id = $1 FOR NO KEY UPDATE`,
+
+    /** Marks a batch served (fairness), counts its leased items, starts it. The caller holds BATCH_LOCK. */
     BATCH_MARK_LEASED: `
-WITH old AS (SELECT id, status FROM ${s}.batches WHERE id = $1 FOR UPDATE)
-UPDATE ${s}.batches b
-   SET served_at = clock_timestamp(), leased_items = b.leased_items + $2,
-       status = CASE WHEN b.status = 'queued' THEN 'running' ELSE b.status END,
-       started_at = coalesce(b.started_at, now())
-  FROM old WHERE b.id = old.id
-RETURNING old.status AS old_status`,
+UPDATE ${s}.batches
+   SET served_at = clock_timestamp(), leased_items = leased_items + $2,
+       status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
+       started_at = coalesce(started_at, now())
+ WHERE id = $1`,
 
     // ------------------------------------------------------------------------ committing
 
     /** Locks the chunks a flush writes, in id order, and reads what the fence and close need. */
     CHUNKS_FENCE: `
-SELECT id, n, skip, done, attempt, lease_no, commit_no, status FROM ${s}.chunks
+SELECT id, batch_id, n, skip, done, attempt, lease_no, commit_no, status FROM ${s}.chunks
  WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
 
     /**
@@ -242,14 +247,36 @@ WITH p AS (
 )
 SELECT coalesce(sum(items), 0)::int AS items FROM u`,
 
+    /**
+     * Closes pending chunks of cancelled batches ($1: one batch, or null for all) as cancelled,
+     * skipping chunks another transaction holds; returns the items closed per batch.
+     */
+    CANCELLED_SWEEP: `
+WITH p AS (
+  SELECT c.id, c.batch_id, c.n - c.skip - c.done AS items
+    FROM ${s}.chunks c JOIN ${s}.batches b ON b.id = c.batch_id
+   WHERE c.status = 'pending' AND b.status = 'cancelled' AND ($1::uuid IS NULL OR b.id = $1)
+   ORDER BY c.id
+   FOR UPDATE OF c SKIP LOCKED
+), u AS (
+  UPDATE ${s}.chunks c SET status = 'cancelled', cancelled = c.cancelled + p.items, done = c.n - c.skip
+    FROM p WHERE c.id = p.id
+  RETURNING p.batch_id, p.items
+)
+SELECT batch_id, sum(items)::int AS items FROM u GROUP BY batch_id ORDER BY batch_id`,
+
     /** How many chunks of a batch are leased, the last expiry, and the store's clock. */
     BATCH_LEASES: `
 SELECT count(*)::int AS leased, max(lease_expires_at) AS deadline, now() AS now
   FROM ${s}.chunks WHERE batch_id = $1 AND status = 'leased'`,
 
-    /** Chunks of a batch holding failed items, locked, for retry-failed. */
+    /**
+     * Chunks of a batch holding failed items, locked, for retry-failed. Leased chunks are left
+     * alone (their worker's next commit rewrites the state); FOR UPDATE re-checks the status
+     * after waiting, so a chunk leased meanwhile is skipped too.
+     */
     BATCH_FAILED_CHUNKS: `
-SELECT * FROM ${s}.chunks WHERE batch_id = $1 AND failed > 0 ORDER BY id FOR UPDATE`,
+SELECT * FROM ${s}.chunks WHERE batch_id = $1 AND failed > 0 AND status <> 'leased' ORDER BY id FOR UPDATE`,
 
     /** Rewrites a chunk after retry-failed moved its failed items out. */
     CHUNK_MOVE_FAILED: `UPDATE ${s}.chunks SET state = $2::json, failed = failed - $3 WHERE id = $1`,
@@ -286,21 +313,24 @@ SELECT *, txid::text || ':' || id AS cursor FROM ${s}.events
  LIMIT $5`,
 
     /**
-     * Events after cursor ($1 txid, $2 id), in (txid, id) order, listing only events whose
-     * transaction is older than every transaction still running: none can appear before them
-     * later. Ids alone would not do: a transaction that took its id first may commit last.
+     * Events committed between snapshot $1 (exclusive) and snapshot $2 (inclusive), in (txid,
+     * id) order after position ($3, $4) when given. Snapshots, not ids, decide: an event's id is
+     * taken at insert, and a transaction holding a smaller id may commit later. A transaction
+     * still running at $2 is read in a later window, so none is missed and none repeated.
      */
     EVENTS_FOLLOW: `
-SELECT *, txid::text || ':' || id AS cursor FROM ${s}.events
- WHERE (txid, id) > ($1::text::xid8, $2::bigint)
-   AND txid < pg_snapshot_xmin(pg_current_snapshot())
-   AND ($3::text IS NULL OR tenant = $3)
-   AND ($4::text[] IS NULL OR type = ANY($4))
+SELECT *, $1 || '|' || $2 || '|' || txid::text || ':' || id AS cursor FROM ${s}.events
+ WHERE txid >= pg_snapshot_xmin($1::pg_snapshot)
+   AND NOT pg_visible_in_snapshot(txid, $1::pg_snapshot)
+   AND pg_visible_in_snapshot(txid, $2::pg_snapshot)
+   AND ($3::text IS NULL OR (txid, id) > ($3::xid8, $4::bigint))
+   AND ($5::text IS NULL OR tenant = $5)
+   AND ($6::text[] IS NULL OR type = ANY($6))
  ORDER BY txid, id
- LIMIT $5`,
+ LIMIT $7`,
 
-    /** The cursor of now: every event of an older transaction counts as read. */
-    EVENTS_CURSOR: `SELECT pg_snapshot_xmin(pg_current_snapshot())::text || ':0' AS cursor`,
+    /** A snapshot of now: the cursor from which following yields only later commits. */
+    EVENTS_CURSOR: `SELECT pg_current_snapshot()::text AS cursor`,
 
     EVENTS_DELETE_BATCH: `DELETE FROM ${s}.events WHERE batch_id = $1`,
 

@@ -79,7 +79,7 @@ export class SqliteChunks {
       const perBatch = new Map<string, { succeeded: number; failed: number; cancelled: number; leased: number; aggregates: Record<string, string> }>();
       for (const c of params.commits) {
         const row = this.c.stmt(sql.CHUNK_FENCE).get(c.chunkId) as
-          | { n: number; skip: number; done: number; attempt: number; lease_no: number; commit_no: number; status: string }
+          | { batch_id: string; n: number; skip: number; done: number; attempt: number; lease_no: number; commit_no: number; status: string }
           | undefined;
         const verdict = fence(row, c);
         if (verdict !== 'apply') {

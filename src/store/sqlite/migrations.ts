@@ -53,8 +53,10 @@ CREATE INDEX batches_tenant ON batches (tenant, id);
 CREATE INDEX batches_open ON batches (id) WHERE status IN ('queued', 'running', 'paused');
 CREATE INDEX batches_finished ON batches (finished_at) WHERE finished_at IS NOT NULL;
 
+-- AUTOINCREMENT: ids are never reused after a delete, so a stale worker's commit (fenced by
+-- chunk id and lease number) and an event follower's cursor can never hit a newer row.
 CREATE TABLE chunks (
-  id               INTEGER PRIMARY KEY,
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
   batch_id         TEXT NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
   seq0             INTEGER,
   seqs             TEXT,
@@ -111,7 +113,7 @@ SELECT c.batch_id,
    AND p.key >= c.skip;
 
 CREATE TABLE events (
-  id         INTEGER PRIMARY KEY,
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
   batch_id   TEXT,
   tenant     TEXT,
   type       TEXT NOT NULL,
@@ -145,6 +147,7 @@ DROP TABLE events;
 DROP VIEW items;
 DROP TABLE chunks;
 DROP TABLE batches;
+DELETE FROM sqlite_sequence WHERE name IN ('chunks', 'events');
 `,
   },
 ];

@@ -10,6 +10,7 @@
  * on the main file, and copies them in one short transaction at the end.
  */
 
+import { InputError } from '../../core/errors.js';
 import { newBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import { canApply, type BatchStatus } from '../../core/statuses.js';
@@ -293,6 +294,20 @@ export class SqliteStore implements Store {
 
   // -------------------------------------------------------------------------- reconciling
 
+  async batchesSweepCancelled(params: { id?: string }): Promise<number> {
+    await this.c.turn();
+    return this.c.tx(() => {
+      const id = params.id ?? null;
+      let total = 0;
+      for (const chunk of this.c.stmt(sql.CANCELLED_PENDING_CHUNKS).all(id, id) as { id: number; batch_id: string; items: number }[]) {
+        this.c.stmt(sql.CHUNK_CLOSE_CANCELLED).run(chunk.id);
+        this.c.stmt(sql.BATCH_ADD_CANCELLED).run(chunk.items, chunk.batch_id);
+        total += chunk.items;
+      }
+      return total;
+    });
+  }
+
   async batchesFinalize(): Promise<Batch[]> {
     await this.c.turn();
     return this.c.tx(() => {
@@ -366,8 +381,10 @@ export class SqliteStore implements Store {
   }
 
   /** SQLite commits one writer at a time, so id order is commit order and following is listing. */
-  async eventsFollow(params: EventsFollowParams): Promise<BatchEvent[]> {
-    return this.eventsList({ ...params, afterId: Number(params.after) });
+  async eventsFollow(params: EventsFollowParams): Promise<{ events: BatchEvent[]; cursor: string }> {
+    if (!/^\d+$/.test(params.after)) throw new InputError(`${JSON.stringify(params.after)} is not an event cursor`);
+    const events = await this.eventsList({ ...params, afterId: Number(params.after) });
+    return { events, cursor: events.at(-1)?.cursor ?? params.after };
   }
 
   async eventsCursor(): Promise<string> {

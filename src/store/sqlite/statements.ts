@@ -129,7 +129,7 @@ RETURNING id, batch_id, seq0, seqs, skip, n, done, payloads, state, status, atte
 // ---------------------------------------------------------------------------- committing
 
 /** The fields a commit checks its fence against and computes from. */
-export const CHUNK_FENCE = `SELECT n, skip, done, attempt, lease_no, commit_no, status FROM chunks WHERE id = ?`;
+export const CHUNK_FENCE = `SELECT batch_id, n, skip, done, attempt, lease_no, commit_no, status FROM chunks WHERE id = ?`;
 
 /** Writes a chunk's state after a commit; the caller verified the fence in this transaction. */
 export const CHUNK_WRITE = `
@@ -163,6 +163,15 @@ UPDATE chunks
        lease_owner = NULL, lease_expires_at = NULL
  WHERE id = ?`;
 
+/** Pending chunks of cancelled batches (optionally one batch), with their unrecorded items. */
+export const CANCELLED_PENDING_CHUNKS = `
+SELECT c.id, c.batch_id, c.n - c.skip - c.done AS items
+  FROM chunks c JOIN batches b ON b.id = c.batch_id
+ WHERE c.status = 'pending' AND b.status = 'cancelled' AND (? IS NULL OR b.id = ?)`;
+
+/** Counts items closed as cancelled after the batch was cancelled. */
+export const BATCH_ADD_CANCELLED = `UPDATE batches SET cancelled = cancelled + ? WHERE id = ?`;
+
 /** Unrecorded items in the pending chunks of a batch (what a cancel closes). */
 export const BATCH_PENDING_ITEMS = `
 SELECT coalesce(sum(n - skip - done), 0) AS items FROM chunks WHERE batch_id = ? AND status = 'pending'`;
@@ -176,9 +185,13 @@ UPDATE chunks SET status = 'cancelled', cancelled = cancelled + (n - skip - done
 export const BATCH_LEASES = `
 SELECT count(*) AS leased, max(lease_expires_at) AS deadline FROM chunks WHERE batch_id = ? AND status = 'leased'`;
 
-/** Chunks of a batch holding failed items, with their contents, for retry-failed. */
+/**
+ * Chunks of a batch holding failed items, with their contents, for retry-failed. Leased chunks
+ * are left alone: their worker rewrites the whole state at its next commit, which would undo
+ * the move; their failed items can be retried once the chunk is closed.
+ */
 export const BATCH_FAILED_CHUNKS = `
-SELECT * FROM chunks WHERE batch_id = ? AND failed > 0 ORDER BY id`;
+SELECT * FROM chunks WHERE batch_id = ? AND failed > 0 AND status <> 'leased' ORDER BY id`;
 
 /** Rewrites a chunk after retry-failed moved its failed items out. */
 export const CHUNK_MOVE_FAILED = `UPDATE chunks SET state = ?, failed = failed - ? WHERE id = ?`;

@@ -42,14 +42,22 @@ export function withDatabase(command: Command, logLevel = 'warn'): Command {
     .option('--log-level <level>', 'log level for stderr: fatal, error, warn, info, debug, silent', logLevel);
 }
 
-/** Opens Batchline on the database the options name; an unusable database is a usage error. */
+/**
+ * Opens Batchline on the database the options name. Anything that stops it opening (a bad URL,
+ * an unreachable server, a permission the migrations need) is a usage error: nothing ran.
+ */
 export async function openBatchline(options: DatabaseOptions): Promise<Batchline> {
   try {
     return await Batchline.open({ database: options.database, schema: options.schema, logLevel: options.logLevel });
   } catch (error) {
-    if (error instanceof StoreUnavailableError || error instanceof InputError) throw new CliError(error.message, EXIT.usage);
-    throw error;
+    throw cannotOpen(error);
   }
+}
+
+/** The usage error for a database that cannot be opened or migrated. */
+export function cannotOpen(error: unknown): CliError {
+  if (error instanceof StoreUnavailableError || error instanceof InputError) return new CliError(error.message, EXIT.usage);
+  return new CliError(`cannot open the database: ${(error as Error).message}`, EXIT.usage);
 }
 
 /** A parser for integer options within bounds, for commander. */
@@ -63,12 +71,17 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: str
   };
 }
 
-/** The exit code and message for an error a command threw. */
+/**
+ * The exit code and one-line message for an error a command threw. Bad input (InputError,
+ * NotFoundError, ConflictError) is a usage error; anything that went wrong once work had
+ * started, the database going away included, is 1. BATCHLINE_DEBUG=1 prints the stack too.
+ */
 export function describeFailure(error: unknown): { code: number; message: string } {
-  if (error instanceof CliError) return { code: error.exitCode, message: error.message };
-  if (error instanceof StoreUnavailableError) return { code: EXIT.usage, message: error.message };
-  if (error instanceof BatchlineError) return { code: EXIT.usage, message: error.message };
-  return { code: EXIT.failures, message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
+  const message = error instanceof Error ? (process.env.BATCHLINE_DEBUG ? (error.stack ?? error.message) : error.message) : String(error);
+  if (error instanceof CliError) return { code: error.exitCode, message };
+  if (error instanceof StoreUnavailableError || (error instanceof BatchlineError && error.code === 'timeout')) return { code: EXIT.failures, message };
+  if (error instanceof BatchlineError) return { code: EXIT.usage, message };
+  return { code: EXIT.failures, message };
 }
 
 /** Prints one JSON document to stdout. */

@@ -3,7 +3,7 @@
  * otherwise (CI logs), nothing with --json. Reads batch counters from the store, so it shows
  * the work of every worker, not only this process's.
  *
- * States: idle → running (a render every interval) → stopped (final line printed).
+ * States: idle → running (a render every interval) → stopped (the live line cleared).
  */
 
 import type { Batch } from '../core/types.js';

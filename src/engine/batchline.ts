@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
-import { InputError } from '../core/errors.js';
+import { BatchlineError, InputError } from '../core/errors.js';
 import { isTerminalBatchStatus, type BatchStatus, type ItemStatus } from '../core/statuses.js';
 import type { Batch, BatchEvent, EventType, Item, WorkerInfo } from '../core/types.js';
 import { openStore } from '../store/open.js';
@@ -232,7 +232,9 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
       const batch = await this.getBatch(id);
       if (isTerminalBatchStatus(batch.status)) return batch;
       options.signal?.throwIfAborted();
-      if (Date.now() >= deadline) throw new Error(`batch ${id} is still ${batch.status} after ${options.timeoutMs} ms (${batch.remaining} items left)`);
+      if (Date.now() >= deadline) {
+        throw new BatchlineError('timeout', `batch ${id} is still ${batch.status} after ${options.timeoutMs} ms (${batch.remaining} items left)`);
+      }
       await new Promise<void>((resolve) => {
         const waiters = this.finishWaiters.get(id) ?? new Set();
         this.finishWaiters.set(id, waiters);
@@ -263,7 +265,8 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   /**
    * Cancels a batch: pending items are cancelled at once, and once this resolves no item of
    * the batch starts again. Items already running finish or are aborted through their signal.
-   * Waits (up to `timeoutMs`, default the lease duration) for workers holding its chunks to let go.
+   * Waits (up to `timeoutMs`, default 2 minutes) for workers holding its chunks to let go, which
+   * takes about a second; on timeout it throws (code `timeout`) though the cancel is recorded.
    */
   async cancel(id: string, options: { timeoutMs?: number } = {}): Promise<Batch> {
     const result = await this.store.batchCancel({ id });
@@ -286,13 +289,20 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
       const leases = await this.store.batchLeases({ id });
       if (leases.leased === 0 || (leases.leaseDeadline && leases.leaseDeadline <= leases.now)) return;
       if (Date.now() >= deadline) {
-        throw new Error(`batch ${id}: ${leases.leased} chunks are still held by workers after ${timeoutMs} ms`);
+        throw new BatchlineError(
+          'timeout',
+          `batch ${id}: ${leases.leased} chunks are still held by workers after ${timeoutMs} ms; the batch is cancelled, and its items stop starting once those leases expire`,
+        );
       }
       await sleep(25);
     }
   }
 
-  /** Pauses a batch: no new item starts; running ones finish and unstarted ones are handed back. */
+  /**
+   * Pauses a batch: workers stop starting its items (in this process at once, elsewhere within
+   * a second, or at once through PostgreSQL NOTIFY); running ones finish and unstarted ones are
+   * handed back. Unlike cancel, it does not wait for other workers.
+   */
   async pause(id: string): Promise<Batch> {
     const batch = await this.store.batchPause({ id });
     this.worker?.applyBatchStatus(id, 'paused');
@@ -318,6 +328,9 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     const batch = await this.getBatch(id);
     if (!isTerminalBatchStatus(batch.status)) await this.cancel(id, options);
     await this.waitForLeases(id, options.timeoutMs);
+    // Leases of workers that died are expired but not yet handed back: do it now rather than
+    // wait for a reconciler (this process may not run one).
+    await this.store.chunksReclaim({ limit: 1_000 });
     await this.store.batchDelete({ id });
     this.worker?.applyBatchStatus(id, undefined);
   }
@@ -337,10 +350,18 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     return this.store.workersList();
   }
 
+  /** Starts following events; on failure (store unreachable) logs and tries again in a second. */
   private async startTail(): Promise<void> {
     if (this.tail || this.closed) return;
-    this.tail = new EventTail(this.store, this.logger, (event) => this.emit(event.type, event as never));
-    await this.tail.start();
+    const tail = new EventTail(this.store, this.logger, (event) => this.emit(event.type, event as never));
+    this.tail = tail;
+    try {
+      await tail.start();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'cannot follow events yet; retrying');
+      this.tail = null;
+      setTimeout(() => void this.startTail(), 1_000).unref();
+    }
   }
 
   private assertOpen(): void {

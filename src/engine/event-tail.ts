@@ -27,11 +27,12 @@ export class EventTail {
     private readonly pollMs = 250,
   ) {}
 
+  /** Takes the cursor of now and starts following; rejects (and stays stopped) if the store fails. */
   async start(): Promise<void> {
     if (this.running) return;
-    this.running = true;
     const cursor = await this.store.eventsCursor();
     this.unsubscribe = await this.store.subscribe(() => this.wakeup.wake());
+    this.running = true;
     this.loop = this.follow(cursor);
   }
 

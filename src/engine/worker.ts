@@ -78,6 +78,8 @@ export interface WorkerHooks {
 
 const SWEEP_MS = 50;
 
+const sleep = (ms: number) => new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
+
 /** Leases, runs and commits items of the registered types; see the module comment. */
 export class Worker {
   readonly id: string;
@@ -99,6 +101,7 @@ export class Worker {
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => Promise<void>) | null = null;
   private controlPolling = false;
+  private controlAgain = false;
   private settledWaiters: (() => void)[] = [];
 
   constructor(
@@ -172,7 +175,10 @@ export class Worker {
       }
     }
     for (const run of [...this.runs.values()]) this.closeStopped(run, true);
-    await this.committer.drain();
+    // Commits get a deadline too: with the store down they would retry for ever. What is not
+    // written is not lost: its leases expire and the items run again.
+    const drained = await Promise.race([this.committer.drain().then(() => true), sleep(Math.max(5_000, options.timeoutMs ?? 10_000))]);
+    if (!drained) this.logger.error({ chunks: this.committer.size }, 'stopping without writing every commit; those items will run again');
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     await this.unsubscribe?.();
@@ -512,7 +518,11 @@ export class Worker {
         const run = this.runs.get(chunkId);
         if (run && !lostSet.has(chunkId)) run.startDeadline = this.startDeadline(requestedAt);
       }
-      for (const chunkId of lost) this.dropRun(chunkId, 'renewal found it taken or expired');
+      for (const chunkId of lost) {
+        // A chunk whose final commit is in flight is no longer leased: not a lost lease.
+        if (this.runs.get(chunkId)?.closed) continue;
+        this.dropRun(chunkId, 'renewal found it taken or expired');
+      }
       this.pump();
     } catch (error) {
       this.logger.warn({ err: error }, 'lease renewal failed; retrying');
@@ -520,8 +530,14 @@ export class Worker {
   }
 
   private async pollControl(): Promise<void> {
-    if (this.controlPolling || this.runs.size === 0) return;
+    if (this.controlPolling) {
+      // A notification during a poll may be about a change that poll read too early.
+      this.controlAgain = true;
+      return;
+    }
+    if (this.runs.size === 0) return;
     this.controlPolling = true;
+    this.controlAgain = false;
     try {
       const ids = [...new Set([...this.runs.values()].map((run) => run.batchId))];
       const statuses = await this.store.batchesStatus({ ids });
@@ -533,6 +549,7 @@ export class Worker {
       this.logger.warn({ err: error }, 'control poll failed');
     } finally {
       this.controlPolling = false;
+      if (this.controlAgain) void this.pollControl();
     }
   }
 

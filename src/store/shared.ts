@@ -150,6 +150,14 @@ export async function confirmDuplicate(
   return existing.map((e) => e.batch);
 }
 
+/** The conflict raised when a batch cannot be deleted because workers still hold its chunks. */
+export function leasedConflict(batch: { id: string; status: BatchStatus }, leased: number): ConflictError {
+  return new ConflictError(
+    `batch ${batch.id} (${batch.status}) still has ${leased} chunk${leased === 1 ? '' : 's'} leased by workers; cancel it and wait for them to let go, or for their leases to expire`,
+    'leased',
+  );
+}
+
 /** The conflict raised when only some of a multi-batch submission's keys exist. */
 export function partialDuplicate(batches: NewBatch[], found: number): ConflictError {
   return new ConflictError(

@@ -2,7 +2,7 @@
  * The Store: every read and write the engine makes, as named operations (noun first, one
  * params object each). SQL lives only in the store modules; the engine never writes SQL.
  *
- * Two implementations pass one conformance suite (test/store/conformance.ts): embedded SQLite
+ * Two implementations pass one conformance suite (test/store/conformance.test.ts): embedded SQLite
  * (`sqlite/`) and PostgreSQL (`postgres/`). Times are the store's own clock (PostgreSQL's
  * `now()`, the SQLite process's `Date.now()`), so workers on machines with skewed clocks agree.
  *

@@ -4,7 +4,7 @@
 
 import { Command } from 'commander';
 import { openStore } from '../../store/open.js';
-import { CliError, integer, printJson, withDatabase, type DatabaseOptions } from '../common.js';
+import { cannotOpen, CliError, integer, printJson, withDatabase, type DatabaseOptions } from '../common.js';
 
 interface MigrateOptions extends DatabaseOptions {
   steps: number;
@@ -25,8 +25,8 @@ export function migrateCommand(): Command {
       .option('--json', 'print the resulting version as JSON'),
   ).action(async (direction: string, options: MigrateOptions) => {
     if (direction !== 'up' && direction !== 'down') throw new CliError(`direction must be up or down, got ${JSON.stringify(direction)}`);
-    const store = await openStore({ database: options.database, schema: options.schema }).catch((error: Error) => {
-      throw new CliError(error.message);
+    const store = await openStore({ database: options.database, schema: options.schema }).catch((error: unknown) => {
+      throw cannotOpen(error);
     });
     try {
       const before = await store.migrationStatus();

@@ -135,7 +135,8 @@ export class PgChunks {
         }
       }
       await this.c.events(client, events);
-      if (retryRows.length > 0) await this.c.notify(client, 'work');
+      // Retries and handed-back items are work for idle workers elsewhere.
+      if (retryRows.length > 0 || params.commits.some((c) => c.close === 'release')) await this.c.notify(client, 'work');
       return { lost, alreadyApplied, finished };
     });
   }

@@ -103,8 +103,16 @@ export class PgConnection {
     }
   }
 
-  /** Runs `fn` in a transaction, retrying deadlocks and serialisation failures. */
-  async tx<T>(fn: (client: pg.PoolClient) => Promise<T>, isolation = 'READ COMMITTED'): Promise<T> {
+  /**
+   * Runs `fn` in a transaction, retrying deadlocks and serialisation failures (unless `retry`
+   * is false: a streamed submission cannot be read twice).
+   */
+  async tx<T>(
+    fn: (client: pg.PoolClient) => Promise<T>,
+    options: { isolation?: 'READ COMMITTED' | 'REPEATABLE READ'; retry?: boolean } = {},
+  ): Promise<T> {
+    const isolation = options.isolation ?? 'READ COMMITTED';
+    const maxAttempts = options.retry === false ? 1 : 8;
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
       try {
@@ -131,7 +139,7 @@ export class PgConnection {
         if (translated instanceof StoreUnavailableError) broken = translated;
         else await client.query('ROLLBACK').catch(() => {});
         const code = (error as { code?: string }).code;
-        if (!(code && RETRY_CODES.has(code) && attempt < 8)) throw translated;
+        if (!(code && RETRY_CODES.has(code) && attempt < maxAttempts)) throw translated;
       } finally {
         client.off('error', onError);
         client.release(broken);

@@ -22,6 +22,7 @@ import {
   partialDuplicate,
   progressEventData,
   RETRY_CHUNK_ITEMS,
+  leasedConflict,
   statusConflict,
   toBatch,
   toEvent,
@@ -175,7 +176,7 @@ export class PostgresStore implements Store {
         }
         await this.c.notify(client, 'work');
         return created;
-      });
+      }, { retry: false });
       return { batches, created: true };
     } catch (error) {
       // A concurrent submit with the same key won the unique index: return its batches.
@@ -281,7 +282,7 @@ export class PostgresStore implements Store {
     await this.c.tx(async (client) => {
       const row = await this.c.batchRow(client, ref);
       const [leases] = await this.c.query<{ leased: number }>(client, this.c.sql.BATCH_LEASES, [row.id]);
-      if (leases!.leased > 0) throw statusConflict(row, 'delete');
+      if (leases!.leased > 0) throw leasedConflict(row, leases!.leased);
       await this.c.query(client, this.c.sql.EVENTS_DELETE_BATCH, [row.id]);
       await this.c.query(client, this.c.sql.BATCH_DELETE, [row.id]);
       await this.c.notify(client, 'control');
@@ -345,7 +346,7 @@ export class PostgresStore implements Store {
         await this.c.query(client, this.c.sql.BATCH_SET_COUNTERS, [id, actual.succeeded, actual.failed, actual.cancelled]);
         await this.c.events(client, [{ batch_id: id, tenant: rows[0].tenant, type: 'batch:counters-repaired', data: { stored, actual } }]);
         return { batchId: id, stored, actual };
-      }, 'REPEATABLE READ');
+      }, { isolation: 'REPEATABLE READ' });
       if (mismatch) mismatches.push(mismatch);
     }
     return mismatches;
@@ -453,7 +454,9 @@ export class PostgresStore implements Store {
       this.listener = null;
       client.end().catch(() => {});
       if (this.closed || this.listeners.size === 0) return;
-      setTimeout(() => void this.listen().catch(() => {}), 1_000).unref();
+      setTimeout(() => {
+        if (!this.listener && !this.closed && this.listeners.size > 0) void this.listen().catch(() => {});
+      }, 1_000).unref();
     };
     client.on('error', reconnect);
     client.on('end', reconnect);

@@ -23,6 +23,7 @@ import {
   partialDuplicate,
   progressEventData,
   RETRY_CHUNK_ITEMS,
+  leasedConflict,
   statusConflict,
   toBatch,
   toEvent,
@@ -268,7 +269,7 @@ export class SqliteStore implements Store {
     this.c.tx(() => {
       const row = this.c.batchRow(ref);
       const { leased } = this.c.stmt(sql.BATCH_LEASES).get(row.id) as { leased: number };
-      if (leased > 0 || !canApply('delete', row.status)) throw statusConflict(row, 'delete');
+      if (leased > 0) throw leasedConflict(row, leased);
       this.c.stmt(sql.EVENTS_DELETE_BATCH).run(row.id);
       this.c.stmt(sql.BATCH_DELETE).run(row.id);
     });

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Batchline } from '../src/index.js';
-import { applyTransaction, balanceOfFile, formatCents, writeTransactions } from '../src/cli/demo-data.js';
+import { formatCents } from '../src/core/decimal.js';
+import { applyTransaction, balanceOfFile, writeTransactions } from '../src/cli/demo-data.js';
 
 export interface ScenarioOptions {
   items: number;

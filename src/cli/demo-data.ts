@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { once } from 'node:events';
 import { parse } from 'csv-parse';
 import { PermanentError } from '../core/errors.js';
+import { seededRandom } from '../core/random.js';
 import type { ItemContext } from '../engine/item-context.js';
 
 export interface Transaction {
@@ -17,18 +18,6 @@ export interface Transaction {
   type: string;
   amount: string;
   account: string;
-}
-
-/** mulberry32: a small seeded PRNG, so `--seed N` reproduces a file exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Writes `items` random transactions (amounts 0.01-1,000.00) to a CSV file. */
@@ -57,13 +46,6 @@ export async function balanceOfFile(path: string): Promise<bigint> {
     cents += row.type === 'DEPOSIT' ? value : -value;
   }
   return cents;
-}
-
-/** Integer cents → "1234.56". */
-export function formatCents(cents: bigint): string {
-  const negative = cents < 0n;
-  const digits = (negative ? -cents : cents).toString().padStart(3, '0');
-  return `${negative ? '-' : ''}${digits.slice(0, -2)}.${digits.slice(-2)}`;
 }
 
 const AMOUNT = /^\d{1,12}\.\d{2}$/;

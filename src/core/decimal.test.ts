@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { addDecimal, addDecimalText, compareDecimal, formatDecimal, mergeAggregates, parseDecimal, type DecimalInput } from './decimal.js';
 import { InputError } from './errors.js';
+import { seededRandom } from './random.js';
 
 const text = (input: DecimalInput) => formatDecimal(parseDecimal(input));
 const d = (input: DecimalInput) => parseDecimal(input);
@@ -107,7 +108,7 @@ describe('addDecimal and formatDecimal', () => {
   });
 
   it('sums 100,000 random two-decimal amounts to the cent', () => {
-    const random = mulberry32(20240611);
+    const random = seededRandom(20240611);
     let sum = parseDecimal('0');
     let cents = 0n;
     for (let i = 0; i < 100_000; i++) {
@@ -178,14 +179,3 @@ function centsText(cents: bigint): string {
   return `${sign}${abs / 100n}.${(abs % 100n).toString().padStart(2, '0')}`;
 }
 
-/** A small seeded PRNG, so a failure can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -78,6 +78,11 @@ export function formatDecimal(d: Decimal): string {
   return negative ? `-${text}` : text;
 }
 
+/** Integer cents as decimal text: `-123n` → "-1.23". */
+export function formatCents(cents: bigint): string {
+  return formatDecimal({ units: cents, scale: 2 });
+}
+
 /** Adds two decimal texts exactly: `addDecimalText("0.10", "0.2")` → "0.30". */
 export function addDecimalText(a: string, b: string): string {
   return formatDecimal(addDecimal(parseDecimal(a), parseDecimal(b)));

@@ -5,6 +5,7 @@ import { ITEM_STATUSES, type ItemStatus } from '../core/statuses.js';
 import type { Item, ItemError } from '../core/types.js';
 import { chunkItems, countChunkItems, listItemsPaged, selectItems, type ChunkCursor } from './chunk-items.js';
 import type { ChunkRow } from './store.js';
+import { seededRandom } from '../core/random.js';
 
 const BATCH = '0190f3a2-7b1c-7d2e-8f00-123456789abc';
 const boom: ItemError = { kind: 'transient', message: 'boom' };
@@ -129,7 +130,7 @@ describe('countChunkItems', () => {
   });
 
   it('agrees with chunkItems on random chunks', () => {
-    const random = mulberry32(7);
+    const random = seededRandom(7);
     for (let k = 0; k < 200; k++) {
       const c = randomOutcomes(chunk({ id: k, seq0: 0, n: 1 + Math.floor(random() * 20) }), random);
       c.skip = Math.floor(random() * (c.n + 1));
@@ -247,7 +248,7 @@ describe('listItemsPaged', () => {
 
   it('equals a brute-force sort of all items, for random batches, filters and limits', async () => {
     for (let seed = 1; seed <= 20; seed++) {
-      const random = mulberry32(seed);
+      const random = seededRandom(seed);
       const chunks = randomBatch(random, 200 + Math.floor(random() * 600));
       const total = chunks.flatMap(chunkItems).length;
       expect(seqsOf(bruteForce(chunks, { limit: Infinity })), `seed ${seed}: each item once`).toEqual(
@@ -338,13 +339,3 @@ function randomOutcomes(c: ChunkRow, random: () => number): ChunkRow {
   };
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

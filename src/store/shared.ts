@@ -190,6 +190,31 @@ export const PROGRESS_EVENT_MS = 1_000;
 export const RETRY_CHUNK_ITEMS = 500;
 
 /**
+ * Which of a batch's runnable pending chunks (in order) a lease of `room` items takes: whole
+ * chunks while they fit; if the first does not fit, its head is split off (`split`) — unless
+ * it holds recorded outcomes (a crash left it half done), in which case it is taken whole.
+ * Both stores lease by this plan, each splitting in its own SQL.
+ */
+export function planLease<T extends { n: number; skip: number; done: number; partial: boolean | number }>(
+  pending: T[],
+  room: number,
+): { take: T[]; split: { chunk: T; items: number } | null; items: number } {
+  const take: T[] = [];
+  let items = 0;
+  for (const chunk of pending) {
+    const live = chunk.n - chunk.skip - chunk.done;
+    if (items + live <= room || (take.length === 0 && chunk.partial)) {
+      take.push(chunk);
+      items += live;
+      continue;
+    }
+    if (take.length === 0) return { take, split: { chunk, items: room }, items: room };
+    break;
+  }
+  return { take, split: null, items };
+}
+
+/**
  * Whether a commit applies to a chunk row: `apply` when the lease and commit numbers are the
  * ones the commit was built on; `applied` when this very commit already landed (a retry after
  * a lost COMMIT reply); otherwise `lost` (the lease moved on, or the chunk is gone).

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Batchline } from '../../src/index.js';
-import { seededRandom } from '../../src/cli/demo-data.js';
+import { formatCents } from '../../src/core/decimal.js';
+import { seededRandom } from '../../src/core/random.js';
 import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
 import { sleep } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
@@ -38,8 +39,7 @@ describe.each(storeKinds)('crash test: %s', (kind) => {
     for (let id = 0; id < ITEMS; id++) {
       const cents = BigInt(Math.floor(random() * 2_000_000) - 500_000);
       expectedCents += cents;
-      const abs = cents < 0n ? -cents : cents;
-      lines.push(JSON.stringify({ id, amount: `${cents < 0n ? '-' : ''}${abs / 100n}.${String(abs % 100n).padStart(2, '0')}` }));
+      lines.push(JSON.stringify({ id, amount: formatCents(cents) }));
     }
     const file = join(dir, 'amounts.jsonl');
     writeFileSync(file, `${lines.join('\n')}\n`);

@@ -7,6 +7,7 @@
 
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { formatCents } from '../../src/core/decimal.js';
 import { Batchline } from '../../src/index.js';
 import { sleep } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
@@ -31,7 +32,7 @@ describe.skipIf(!pgUrl)('postgres connection failures', () => {
       const rows = Array.from({ length: ITEMS }, (_, i) => {
         const cents = BigInt((i * 7919) % 100_000);
         expected += cents;
-        return { amount: `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}` };
+        return { amount: formatCents(cents) };
       });
       const batch = await worker.submit('sum', rows);
       await worker.start({ concurrency: 32, checkpointMs: 50, leaseMs: 5_000 });

@@ -5,6 +5,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Batchline, ConflictError, PermanentError, RetryLaterError } from '../../src/index.js';
+import { formatCents } from '../../src/core/decimal.js';
 import { sleep } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
@@ -12,10 +13,6 @@ import { freshDatabase, storeKinds } from '../helpers/stores.js';
 type Row = { i: number; amount: string };
 const rowsOf = (n: number): Row[] => Array.from({ length: n }, (_, i) => ({ i, amount: (((i * 7919) % 100_000) / 100).toFixed(2) }));
 const cents = (amount: string) => BigInt(amount.replace('.', ''));
-const formatCents = (c: bigint) => {
-  const s = c.toString().padStart(3, '0');
-  return `${s.slice(0, -2)}.${s.slice(-2)}`;
-};
 
 describe.each(storeKinds)('engine invariants: %s', (kind) => {
   let location: Awaited<ReturnType<typeof freshDatabase>>;

@@ -7,7 +7,8 @@
 import { Command } from 'commander';
 import { join, resolve } from 'node:path';
 import { count, EXIT, integer, openBatchline, printJson, withDatabase, type DatabaseOptions } from '../common.js';
-import { applyTransaction, balanceOfFile, formatCents, writeTransactions } from '../demo-data.js';
+import { formatCents } from '../../core/decimal.js';
+import { applyTransaction, balanceOfFile, writeTransactions } from '../demo-data.js';
 import { formatSummary, runFile } from '../run-file.js';
 
 interface DemoOptions extends DatabaseOptions {

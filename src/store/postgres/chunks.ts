@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { mergeAggregates } from '../../core/decimal.js';
 import type { BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, fence, finishedEventData, progressEventData, toBatch } from '../shared.js';
+import { closeChunk, fence, finishedEventData, planLease, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import type { BatchRow, ChunkDbRow, NewEvent, PgConnection } from './connection.js';
 
@@ -30,21 +30,10 @@ export class PgChunks {
         const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
         const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
         if (room <= 0) continue;
-        const ids: string[] = [];
-        let items = 0;
-        for (const c of pending) {
-          const live = c.n - c.skip - c.done;
-          if (items + live <= room || (ids.length === 0 && c.partial)) {
-            ids.push(c.id);
-            items += live;
-            continue;
-          }
-          if (ids.length === 0) {
-            ids.push(await this.splitHead(client, batch.id, c, room));
-            items += room;
-          }
-          break;
-        }
+        const plan = planLease(pending, room);
+        const ids = plan.take.map((c) => c.id);
+        if (plan.split) ids.push(await this.splitHead(client, batch.id, plan.split.chunk, plan.split.items));
+        const items = plan.items;
         type Leased = ChunkDbRow & { lease_no: number; commit_no: number; lease_expires_at: Date };
         const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs]);
         await this.c.query(client, this.c.sql.BATCH_MARK_LEASED, [batch.id, items]);

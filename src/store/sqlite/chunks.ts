@@ -7,7 +7,7 @@
 import { mergeAggregates } from '../../core/decimal.js';
 import { isTerminalBatchStatus, type BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, fence, finishedEventData, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
+import { closeChunk, fence, finishedEventData, planLease, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import { iso, toChunkRow, type BatchRow, type ChunkDbRow, type SqliteConnection } from './connection.js';
 import * as sql from './statements.js';
@@ -26,21 +26,10 @@ export class SqliteChunks {
       const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
       const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
       type Pending = { id: number; seq0: number | null; seqs: string | null; skip: number; n: number; done: number; attempt: number; partial: number };
-      const ids: number[] = [];
-      let items = 0;
-      for (const c of this.c.stmt(sql.LEASE_PENDING_CHUNKS).all(batch.id, now) as Pending[]) {
-        const live = c.n - c.skip - c.done;
-        if (items + live <= room || (ids.length === 0 && c.partial)) {
-          ids.push(c.id);
-          items += live;
-          continue;
-        }
-        if (ids.length === 0) {
-          ids.push(this.splitHead(batch.id, c, room));
-          items += room;
-        }
-        break;
-      }
+      const plan = planLease(this.c.stmt(sql.LEASE_PENDING_CHUNKS).all(batch.id, now) as Pending[], room);
+      const ids = plan.take.map((c) => c.id);
+      if (plan.split) ids.push(this.splitHead(batch.id, plan.split.chunk, plan.split.items));
+      const items = plan.items;
       if (ids.length === 0) return [];
       const expires = now + params.leaseMs;
       const rows = this.c.stmt(sql.CHUNKS_LEASE).all(params.workerId, expires, JSON.stringify(ids)) as (ChunkDbRow & { lease_no: number; commit_no: number })[];

@@ -1,0 +1,16 @@
+/**
+ * A small seeded PRNG (mulberry32), so generated data and randomised tests can be replayed
+ * exactly from their seed. Not for anything that needs to be unpredictable.
+ */
+
+/** A function returning numbers in [0, 1), the same sequence for the same seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchline, FIXTURE_PROCESSORS } from '../helpers/cli.js';
+import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
 let dir: string;
@@ -195,11 +195,11 @@ describe.each(storeKinds)('submit, status, migrate (%s)', (kind) => {
       expect(pending.code).toBe(1);
       expect(JSON.parse(pending.stdout).batches).toHaveLength(2);
 
-      // `run` works its own file, and any other batch of its type while it runs.
-      const run = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'txn.validate', '--file', file, '--json', ...db]);
-      expect(run.code).toBe(0);
       const ids = created.batches.map((b: { id: string }) => b.id);
-      const waited = await batchline(['status', ...ids, '--wait', '--timeout-ms', '10000', ...db]);
+      const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, ...db]);
+      const waited = await batchline(['status', ...ids, '--wait', '--timeout-ms', '30000', ...db]);
+      worker.kill('SIGTERM');
+      expect((await exited(worker)).code).toBe(0);
       expect(waited.code).toBe(0);
       expect(waited.stdout.match(/completed/g)).toHaveLength(2);
 

@@ -288,7 +288,7 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     await b.start({ concurrency: 4, targetLeaseMs: 100 });
     expect(await a.wait(batch.id)).toMatchObject({ succeeded: 40 });
     expect(ran.a + ran.b).toBe(40);
-    expect(ran.b).toBeGreaterThanOrEqual(10);
+    expect(ran.b).toBeGreaterThanOrEqual(5);
   });
 
   it('stops gracefully: running items finish, unstarted ones are handed back unused', async () => {

@@ -14,6 +14,7 @@
 
 import type { Logger } from 'pino';
 import { mergeAggregates } from '../core/decimal.js';
+import { StoreUnavailableError } from '../core/errors.js';
 import type { Batch } from '../core/types.js';
 import type { ChunkCommit, Store } from '../store/store.js';
 
@@ -52,6 +53,8 @@ export class Committer {
   private readonly sent = new WeakSet<ChunkCommit>();
   private flushing: Promise<void> | null = null;
   private failures = 0;
+  /** Rounds left in which chunks are written one per transaction, to isolate a failing one. */
+  private isolateRounds = 0;
 
   constructor(private readonly options: CommitterOptions) {}
 
@@ -79,7 +82,11 @@ export class Committer {
     try {
       while (this.queues.size > 0) {
         // The oldest commit of every chunk; newer ones of the same chunk wait for the next round.
-        const commits = [...this.queues.values()].map((queue) => queue[0]!);
+        let commits = [...this.queues.values()].map((queue) => queue[0]!);
+        if (this.isolateRounds > 0) {
+          this.isolateRounds--;
+          commits = commits.slice(0, 1);
+        }
         for (const commit of commits) this.sent.add(commit);
         try {
           const result = await this.options.store.chunksCommit({ commits });
@@ -95,8 +102,12 @@ export class Committer {
           if (result.finished.length > 0) this.options.onFinished(result.finished);
         } catch (error) {
           this.failures++;
+          // An error that is not the store being away may belong to one commit of the group:
+          // write them one by one for a while, so the others are not held back with it.
+          if (!(error instanceof StoreUnavailableError) && commits.length > 1) this.isolateRounds = commits.length;
           const delay = Math.min(5_000, 50 * 2 ** Math.min(this.failures, 7));
-          this.options.logger.warn({ err: error, chunks: commits.length, retryInMs: delay }, 'commit failed; retrying');
+          const level = this.failures >= 5 ? 'error' : 'warn';
+          this.options.logger[level]({ err: error, chunks: commits.length, retryInMs: delay }, 'commit failed; retrying');
           await new Promise((resolve) => setTimeout(resolve, delay));
         }
       }

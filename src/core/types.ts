@@ -94,8 +94,8 @@ export type EventType = (typeof EVENT_TYPES)[number];
 /** One row of the events table, the audit trail of every batch. */
 export interface BatchEvent {
   id: number;
-  /** Position in the event stream; pass it as `after` to read what came next. */
-  cursor: string;
+  /** Position in the followed stream (events from eventsFollow only): pass it as `after` to read on. */
+  cursor?: string;
   batchId: string | null;
   tenant: string | null;
   type: EventType;

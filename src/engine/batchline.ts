@@ -271,11 +271,10 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   async cancel(id: string, options: { timeoutMs?: number } = {}): Promise<Batch> {
     const result = await this.store.batchCancel({ id });
     this.worker?.applyBatchStatus(id, 'cancelled');
-    if (result.leased > 0) {
-      await this.waitForLeases(id, options.timeoutMs);
-      // Workers that let go may have handed items back or written retries: cancel those too.
-      await this.store.batchesSweepCancelled({ id });
-    }
+    if (result.leased > 0) await this.waitForLeases(id, options.timeoutMs);
+    // Workers that let go (or committed just as the cancel did) may have handed items back or
+    // written retries: cancel those too.
+    await this.store.batchesSweepCancelled({ id });
     return this.getBatch(id);
   }
 
@@ -330,7 +329,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     await this.waitForLeases(id, options.timeoutMs);
     // Leases of workers that died are expired but not yet handed back: do it now rather than
     // wait for a reconciler (this process may not run one).
-    await this.store.chunksReclaim({ limit: 1_000 });
+    await this.store.chunksReclaim({ limit: 10_000, batchId: id });
     await this.store.batchDelete({ id });
     this.worker?.applyBatchStatus(id, undefined);
   }

@@ -21,8 +21,8 @@ import type { ChunkCommit, Store } from '../store/store.js';
 export interface CommitterOptions {
   store: Store;
   logger: Logger;
-  /** Called with chunks whose lease was lost: nothing of theirs was written. */
-  onLost: (chunkIds: number[]) => void;
+  /** Called with commits whose lease had been lost: nothing of theirs was written. */
+  onLost: (commits: ChunkCommit[]) => void;
   /** Called with each commit once it is durable. */
   onCommitted: (commits: ChunkCommit[]) => void;
   /** Called with batches that reached a terminal status. */
@@ -66,11 +66,23 @@ export class Committer {
   enqueue(commit: ChunkCommit): void {
     const queue = this.queues.get(commit.chunkId) ?? [];
     const last = queue.at(-1);
-    if (last && !this.sent.has(last)) queue[queue.length - 1] = merge(last, commit);
+    // A chunk can be released and leased again by this worker while a commit of the earlier
+    // lease still waits: commits of different leases never merge.
+    if (last && !this.sent.has(last) && last.leaseNo === commit.leaseNo) queue[queue.length - 1] = merge(last, commit);
     else queue.push(commit);
     this.queues.set(commit.chunkId, queue);
     // Flush on the next turn of the event loop, so chunks finishing together share a transaction.
     this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushLoop());
+  }
+
+  /**
+   * Gives up on everything still queued (a worker stopping while the store is down): the loop
+   * ends after the flush in flight. The chunks' leases expire and their items run again.
+   */
+  abandon(): number {
+    const chunks = this.queues.size;
+    this.queues = new Map();
+    return chunks;
   }
 
   /** Resolves when everything enqueued so far is written (or lost). */
@@ -91,24 +103,38 @@ export class Committer {
         try {
           const result = await this.options.store.chunksCommit({ commits });
           this.failures = 0;
-          const lost = new Set(result.lost);
+          const lostIds = new Set(result.lost);
+          const lost = commits.filter((c) => lostIds.has(c.chunkId));
           for (const commit of commits) {
-            const queue = this.queues.get(commit.chunkId)!;
+            // Abandoned meanwhile (the worker stopped): the result still counts below.
+            const queue = this.queues.get(commit.chunkId);
+            if (!queue) continue;
             queue.shift();
-            if (queue.length === 0 || lost.has(commit.chunkId)) this.queues.delete(commit.chunkId);
+            // A lost lease voids the rest of that lease's commits, not a newer lease's.
+            const rest = lostIds.has(commit.chunkId) ? queue.filter((c) => c.leaseNo !== commit.leaseNo) : queue;
+            if (rest.length === 0) this.queues.delete(commit.chunkId);
+            else this.queues.set(commit.chunkId, rest);
           }
-          if (lost.size > 0) this.options.onLost(result.lost);
-          this.options.onCommitted(commits.filter((c) => !lost.has(c.chunkId)));
+          if (lost.length > 0) this.options.onLost(lost);
+          this.options.onCommitted(commits.filter((c) => !lostIds.has(c.chunkId)));
           if (result.finished.length > 0) this.options.onFinished(result.finished);
         } catch (error) {
           this.failures++;
           // An error that is not the store being away may belong to one commit of the group:
           // write them one by one for a while, so the others are not held back with it.
           if (!(error instanceof StoreUnavailableError) && commits.length > 1) this.isolateRounds = commits.length;
+          else if (commits.length === 1 && this.isolateRounds > 0) {
+            // The one that failed goes to the back, so the next round tries another chunk.
+            const queue = this.queues.get(commits[0]!.chunkId);
+            if (queue) {
+              this.queues.delete(commits[0]!.chunkId);
+              this.queues.set(commits[0]!.chunkId, queue);
+            }
+          }
           const delay = Math.min(5_000, 50 * 2 ** Math.min(this.failures, 7));
           const level = this.failures >= 5 ? 'error' : 'warn';
           this.options.logger[level]({ err: error, chunks: commits.length, retryInMs: delay }, 'commit failed; retrying');
-          await new Promise((resolve) => setTimeout(resolve, delay));
+          await new Promise((resolve) => setTimeout(resolve, delay).unref());
         }
       }
     } finally {

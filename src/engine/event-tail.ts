@@ -1,6 +1,6 @@
 /**
- * Follows the events table from "now" and hands each new event to a callback, once, in commit
- * order: the stream behind `bl.on('batch:completed', …)`. Events of every process arrive,
+ * Follows the events table from "now" and hands each new event to a callback, once, in the
+ * order events became visible: the stream behind `bl.on('batch:completed', …)`. Events of every process arrive,
  * because they are read from the store, not from this process's memory. PostgreSQL
  * notifications cut the wait; otherwise it polls every `pollMs`. A listener that throws is
  * logged and does not stop the stream.

@@ -118,7 +118,12 @@ export class Worker {
     this.committer = new Committer({
       store,
       logger,
-      onLost: (ids) => ids.forEach((id) => this.dropRun(id, 'its lease was lost before the commit')),
+      onLost: (commits) => {
+        for (const commit of commits) {
+          // Only the run of that lease: the chunk may have been leased again since.
+          if (this.runs.get(commit.chunkId)?.lease.leaseNo === commit.leaseNo) this.dropRun(commit.chunkId, 'its lease was lost before the commit');
+        }
+      },
       onCommitted: (commits) => this.committed(commits),
       onFinished: (batches) => this.hooks.onFinished?.(batches),
     });
@@ -141,7 +146,7 @@ export class Worker {
     await this.heartbeat();
     this.unsubscribe = await this.store.subscribe((topic) => {
       if (topic === 'work') this.wake(true);
-      else void this.pollControl();
+      else void this.pollControl(true);
     });
     const every = (ms: number, fn: () => void) => {
       const timer = setInterval(fn, ms);
@@ -165,7 +170,8 @@ export class Worker {
     if (this.state !== 'running') return;
     this.state = 'stopping';
     this.wakeup.wake();
-    await this.leaseLoop;
+    // A lease request on a dead connection could hang: what it leases then expires unused.
+    await Promise.race([this.leaseLoop, sleep(Math.max(5_000, options.timeoutMs ?? 10_000))]);
     for (const run of this.runs.values()) this.stopRun(run, 'draining');
     if (!(await this.waitIdle(options.timeoutMs ?? 10_000))) {
       const stuck = this.active;
@@ -178,7 +184,9 @@ export class Worker {
     // Commits get a deadline too: with the store down they would retry for ever. What is not
     // written is not lost: its leases expire and the items run again.
     const drained = await Promise.race([this.committer.drain().then(() => true), sleep(Math.max(5_000, options.timeoutMs ?? 10_000))]);
-    if (!drained) this.logger.error({ chunks: this.committer.size }, 'stopping without writing every commit; those items will run again');
+    if (!drained) {
+      this.logger.error({ chunks: this.committer.abandon() }, 'stopping without writing every commit; those items will run again');
+    }
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     await this.unsubscribe?.();
@@ -470,7 +478,7 @@ export class Worker {
   private committed(commits: ChunkCommit[]): void {
     let soonest = Infinity;
     for (const commit of commits) {
-      if (commit.close !== 'checkpoint') this.runs.delete(commit.chunkId);
+      if (commit.close !== 'checkpoint' && this.runs.get(commit.chunkId)?.lease.leaseNo === commit.leaseNo) this.runs.delete(commit.chunkId);
       for (const retry of commit.retries) soonest = Math.min(soonest, retry.delayMs);
     }
     // Retries written by this worker become runnable at a known time: look again then
@@ -518,9 +526,12 @@ export class Worker {
         const run = this.runs.get(chunkId);
         if (run && !lostSet.has(chunkId)) run.startDeadline = this.startDeadline(requestedAt);
       }
+      const sent = new Map(leases.map((l) => [l.chunkId, l.leaseNo]));
       for (const chunkId of lost) {
-        // A chunk whose final commit is in flight is no longer leased: not a lost lease.
-        if (this.runs.get(chunkId)?.closed) continue;
+        const run = this.runs.get(chunkId);
+        // A chunk whose final commit is in flight is no longer leased: not a lost lease. Nor
+        // is a chunk leased again since this renewal was sent.
+        if (!run || run.closed || run.lease.leaseNo !== sent.get(chunkId)) continue;
         this.dropRun(chunkId, 'renewal found it taken or expired');
       }
       this.pump();
@@ -529,10 +540,10 @@ export class Worker {
     }
   }
 
-  private async pollControl(): Promise<void> {
+  private async pollControl(notified = false): Promise<void> {
     if (this.controlPolling) {
       // A notification during a poll may be about a change that poll read too early.
-      this.controlAgain = true;
+      if (notified) this.controlAgain = true;
       return;
     }
     if (this.runs.size === 0) return;

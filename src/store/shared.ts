@@ -98,7 +98,7 @@ export function optionColumns(options: Partial<RunOptions>): [number | null, num
 /** An events row of either store → the public event. */
 export function toEvent(row: {
   id: number | string;
-  cursor: string;
+  cursor?: string;
   batch_id: string | null;
   tenant: string | null;
   type: string;
@@ -107,7 +107,7 @@ export function toEvent(row: {
 }): BatchEvent {
   return {
     id: Number(row.id),
-    cursor: row.cursor,
+    ...(row.cursor === undefined ? {} : { cursor: row.cursor }),
     batchId: row.batch_id,
     tenant: row.tenant,
     type: row.type as EventType,

@@ -204,6 +204,9 @@ export interface EventsListParams {
   limit: number;
 }
 
+/** An event read by following the stream, with the cursor that resumes right after it. */
+export type FollowedEvent = BatchEvent & { cursor: string };
+
 export interface EventsFollowParams {
   /** A cursor from `eventsCursor()` or from an event this stream returned. */
   after: string;
@@ -251,8 +254,8 @@ export interface Store {
   chunksCommit(params: { commits: ChunkCommit[] }): Promise<ChunksCommitResult>;
   /** Extends leases; returns the chunk ids whose lease is no longer this worker's. */
   chunksRenew(params: ChunksRenewParams): Promise<{ lost: number[] }>;
-  /** Hands expired leases back (reconciler). Safe to run concurrently with itself. */
-  chunksReclaim(params: { limit: number }): Promise<ReclaimResult>;
+  /** Hands expired leases back (reconciler), of one batch or all. Safe to run concurrently with itself. */
+  chunksReclaim(params: { limit: number; batchId?: string }): Promise<ReclaimResult>;
   /**
    * Cancels the pending items of cancelled batches (all, or one): work a worker handed back, or
    * a retry it wrote, after the cancel committed. Returns the items cancelled.
@@ -267,12 +270,13 @@ export interface Store {
   /** Committed events in id order: the history of a batch, or of everything. */
   eventsList(params: EventsListParams): Promise<BatchEvent[]>;
   /**
-   * Events committed after a cursor, in commit order, each once: what `bl.on(...)` and live
+   * Events committed after a cursor, each once, in the order they became visible (on PostgreSQL,
+   * window by window; within a window by transaction id): what `bl.on(...)` and live
    * streams follow. Start from `eventsCursor()` and pass back the returned `cursor` (or the
    * cursor of the last event handled). Opaque: on PostgreSQL it holds snapshots, since ids are
    * taken before commit and a transaction with a smaller id can commit later.
    */
-  eventsFollow(params: EventsFollowParams): Promise<{ events: BatchEvent[]; cursor: string }>;
+  eventsFollow(params: EventsFollowParams): Promise<{ events: FollowedEvent[]; cursor: string }>;
   /** The cursor of "now": following from it yields only events committed from here on. */
   eventsCursor(): Promise<string>;
 

@@ -40,8 +40,11 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
     await client.query(`
       INSERT INTO ${s}.chunks (batch_id, seq0, n, payloads, state, done, succeeded, status, attempt, lease_no)
       SELECT id, 0, 10, '[1,2,3,4,5,6,7,8,9,10]', '[]', 10, 10, 'done', 1, 1 FROM ${s}.batches LIMIT 100000`);
+    // Events of 200,000 past transactions (one bulk insert would give them all one txid).
     await client.query(`
-      INSERT INTO ${s}.events (batch_id, tenant, type, data) SELECT id, tenant, 'batch:completed', '{}' FROM ${s}.batches`);
+      INSERT INTO ${s}.events (txid, batch_id, tenant, type, data)
+      SELECT (pg_current_xact_id()::text::bigint - 400000 + row_number() OVER ())::text::xid8, id, tenant, 'batch:completed', '{}'
+        FROM ${s}.batches`);
     // Open work: a few batches with pending chunks, one chunk leased.
     for (let i = 0; i < 3; i++) open = (await submit(store, rows(5_000))).id;
     const [chunk] = await lease(store, { maxItems: 500 });
@@ -75,7 +78,8 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
     ['CHUNKS_WRITE', () => [sql.CHUNKS_WRITE, [JSON.stringify([{ id: leased.chunkId, state: [], done: 0, succeeded: 0, failed: 0, cancelled: 0, status: 'leased', attempt: 1, error: null }])]]],
     ['BATCH_APPLY', () => [sql.BATCH_APPLY, [open, 1, 0, 0, 1, '{"sum":"1.00"}']]],
     ['CHUNKS_RENEW', () => [sql.CHUNKS_RENEW, [[leased.chunkId], [leased.leaseNo], 1000]]],
-    ['CHUNKS_EXPIRED', () => [sql.CHUNKS_EXPIRED, [100]]],
+    ['CHUNKS_EXPIRED', () => [sql.CHUNKS_EXPIRED, [100, null]]],
+    ['CHUNKS_EXPIRED of a batch', () => [sql.CHUNKS_EXPIRED, [100, open]]],
     ['BATCHES_FINALIZE', () => [sql.BATCHES_FINALIZE, []]],
     ['BATCHES_RECENT', () => [sql.BATCHES_RECENT, [new Date(Date.now() - 60_000), 1000]]],
     ['BATCH_LEASES', () => [sql.BATCH_LEASES, [open]]],

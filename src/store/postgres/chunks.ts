@@ -25,11 +25,13 @@ export class PgChunks {
         if (pending.length === 0) continue;
         // The candidate was read without locks: lock the batch (after its chunks, as everywhere)
         // and decide on what it is now, so a pause or a concurrency cap is never overrun.
+        // If it changed meanwhile, give up this round rather than go on to another batch while
+        // holding this one's locks, which would take batch locks out of id order.
         const [batch] = await this.c.query<BatchRow>(client, this.c.sql.BATCH_LOCK, [candidate.id]);
-        if (!batch || (batch.status !== 'queued' && batch.status !== 'running')) continue;
+        if (!batch || (batch.status !== 'queued' && batch.status !== 'running')) return [];
         const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
         const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
-        if (room <= 0) continue;
+        if (room <= 0) return [];
         const plan = planLease(pending, room);
         const ids = plan.take.map((c) => c.id);
         if (plan.split) ids.push(await this.splitHead(client, batch.id, plan.split.chunk, plan.split.items));
@@ -139,10 +141,10 @@ export class PgChunks {
   }
 
 
-  async reclaim(params: { limit: number }): Promise<ReclaimResult> {
+  async reclaim(params: { limit: number; batchId?: string }): Promise<ReclaimResult> {
     return this.c.tx(async (client) => {
       type Expired = { id: string; batch_id: string; n: number; skip: number; done: number; attempt: number; lease_owner: string; batch_status: BatchStatus };
-      const expired = await this.c.query<Expired>(client, this.c.sql.CHUNKS_EXPIRED, [params.limit]);
+      const expired = await this.c.query<Expired>(client, this.c.sql.CHUNKS_EXPIRED, [params.limit, params.batchId ?? null]);
       const result: ReclaimResult = { requeued: 0, cancelled: 0, finished: [] };
       const perBatch = new Map<string, { leased: number; cancelled: number; tenant: string | null }>();
       const events: NewEvent[] = [];

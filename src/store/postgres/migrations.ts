@@ -94,7 +94,7 @@ SELECT c.batch_id,
  WHERE p.i > c.skip
    AND coalesce(p.entry ->> 's', '') <> 'moved';
 
--- txid orders the event tail: an event is read only once no older transaction can still add one.
+-- txid lets the event stream read exactly the events committed between two snapshots.
 CREATE TABLE ${s}.events (
   id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   txid       xid8 NOT NULL DEFAULT pg_current_xact_id(),

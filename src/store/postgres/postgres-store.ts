@@ -40,6 +40,7 @@ import type {
   ChunksRenewParams,
   CounterMismatch,
   EventsFollowParams,
+  FollowedEvent,
   EventsListParams,
   ItemsListParams,
   LeasedChunk,
@@ -74,7 +75,14 @@ export class PostgresStore implements Store {
 
   /** Connects (checking the database answers) and returns the store. */
   static async connect(options: PostgresStoreOptions): Promise<PostgresStore> {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10, connectionTimeoutMillis: 10_000 });
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: 10_000,
+      // A half-open connection (a server gone without a goodbye) must fail rather than hang.
+      keepAlive: true,
+      query_timeout: 120_000,
+    });
     const store = new PostgresStore(pool, options);
     try {
       await pool.query('SELECT 1');
@@ -303,7 +311,7 @@ export class PostgresStore implements Store {
     return this.chunks.renew(params);
   }
 
-  chunksReclaim(params: { limit: number }): Promise<ReclaimResult> {
+  chunksReclaim(params: { limit: number; batchId?: string }): Promise<ReclaimResult> {
     return this.chunks.reclaim(params);
   }
 
@@ -378,7 +386,7 @@ export class PostgresStore implements Store {
    * Cursors are `from` (a snapshot: everything visible in it was read) or `from|to|txid:id`
    * (reading the window between two snapshots, up to that event). See EVENTS_FOLLOW.
    */
-  async eventsFollow(params: EventsFollowParams): Promise<{ events: BatchEvent[]; cursor: string }> {
+  async eventsFollow(params: EventsFollowParams): Promise<{ events: FollowedEvent[]; cursor: string }> {
     const SNAPSHOT = /^\d+:\d+:[\d,]*$/;
     const [from, givenTo, position] = params.after.split('|');
     const [txid, id] = position ? position.split(':') : [];
@@ -389,7 +397,7 @@ export class PostgresStore implements Store {
     const rows = await this.c.query<Parameters<typeof toEvent>[0]>(this.c.pool, this.c.sql.EVENTS_FOLLOW, [
       from, to, txid ?? null, id ?? null, params.tenant ?? null, params.types?.length ? params.types : null, params.limit,
     ]);
-    const events = rows.map(toEvent);
+    const events = rows.map(toEvent) as FollowedEvent[];
     // A full page may have more in this window; otherwise the window is read and the next starts at `to`.
     return { events, cursor: events.length === params.limit ? events.at(-1)!.cursor : to };
   }

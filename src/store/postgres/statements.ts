@@ -216,7 +216,7 @@ RETURNING c.id`,
     CHUNKS_EXPIRED: `
 SELECT c.id, c.batch_id, c.n, c.skip, c.done, c.attempt, c.lease_owner, b.status AS batch_status
   FROM ${s}.chunks c JOIN ${s}.batches b ON b.id = c.batch_id
- WHERE c.status = 'leased' AND c.lease_expires_at < now()
+ WHERE c.status = 'leased' AND c.lease_expires_at < now() AND ($2::uuid IS NULL OR c.batch_id = $2)
  ORDER BY c.lease_expires_at
  LIMIT $1
  FOR UPDATE OF c SKIP LOCKED`,
@@ -304,7 +304,7 @@ SELECT batch_id, tenant, type, data FROM json_to_recordset($1::json) AS e(batch_
 
     /** Committed events after id $1 in id order, optionally of one batch, tenant or types: history. */
     EVENTS_LIST: `
-SELECT *, txid::text || ':' || id AS cursor FROM ${s}.events
+SELECT id, batch_id, tenant, type, data, created_at FROM ${s}.events
  WHERE id > $1
    AND ($2::uuid IS NULL OR batch_id = $2)
    AND ($3::text IS NULL OR tenant = $3)
@@ -317,16 +317,23 @@ SELECT *, txid::text || ':' || id AS cursor FROM ${s}.events
      * id) order after position ($3, $4) when given. Snapshots, not ids, decide: an event's id is
      * taken at insert, and a transaction holding a smaller id may commit later. A transaction
      * still running at $2 is read in a later window, so none is missed and none repeated.
+     * "Not visible in $1" is spelled as its two index ranges — started after $1 (txid >= its
+     * xmax) or running at $1 (in its xip list) — so an old transaction left open elsewhere does
+     * not make every poll scan the events written since it began.
      */
     EVENTS_FOLLOW: `
-SELECT *, $1 || '|' || $2 || '|' || txid::text || ':' || id AS cursor FROM ${s}.events
- WHERE txid >= pg_snapshot_xmin($1::pg_snapshot)
-   AND NOT pg_visible_in_snapshot(txid, $1::pg_snapshot)
-   AND pg_visible_in_snapshot(txid, $2::pg_snapshot)
-   AND ($3::text IS NULL OR (txid, id) > ($3::xid8, $4::bigint))
-   AND ($5::text IS NULL OR tenant = $5)
-   AND ($6::text[] IS NULL OR type = ANY($6))
- ORDER BY txid, id
+SELECT e.*, $1 || '|' || $2 || '|' || e.txid::text || ':' || e.id AS cursor
+  FROM (
+    SELECT * FROM ${s}.events
+     WHERE txid >= pg_snapshot_xmax($1::pg_snapshot) AND txid < pg_snapshot_xmax($2::pg_snapshot)
+    UNION ALL
+    SELECT * FROM ${s}.events WHERE txid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)))
+  ) e
+ WHERE pg_visible_in_snapshot(e.txid, $2::pg_snapshot)
+   AND ($3::text IS NULL OR (e.txid, e.id) > ($3::xid8, $4::bigint))
+   AND ($5::text IS NULL OR e.tenant = $5)
+   AND ($6::text[] IS NULL OR e.type = ANY($6))
+ ORDER BY e.txid, e.id
  LIMIT $7`,
 
     /** A snapshot of now: the cursor from which following yields only later commits. */

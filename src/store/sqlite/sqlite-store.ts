@@ -41,6 +41,7 @@ import type {
   ChunksRenewParams,
   CounterMismatch,
   EventsFollowParams,
+  FollowedEvent,
   EventsListParams,
   ItemsListParams,
   LeasedChunk,
@@ -289,7 +290,7 @@ export class SqliteStore implements Store {
     return this.chunks.renew(params);
   }
 
-  chunksReclaim(params: { limit: number }): Promise<ReclaimResult> {
+  chunksReclaim(params: { limit: number; batchId?: string }): Promise<ReclaimResult> {
     return this.chunks.reclaim(params);
   }
 
@@ -382,9 +383,9 @@ export class SqliteStore implements Store {
   }
 
   /** SQLite commits one writer at a time, so id order is commit order and following is listing. */
-  async eventsFollow(params: EventsFollowParams): Promise<{ events: BatchEvent[]; cursor: string }> {
+  async eventsFollow(params: EventsFollowParams): Promise<{ events: FollowedEvent[]; cursor: string }> {
     if (!/^\d+$/.test(params.after)) throw new InputError(`${JSON.stringify(params.after)} is not an event cursor`);
-    const events = await this.eventsList({ ...params, afterId: Number(params.after) });
+    const events = (await this.eventsList({ ...params, afterId: Number(params.after) })).map((e) => ({ ...e, cursor: String(e.id) }));
     return { events, cursor: events.at(-1)?.cursor ?? params.after };
   }
 

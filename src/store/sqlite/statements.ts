@@ -144,11 +144,11 @@ UPDATE chunks
 export const CHUNK_RENEW = `
 UPDATE chunks SET lease_expires_at = ? WHERE id = ? AND lease_no = ? AND status = 'leased'`;
 
-/** Leased chunks whose lease has expired, oldest first, with their batch's status. */
+/** Leased chunks whose lease has expired (of one batch when given), oldest first, with their batch's status. */
 export const CHUNKS_EXPIRED = `
 SELECT c.id, c.batch_id, c.n, c.skip, c.done, c.attempt, c.lease_owner, b.status AS batch_status
   FROM chunks c JOIN batches b ON b.id = c.batch_id
- WHERE c.status = 'leased' AND c.lease_expires_at < ?
+ WHERE c.status = 'leased' AND c.lease_expires_at < ? AND (? IS NULL OR c.batch_id = ?)
  ORDER BY c.lease_expires_at
  LIMIT ?`;
 
@@ -224,7 +224,7 @@ export const EVENT_INSERT = `INSERT INTO events (batch_id, tenant, type, data, c
 
 /** Events after an id; SQLite commits one writer at a time, so id order is commit order. */
 export const EVENTS_LIST = `
-SELECT *, CAST(id AS TEXT) AS cursor FROM events
+SELECT * FROM events
  WHERE id > ?
    AND (? IS NULL OR batch_id = ?)
    AND (? IS NULL OR tenant = ?)

@@ -174,9 +174,12 @@ function report(
     '',
     `## Results (${day})`,
     '',
-    '| scenario | system | store | items/s | median ms | runs (ms) | peak RSS |',
-    '| --- | --- | --- | ---: | ---: | --- | ---: |',
-    ...rows.map((r) => `| ${r.scenario} | ${r.system} | ${r.store} | ${fmt(r.itemsPerSecond)} | ${fmt(r.ms)} | ${r.runs.join(', ')} | ${r.maxRssMb} MB |`),
+    '| scenario | system | store | items/s | median ms | runs (ms) | peak RSS | commit |',
+    '| --- | --- | --- | ---: | ---: | --- | ---: | --- |',
+    ...rows.map(
+      (r) =>
+        `| ${r.scenario} | ${r.system} | ${r.store} | ${fmt(r.itemsPerSecond)} | ${fmt(r.ms)} | ${r.runs.join(', ')} | ${r.maxRssMb} MB | ${(r as { commit?: string }).commit ?? m.commit} |`,
+    ),
     '',
     '## Targets',
     '',

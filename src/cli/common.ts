@@ -102,18 +102,9 @@ export function count(n: number): string {
 }
 
 /** The fields of a batch the CLI shows and prints as JSON. */
-export function batchSummary(batch: Batch): {
-  id: string;
-  type: string;
-  tenant: string;
-  status: string;
-  total: number;
-  succeeded: number;
-  failed: number;
-  cancelled: number;
-  remaining: number;
-  aggregates: Record<string, string>;
-} {
+export function batchSummary(
+  batch: Batch,
+): Pick<Batch, 'id' | 'type' | 'tenant' | 'status' | 'total' | 'succeeded' | 'failed' | 'cancelled' | 'remaining' | 'aggregates'> {
   const { id, type, tenant, status, total, succeeded, failed, cancelled, remaining, aggregates } = batch;
   return { id, type, tenant, status, total, succeeded, failed, cancelled, remaining, aggregates };
 }

@@ -20,18 +20,24 @@ export interface Transaction {
   account: string;
 }
 
-/** Writes `items` random transactions (amounts 0.01-1,000.00) to a CSV file. */
-export async function writeTransactions(path: string, items: number, seed: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+/** `items` random transactions (amounts 0.01-1,000.00), the same ones for the same seed. */
+export function* transactions(items: number, seed: number): Generator<Transaction> {
   const random = seededRandom(seed);
-  const out = createWriteStream(path);
-  out.write('id,type,amount,account\n');
   for (let i = 1; i <= items; i++) {
     const cents = 1 + Math.floor(random() * 100_000);
     const type = random() < 0.55 ? 'DEPOSIT' : 'WITHDRAWAL';
     const account = `ACC-${String(1 + Math.floor(random() * 1_000)).padStart(4, '0')}`;
-    const line = `TXN-${String(i).padStart(7, '0')},${type},${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')},${account}\n`;
-    if (!out.write(line)) await once(out, 'drain');
+    yield { id: `TXN-${String(i).padStart(7, '0')}`, type, amount: `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`, account };
+  }
+}
+
+/** Writes `items` random transactions (see `transactions`) to a CSV file. */
+export async function writeTransactions(path: string, items: number, seed: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const out = createWriteStream(path);
+  out.write('id,type,amount,account\n');
+  for (const t of transactions(items, seed)) {
+    if (!out.write(`${t.id},${t.type},${t.amount},${t.account}\n`)) await once(out, 'drain');
   }
   out.end();
   await once(out, 'finish');
@@ -41,11 +47,14 @@ export async function writeTransactions(path: string, items: number, seed: numbe
 export async function balanceOfFile(path: string): Promise<bigint> {
   let cents = 0n;
   const rows = createReadStream(path).pipe(parse({ columns: true }));
-  for await (const row of rows as AsyncIterable<Transaction>) {
-    const value = BigInt(row.amount.replace('.', ''));
-    cents += row.type === 'DEPOSIT' ? value : -value;
-  }
+  for await (const row of rows as AsyncIterable<Transaction>) cents += signedCents(row);
   return cents;
+}
+
+/** A transaction's effect on the balance in integer cents: deposits add, withdrawals subtract. */
+export function signedCents(t: Pick<Transaction, 'type' | 'amount'>): bigint {
+  const value = BigInt(t.amount.replace('.', ''));
+  return t.type === 'DEPOSIT' ? value : -value;
 }
 
 const AMOUNT = /^\d{1,12}\.\d{2}$/;

@@ -48,8 +48,8 @@ export const workerOptionsSchema = z
     checkpointMs: z.number().int().min(10).default(2_000),
     /** How long one lease should keep all slots busy; sets the lease size. */
     targetLeaseMs: z.number().int().min(1).default(1_000),
-    /** Most items one lease takes. */
-    maxLeaseItems: z.number().int().min(1).default(2_000),
+    /** Most items one lease takes (fast types hit it; measured in bench/peers W1: 8,000 beat 2,000 by ~20 %). */
+    maxLeaseItems: z.number().int().min(1).default(8_000),
     heartbeatMs: z.number().int().min(100).default(5_000),
     /** After a cancel, how long running items get to stop before the chunk closes without them. */
     cancelGraceMs: z.number().int().min(0).default(2_000),

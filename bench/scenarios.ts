@@ -107,28 +107,11 @@ async function batchlineTransactions(store: 'sqlite' | 'postgres', options: Scen
 
 type Runner = (options: ScenarioOptions) => Promise<Omit<ScenarioResult, 'maxRssMb'>>;
 
-async function peer(module: string, fn: string, store: string, args: (o: ScenarioOptions) => Record<string, unknown>): Promise<Runner> {
-  return async (options) => {
-    const imported = (await import(module)) as Record<string, (a: Record<string, unknown>) => Promise<{ name: string; version: string; ms: number; jobs: number }>>;
-    const result = await imported[fn]!(args(options));
-    return {
-      scenario: 'noop',
-      system: `${result.name} ${result.version}`,
-      store,
-      items: result.jobs,
-      ms: result.ms,
-      itemsPerSecond: (result.jobs * 1000) / result.ms,
-    };
-  };
-}
-
 export const SCENARIOS: Record<string, () => Promise<Runner>> = {
   'batchline-sqlite-noop': async () => (o) => batchlineNoop('sqlite', o),
   'batchline-postgres-noop': async () => (o) => batchlineNoop('postgres', o),
   'batchline-sqlite-transactions': async () => (o) => batchlineTransactions('sqlite', o),
   'batchline-postgres-transactions': async () => (o) => batchlineTransactions('postgres', o),
-  'graphile-worker-noop': () => peer('./peers/graphile-worker.js', 'runGraphileWorker', 'postgres', (o) => ({ url: o.pgUrl, jobs: o.items, concurrency: o.concurrency })),
-  'pg-boss-noop': () => peer('./peers/pg-boss.js', 'runPgBoss', 'postgres', (o) => ({ url: o.pgUrl, jobs: o.items, concurrency: o.concurrency })),
 };
 
 // Run as a script: one scenario, one JSON line on stdout.

@@ -1,0 +1,106 @@
+/**
+ * Batchline as one of the compared systems, on the same PostgreSQL as the peers, with its
+ * defaults: chunked leases whose size adapts to item time, group commit, LISTEN/NOTIFY wakeups.
+ *
+ * Its balance handler does what a Batchline user writes: `ctx.aggregate('balance', amount)`,
+ * which is committed in the same transaction as the item's outcome, so a killed worker can
+ * neither lose nor double an item's amount. A second aggregate counts applications, which is
+ * how the check below tells "applied twice" apart from "lost".
+ */
+
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { Batchline } from '../../../src/index.js';
+import { applyTransaction, type Transaction } from '../../../src/cli/demo-data.js';
+import type { EffectCheck } from '../effects.js';
+import { assertIdentifier, type Payload, type System, type SystemSettings } from './system.js';
+
+const SCHEMA = assertIdentifier('batchline_bench');
+const TYPE = 'bench';
+const root = new URL('../../../', import.meta.url);
+
+function database(settings: SystemSettings): string {
+  return `${settings.pgUrl}${settings.pgUrl.includes('?') ? '&' : '?'}schema=${SCHEMA}`;
+}
+
+function version(): string {
+  const { version: v } = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string };
+  try {
+    return `${v} (${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim()})`;
+  } catch {
+    return v;
+  }
+}
+
+async function open(settings: SystemSettings): Promise<Batchline> {
+  return Batchline.open({ database: database(settings), logLevel: 'warn' });
+}
+
+export const batchline: System & { check(settings: SystemSettings, batchId: string, items: number): Promise<EffectCheck> } = {
+  name: 'batchline',
+  version: version(),
+  backend: 'postgres',
+  configs: {
+    default: 'defaults: adaptive lease size (up to 8,000 items), group commit, LISTEN/NOTIFY wakeups; leaseMs = recovery time in W3',
+  },
+
+  async reset(settings) {
+    const client = new pg.Client({ connectionString: settings.pgUrl });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
+    await client.end();
+    // Migrate now, so neither side races to create the schema during the run.
+    await (await open(settings)).close();
+  },
+
+  async producer(settings) {
+    const bl = await open(settings);
+    return {
+      async submit(items, _count, tenant) {
+        const batch = await bl.submit(TYPE, items, { tenant, maxAttempts: 10 });
+        return { count: batch.total, batchId: batch.id };
+      },
+      async recorded(submission) {
+        const batch = await bl.getBatch(submission.batchId!);
+        return { done: batch.succeeded, failed: batch.failed + batch.cancelled };
+      },
+      close: () => bl.close(),
+    };
+  },
+
+  async work(settings, kind, work, onHandled) {
+    const bl = await open(settings);
+    bl.define<Payload>(TYPE, async (payload, ctx) => {
+      if (kind === 'balance') {
+        await applyTransaction(payload as unknown as Transaction, ctx);
+        ctx.aggregate('applied', 1);
+      } else {
+        await work(payload);
+      }
+      onHandled();
+    });
+    await bl.start({
+      concurrency: settings.concurrency,
+      handleSignals: false,
+      ...(settings.recoverAfterSeconds ? { leaseMs: settings.recoverAfterSeconds * 1000 } : {}),
+    });
+    return { stop: () => bl.close() };
+  },
+
+  /** The balance is the batch's aggregate; applications counted per succeeded item tell lost from doubled. */
+  async check(settings, batchId, items) {
+    const bl = await open(settings);
+    try {
+      const batch = await bl.getBatch(batchId);
+      const applied = Number(batch.aggregates.applied ?? 0);
+      return {
+        balanceCents: BigInt((batch.aggregates.balance ?? '0.00').replace('.', '')),
+        lost: items - batch.succeeded,
+        appliedTwice: Math.max(0, applied - batch.succeeded),
+      };
+    } finally {
+      await bl.close();
+    }
+  },
+};

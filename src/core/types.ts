@@ -104,6 +104,18 @@ export interface BatchEvent {
 }
 
 /** A worker process as its heartbeat row shows it. */
+/** An API key as stored: never its secret, only a hash of it. */
+export interface ApiKey {
+  /** Public part of the key (`bl_<id>_<secret>`), used to find it. */
+  id: string;
+  name: string;
+  /** The tenant the key acts for; an admin key sees every tenant and submits as this one. */
+  tenant: string;
+  admin: boolean;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
 export interface WorkerInfo {
   id: string;
   host: string;

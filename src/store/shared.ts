@@ -4,9 +4,9 @@
  * two stores cannot drift apart in what users see.
  */
 
-import { ConflictError } from '../core/errors.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
 import { BATCH_ACTIONS, type BatchAction, type BatchStatus } from '../core/statuses.js';
-import type { Batch, BatchEvent, EventType, RunOptions } from '../core/types.js';
+import type { ApiKey, Batch, BatchEvent, EventType, RunOptions } from '../core/types.js';
 import type { ChunkStatus } from '../core/item-state.js';
 import type { BatchesSubmitParams, ChunkCommit, NewBatch } from './store.js';
 
@@ -256,4 +256,27 @@ export function closeChunk(
     case 'fail':
       return { status: 'failed', done: row.n - row.skip, attempt, inheritedCancelled: 0, inheritedFailed: remaining, unleased: recorded + remaining };
   }
+}
+
+/** An api_keys row of either store as an ApiKey with its hash. */
+export function toApiKey(row: { id: string; name: string; tenant: string; admin: number | boolean; hash: string; created_at: string | Date; revoked_at: string | Date | null }): ApiKey & { hash: string } {
+  return {
+    id: row.id,
+    name: row.name,
+    tenant: row.tenant,
+    admin: row.admin === true || row.admin === 1,
+    hash: row.hash,
+    createdAt: new Date(row.created_at),
+    revokedAt: row.revoked_at === null ? null : new Date(row.revoked_at),
+  };
+}
+
+/** The key without its hash, as listing and revoking return it. */
+export function publicKey(row: Parameters<typeof toApiKey>[0]): ApiKey {
+  const { hash: _hash, ...key } = toApiKey(row);
+  return key;
+}
+
+export function keyNotFound(id: string): NotFoundError {
+  return new NotFoundError(`no API key ${JSON.stringify(id)}`);
 }

@@ -13,7 +13,7 @@
 
 import type { ItemStateEntry, ChunkStatus } from '../core/item-state.js';
 import type { BatchStatus, ItemStatus } from '../core/statuses.js';
-import type { Batch, BatchEvent, EventType, Item, ItemError, RunOptions, WorkerInfo } from '../core/types.js';
+import type { ApiKey, Batch, BatchEvent, EventType, Item, ItemError, RunOptions, WorkerInfo } from '../core/types.js';
 
 /** A batch to create. */
 export interface NewBatch {
@@ -235,6 +235,8 @@ export interface Store {
   /** Throws NotFoundError when missing or owned by another tenant. */
   batchGet(params: BatchRef): Promise<Batch>;
   batchList(params: BatchListParams): Promise<Batch[]>;
+  /** How many batches are in each status (statuses with none are absent). */
+  batchesCount(): Promise<Partial<Record<BatchStatus, number>>>;
   /** Cancels pending work at once; leased chunks are closed by their workers (or on expiry). */
   batchCancel(params: BatchRef): Promise<BatchCancelResult>;
   batchPause(params: BatchRef): Promise<Batch>;
@@ -285,6 +287,17 @@ export interface Store {
   workersList(): Promise<WorkerInfo[]>;
   /** Removes worker rows whose heartbeat is older than `staleMs`. */
   workersPrune(params: { staleMs: number }): Promise<number>;
+
+  /** Stores a new API key (its secret only as `hash`). */
+  keyCreate(params: { id: string; name: string; tenant: string; admin: boolean; hash: string }): Promise<ApiKey>;
+  /** Every key, newest first, revoked ones included. */
+  keysList(): Promise<ApiKey[]>;
+  /** Marks a key revoked (idempotent); NotFoundError for an unknown id. */
+  keyRevoke(params: { id: string }): Promise<ApiKey>;
+  /** A key with its hash, for checking a presented secret; null when unknown. */
+  keyFind(params: { id: string }): Promise<(ApiKey & { hash: string }) | null>;
+  /** Whether any key was ever created (revoked ones count): once true, the API requires keys. */
+  keysExist(): Promise<boolean>;
 
   /** Takes a named lock for up to `ttlMs` unless someone else holds it; true when taken. */
   lockTry(params: { name: string; owner: string; ttlMs: number }): Promise<boolean>;

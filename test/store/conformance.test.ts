@@ -21,9 +21,10 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
   });
 
   it('migrates down and up again', async () => {
-    expect(await store.migrationStatus()).toEqual({ current: 1, latest: 1 });
-    expect(await store.migrate({ direction: 'down' })).toEqual({ current: 0, latest: 1 });
-    expect(await store.migrate({ direction: 'up' })).toEqual({ current: 1, latest: 1 });
+    expect(await store.migrationStatus()).toEqual({ current: 2, latest: 2 });
+    expect(await store.migrate({ direction: 'down', steps: 1 })).toEqual({ current: 1, latest: 2 });
+    expect(await store.migrate({ direction: 'down' })).toEqual({ current: 0, latest: 2 });
+    expect(await store.migrate({ direction: 'up' })).toEqual({ current: 2, latest: 2 });
     const batch = await submit(store, rows(3));
     expect(batch.total).toBe(3);
   });
@@ -513,5 +514,33 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     await sleep(50);
     expect(await store.workersPrune({ staleMs: 10 })).toBe(1);
     expect(await store.workersList()).toEqual([]);
+  });
+
+  it('counts batches by status', async () => {
+    expect(await store.batchesCount()).toEqual({});
+    await submit(store, rows(2));
+    const second = await submit(store, rows(1));
+    await store.batchCancel({ id: second.id });
+    expect(await store.batchesCount()).toEqual({ queued: 1, cancelled: 1 });
+  });
+
+  it('stores API keys by hash, lists them without it, and revokes them once', async () => {
+    expect(await store.keysExist()).toBe(false);
+    const created = await store.keyCreate({ id: 'k1', name: 'ci', tenant: 'acme', admin: false, hash: 'h1' });
+    expect(created).toMatchObject({ id: 'k1', name: 'ci', tenant: 'acme', admin: false, revokedAt: null });
+    expect(created).not.toHaveProperty('hash');
+    await store.keyCreate({ id: 'k2', name: 'ops', tenant: 'default', admin: true, hash: 'h2' });
+    expect(await store.keysExist()).toBe(true);
+    expect((await store.keysList()).map((k) => [k.id, k.admin])).toEqual(expect.arrayContaining([['k1', false], ['k2', true]]));
+    expect(await store.keyFind({ id: 'k2' })).toMatchObject({ id: 'k2', admin: true, hash: 'h2' });
+    expect(await store.keyFind({ id: 'nope' })).toBeNull();
+    await expect(store.keyCreate({ id: 'k1', name: 'again', tenant: 'acme', admin: false, hash: 'h3' })).rejects.toThrow();
+    const revoked = await store.keyRevoke({ id: 'k1' });
+    expect(revoked.revokedAt).toBeInstanceOf(Date);
+    expect((await store.keyRevoke({ id: 'k1' })).revokedAt).toEqual(revoked.revokedAt);
+    await expect(store.keyRevoke({ id: 'nope' })).rejects.toBeInstanceOf(NotFoundError);
+    // Revoked keys still count: an API that once had keys never opens up again.
+    await store.keyRevoke({ id: 'k2' });
+    expect(await store.keysExist()).toBe(true);
   });
 });

@@ -133,4 +133,22 @@ DROP TABLE ${s}.chunks;
 DROP TABLE ${s}.batches;
 `,
   },
+  {
+    version: 2,
+    name: 'api keys',
+    up: (s) => `
+CREATE TABLE ${s}.api_keys (
+  id         text PRIMARY KEY,
+  name       text NOT NULL,
+  tenant     text NOT NULL,
+  admin      boolean NOT NULL DEFAULT false,
+  hash       text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz
+);
+`,
+    down: (s) => `
+DROP TABLE ${s}.api_keys;
+`,
+  },
 ];

@@ -13,7 +13,7 @@ import { InputError } from '../../core/errors.js';
 import { isBatchId, newBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import { BATCH_ACTIONS, canApply, type BatchStatus } from '../../core/statuses.js';
-import type { Batch, BatchEvent, EventType, Item, WorkerInfo } from '../../core/types.js';
+import type { ApiKey, Batch, BatchEvent, EventType, Item, WorkerInfo } from '../../core/types.js';
 import { listItemsPaged, seqOf } from '../chunk-items.js';
 import {
   confirmDuplicate,
@@ -24,6 +24,9 @@ import {
   RETRY_CHUNK_ITEMS,
   leasedConflict,
   statusConflict,
+  keyNotFound,
+  publicKey,
+  toApiKey,
   toBatch,
   toEvent,
 } from '../shared.js';
@@ -55,6 +58,8 @@ import { PG_MIGRATIONS } from './migrations.js';
 export type { PostgresStoreOptions } from './connection.js';
 
 /** The PostgreSQL store. See the module comment. */
+
+type KeyRow = Parameters<typeof toApiKey>[0];
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly description: string;
@@ -423,6 +428,36 @@ export class PostgresStore implements Store {
       id: r.id, host: r.host, pid: r.pid, types: r.types, concurrency: r.concurrency, processed: Number(r.processed),
       startedAt: r.started_at, heartbeatAt: r.heartbeat_at,
     }));
+  }
+
+  async batchesCount(): Promise<Partial<Record<BatchStatus, number>>> {
+    const rows = await this.c.query<{ status: BatchStatus; n: number }>(this.c.pool, this.c.sql.BATCHES_COUNT);
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  async keyCreate(params: { id: string; name: string; tenant: string; admin: boolean; hash: string }): Promise<ApiKey> {
+    const [row] = await this.c.query<KeyRow>(this.c.pool, this.c.sql.KEY_INSERT, [params.id, params.name, params.tenant, params.admin, params.hash]);
+    return publicKey(row!);
+  }
+
+  async keysList(): Promise<ApiKey[]> {
+    return (await this.c.query<KeyRow>(this.c.pool, this.c.sql.KEYS_LIST)).map(publicKey);
+  }
+
+  async keyRevoke(params: { id: string }): Promise<ApiKey> {
+    const [row] = await this.c.query<KeyRow>(this.c.pool, this.c.sql.KEY_REVOKE, [params.id]);
+    if (!row) throw keyNotFound(params.id);
+    return publicKey(row);
+  }
+
+  async keyFind(params: { id: string }): Promise<(ApiKey & { hash: string }) | null> {
+    const [row] = await this.c.query<KeyRow>(this.c.pool, this.c.sql.KEY_GET, [params.id]);
+    return row ? toApiKey(row) : null;
+  }
+
+  async keysExist(): Promise<boolean> {
+    const [row] = await this.c.query<{ found: boolean }>(this.c.pool, this.c.sql.KEYS_EXIST);
+    return row!.found;
   }
 
   async workersPrune(params: { staleMs: number }): Promise<number> {

@@ -11,6 +11,9 @@ export function statements(s: string) {
   return {
     // ------------------------------------------------------------------------ batches
 
+    /** Batches per status, for health checks. */
+    BATCHES_COUNT: `SELECT status, count(*)::int AS n FROM ${s}.batches GROUP BY status`,
+
     /** Inserts a batch at submit (total and digest are written when the stream ends). */
     BATCH_INSERT: `
 INSERT INTO ${s}.batches (id, tenant, type, status, priority, labels, idempotency_key,
@@ -359,6 +362,15 @@ ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.e
  WHERE ${s}.locks.expires_at < now() OR ${s}.locks.owner = excluded.owner
 RETURNING name`,
     LOCK_RELEASE: `DELETE FROM ${s}.locks WHERE name = $1 AND owner = $2`,
+
+    // ------------------------------------------------------------------------ api keys
+
+    KEY_INSERT: `INSERT INTO ${s}.api_keys (id, name, tenant, admin, hash) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+    KEYS_LIST: `SELECT * FROM ${s}.api_keys ORDER BY created_at DESC, id`,
+    /** Keeps the first revocation time when revoked again. */
+    KEY_REVOKE: `UPDATE ${s}.api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING *`,
+    KEY_GET: `SELECT * FROM ${s}.api_keys WHERE id = $1`,
+    KEYS_EXIST: `SELECT EXISTS (SELECT 1 FROM ${s}.api_keys) AS found`,
   };
 }
 

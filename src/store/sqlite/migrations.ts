@@ -150,4 +150,22 @@ DROP TABLE batches;
 DELETE FROM sqlite_sequence WHERE name IN ('chunks', 'events');
 `,
   },
+  {
+    version: 2,
+    name: 'api keys',
+    up: `
+CREATE TABLE api_keys (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  tenant     TEXT NOT NULL,
+  admin      INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),
+  hash       TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT
+);
+`,
+    down: `
+DROP TABLE api_keys;
+`,
+  },
 ];

@@ -14,7 +14,7 @@ import { InputError } from '../../core/errors.js';
 import { newBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import { canApply, type BatchStatus } from '../../core/statuses.js';
-import type { Batch, BatchEvent, Item, WorkerInfo } from '../../core/types.js';
+import type { ApiKey, Batch, BatchEvent, Item, WorkerInfo } from '../../core/types.js';
 import { listItemsPaged, seqOf } from '../chunk-items.js';
 import {
   confirmDuplicate,
@@ -25,6 +25,9 @@ import {
   RETRY_CHUNK_ITEMS,
   leasedConflict,
   statusConflict,
+  keyNotFound,
+  publicKey,
+  toApiKey,
   toBatch,
   toEvent,
 } from '../shared.js';
@@ -57,6 +60,8 @@ import * as sql from './statements.js';
 export type { SqliteStoreOptions } from './connection.js';
 
 /** The embedded SQLite store. See the module comment for its concurrency model. */
+
+type KeyRow = Parameters<typeof toApiKey>[0];
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly description: string;
@@ -155,6 +160,12 @@ export class SqliteStore implements Store {
     } finally {
       this.c.stmt(sql.STAGE_CLEAR).run(submission);
     }
+  }
+
+  async batchesCount(): Promise<Partial<Record<BatchStatus, number>>> {
+    await this.c.turn();
+    const rows = this.c.stmt(sql.BATCHES_COUNT).all() as { status: BatchStatus; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
   async batchGet(ref: BatchRef): Promise<Batch> {
@@ -427,6 +438,35 @@ export class SqliteStore implements Store {
     await this.c.turn();
     const now = Date.now();
     return this.c.tx(() => this.c.stmt(sql.LOCK_TRY).run(params.name, params.owner, now + params.ttlMs, now).changes === 1);
+  }
+
+  async keyCreate(params: { id: string; name: string; tenant: string; admin: boolean; hash: string }): Promise<ApiKey> {
+    await this.c.turn();
+    const row = this.c.tx(() => this.c.stmt(sql.KEY_INSERT).get(params.id, params.name, params.tenant, params.admin ? 1 : 0, params.hash, iso(Date.now())));
+    return publicKey(row as KeyRow);
+  }
+
+  async keysList(): Promise<ApiKey[]> {
+    await this.c.turn();
+    return (this.c.stmt(sql.KEYS_LIST).all() as KeyRow[]).map(publicKey);
+  }
+
+  async keyRevoke(params: { id: string }): Promise<ApiKey> {
+    await this.c.turn();
+    const row = this.c.tx(() => this.c.stmt(sql.KEY_REVOKE).get(iso(Date.now()), params.id)) as KeyRow | undefined;
+    if (!row) throw keyNotFound(params.id);
+    return publicKey(row);
+  }
+
+  async keyFind(params: { id: string }): Promise<(ApiKey & { hash: string }) | null> {
+    await this.c.turn();
+    const row = this.c.stmt(sql.KEY_GET).get(params.id) as KeyRow | undefined;
+    return row ? toApiKey(row) : null;
+  }
+
+  async keysExist(): Promise<boolean> {
+    await this.c.turn();
+    return (this.c.stmt(sql.KEYS_EXIST).get() as { found: number }).found === 1;
   }
 
   async lockRelease(params: { name: string; owner: string }): Promise<void> {

@@ -13,6 +13,8 @@ INSERT INTO batches (id, tenant, type, status, priority, total, labels, idempote
 VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 /** One batch by id; the tenant filter is applied when the second parameter is not null. */
+/** Batches per status, for health checks. */
+export const BATCHES_COUNT = `SELECT status, count(*) AS n FROM batches GROUP BY status`;
 export const BATCH_GET = `SELECT * FROM batches WHERE id = ? AND (? IS NULL OR tenant = ?)`;
 
 /** The batch holding an idempotency key for a tenant, with its submit digest. */
@@ -254,3 +256,12 @@ INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
  WHERE locks.expires_at < ? OR locks.owner = excluded.owner`;
 export const LOCK_RELEASE = `DELETE FROM locks WHERE name = ? AND owner = ?`;
+
+// ---------------------------------------------------------------------------- api keys
+
+export const KEY_INSERT = `INSERT INTO api_keys (id, name, tenant, admin, hash, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *`;
+export const KEYS_LIST = `SELECT * FROM api_keys ORDER BY created_at DESC, id`;
+/** Keeps the first revocation time when revoked again. */
+export const KEY_REVOKE = `UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? RETURNING *`;
+export const KEY_GET = `SELECT * FROM api_keys WHERE id = ?`;
+export const KEYS_EXIST = `SELECT EXISTS (SELECT 1 FROM api_keys) AS found`;

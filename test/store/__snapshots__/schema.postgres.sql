@@ -1,4 +1,11 @@
 -- columns
+api_keys.id text not null
+api_keys.name text not null
+api_keys.tenant text not null
+api_keys.admin boolean not null default false
+api_keys.hash text not null
+api_keys.created_at timestamp with time zone not null default now()
+api_keys.revoked_at timestamp with time zone
 batches.id uuid not null
 batches.tenant text not null
 batches.type text not null
@@ -73,6 +80,7 @@ workers.started_at timestamp with time zone not null default now()
 workers.heartbeat_at timestamp with time zone not null default now()
 
 -- constraints
+batchline.api_keys api_keys_pkey: PRIMARY KEY (id)
 batchline.batches batches_pkey: PRIMARY KEY (id)
 batchline.batches batches_priority_check: CHECK (((priority >= 0) AND (priority <= 10)))
 batchline.batches batches_status_check: CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'paused'::text, 'completed'::text, 'failed'::text, 'cancelled'::text])))
@@ -85,6 +93,7 @@ batchline.schema_migrations schema_migrations_pkey: PRIMARY KEY (version)
 batchline.workers workers_pkey: PRIMARY KEY (id)
 
 -- indexes
+CREATE UNIQUE INDEX api_keys_pkey ON batchline.api_keys USING btree (id)
 CREATE INDEX batches_finished ON batchline.batches USING btree (finished_at) WHERE (finished_at IS NOT NULL)
 CREATE UNIQUE INDEX batches_idempotency ON batchline.batches USING btree (tenant, idempotency_key) WHERE (idempotency_key IS NOT NULL)
 CREATE INDEX batches_open ON batchline.batches USING btree (id) WHERE (status = ANY (ARRAY['queued'::text, 'running'::text, 'paused'::text]))

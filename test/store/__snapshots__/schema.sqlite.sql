@@ -25,6 +25,17 @@ CREATE INDEX chunks_pending ON chunks (batch_id, id) WHERE status = 'pending';
 -- index events_batch
 CREATE INDEX events_batch ON events (batch_id, id);
 
+-- table api_keys
+CREATE TABLE api_keys (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  tenant     TEXT NOT NULL,
+  admin      INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),
+  hash       TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT
+);
+
 -- table batches
 CREATE TABLE batches (
   id              TEXT PRIMARY KEY,

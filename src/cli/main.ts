@@ -7,8 +7,10 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { demoCommand } from './commands/demo.js';
+import { keysCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
 import { runCommand } from './commands/run.js';
+import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
 import { workerCommand } from './commands/worker.js';
@@ -23,7 +25,7 @@ const program = new Command('batchline')
   .addHelpText('after', '\nExit codes: 0 all done, 1 failures or incomplete, 2 usage error (bad flags, input, type or database).')
   .exitOverride();
 
-for (const command of [demoCommand(), runCommand(), workerCommand(), submitCommand(), statusCommand(), migrateCommand()]) {
+for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), keysCommand(), migrateCommand()]) {
   program.addCommand(command.exitOverride());
 }
 

@@ -253,8 +253,9 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
 
   // -------------------------------------------------------------------------- steering
 
-  getBatch(id: string): Promise<Batch> {
-    return this.store.batchGet({ id });
+  /** A batch by id; with `tenant`, a batch of another tenant is not found (NotFoundError) either. */
+  getBatch(id: string, options: { tenant?: string } = {}): Promise<Batch> {
+    return this.store.batchGet({ id, ...(options.tenant === undefined ? {} : { tenant: options.tenant }) });
   }
 
   /** Batches, newest first; `before` is the id of the last batch of the previous page. */

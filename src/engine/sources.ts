@@ -5,6 +5,7 @@
  */
 
 import { createReadStream } from 'node:fs';
+import { pipeline, type Readable } from 'node:stream';
 import { access } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -134,15 +135,77 @@ class JsonlSource implements FileSource {
       // Tools on Windows often start UTF-8 files with a byte-order mark.
       const text = this.line === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
       if (text.trim() === '') continue;
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (error) {
-        throw new InputError(`malformed JSON: ${(error as Error).message}`, { where: this.where(), code: 'malformed_jsonl' });
-      }
-      yield value;
+      yield parseJsonLine(text, this.where());
     }
   }
+}
+
+function parseJsonLine(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new InputError(`malformed JSON: ${(error as Error).message}`, { where, code: 'malformed_jsonl' });
+  }
+}
+
+/** Items read once from a stream (an HTTP body): no second pass, so errors name the line as counted so far. */
+export interface StreamSource extends AsyncIterable<unknown> {
+  where(index: number): string;
+}
+
+/**
+ * Reads CSV or NDJSON items from a stream in one pass, for uploads. A stream that errors or
+ * ends early (a dropped connection) makes iteration throw, so a submission reading it rolls
+ * back. `label` names the source in errors (`request body:17`).
+ */
+export function streamItems(input: Readable, format: FileFormat, label = 'request body'): StreamSource {
+  let line = 0;
+  const where = () => `${label}:${line}`;
+  if (format === 'csv') {
+    return {
+      where,
+      async *[Symbol.asyncIterator]() {
+        const parser = parse({ ...CSV_OPTIONS, columns: true, info: true });
+        // pipeline (unlike pipe) hands an input error to the parser, which ends the loop below.
+        pipeline(input, parser, () => {});
+        try {
+          for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
+            line = info.lines;
+            yield record;
+          }
+        } catch (error) {
+          const lines = (error as { lines?: number }).lines;
+          if (typeof lines === 'number') line = lines;
+          if ((error as { code?: string }).code?.startsWith('CSV_')) {
+            throw new InputError(`malformed CSV: ${(error as Error).message}`, { where: where(), code: 'malformed_csv', cause: error });
+          }
+          throw error;
+        }
+      },
+    };
+  }
+  return {
+    where,
+    async *[Symbol.asyncIterator]() {
+      input.setEncoding('utf8');
+      let rest = '';
+      const lineOf = (raw: string) => {
+        line++;
+        const text = line === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
+        return text.trim() === '' ? undefined : parseJsonLine(text, where());
+      };
+      for await (const chunk of input as AsyncIterable<string>) {
+        const lines = (rest + chunk).split('\n');
+        rest = lines.pop()!;
+        for (const raw of lines) {
+          const value = lineOf(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
+          if (value !== undefined) yield value;
+        }
+      }
+      const value = lineOf(rest);
+      if (value !== undefined) yield value;
+    },
+  };
 }
 
 /** Opens a CSV or JSONL file as a stream of items; the format comes from the extension unless given. */

@@ -209,12 +209,12 @@ describe.each(storeKinds)('submit, status, migrate (%s)', (kind) => {
       expect(timedOut.code).toBe(1);
       expect(timedOut.stderr).toContain(`batch ${orphanId} is still queued after 500 ms (100 items left)`);
 
-      const down = await batchline(['migrate', 'down', '--json', ...db]);
+      const down = await batchline(['migrate', 'down', '--steps', '2', '--json', ...db]);
       expect(down.code).toBe(0);
-      expect(JSON.parse(down.stdout)).toMatchObject({ before: 1, current: 0, latest: 1 });
+      expect(JSON.parse(down.stdout)).toMatchObject({ before: 2, current: 0, latest: 2 });
       const up = await batchline(['migrate', ...db]);
       expect(up.code).toBe(0);
-      expect(up.stdout).toContain('schema version 0 → 1 (latest 1)');
+      expect(up.stdout).toContain('schema version 0 → 2 (latest 2)');
       expect((await batchline(['status', '--json', ...db])).stdout).toContain('"batches": []');
     } finally {
       await location.cleanup();

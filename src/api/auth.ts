@@ -1,0 +1,61 @@
+/**
+ * Who is calling. Once any API key has ever been created in the store, every request (but
+ * the liveness probe) needs one: `Authorization: Bearer bl_...`. Before that, on a laptop with
+ * no keys, requests act as an admin of the default tenant (and `serve` refuses to listen
+ * beyond loopback in that state).
+ *
+ * A tenant key sees and acts on its tenant's batches only; an admin key sees every tenant.
+ */
+
+import type { FastifyRequest } from 'fastify';
+import type { Store } from '../store/store.js';
+import { verifyKey } from './keys.js';
+import { problem, ProblemError } from './problem.js';
+
+export interface Caller {
+  /** The key's id; null when the API runs without keys. */
+  keyId: string | null;
+  /** Tenant whose batches new submissions belong to. */
+  tenant: string;
+  /** Sees and acts on every tenant's batches. */
+  admin: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller: Caller;
+  }
+}
+
+/** Resolves callers against the store's keys. */
+export class Authenticator {
+  /** Latches to true: once keys exist, they are required for as long as this process runs. */
+  private keysRequired = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly defaultTenant: string,
+  ) {}
+
+  /** Whether requests need a key (any key was ever created). */
+  async required(): Promise<boolean> {
+    if (!this.keysRequired) this.keysRequired = await this.store.keysExist();
+    return this.keysRequired;
+  }
+
+  /** The caller of a request, or a 401 problem. */
+  async authenticate(request: FastifyRequest): Promise<Caller> {
+    const header = request.headers.authorization;
+    if (!(await this.required())) return { keyId: null, tenant: this.defaultTenant, admin: true };
+    if (!header) throw new ProblemError(problem('UNAUTHORIZED', 'send an API key: Authorization: Bearer <key> (create one with `batchline keys create`)'));
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const key = match ? await verifyKey(this.store, match[1]!) : null;
+    if (!key) throw new ProblemError(problem('UNAUTHORIZED', 'the API key is malformed, unknown or revoked'));
+    return { keyId: key.id, tenant: key.tenant, admin: key.admin };
+  }
+}
+
+/** The tenant filter for reads and actions: undefined (every tenant) for admins. */
+export function tenantScope(caller: Caller): string | undefined {
+  return caller.admin ? undefined : caller.tenant;
+}

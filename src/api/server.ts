@@ -1,0 +1,205 @@
+/**
+ * The HTTP API (`/api/v1`) on Fastify. `createServer` builds it around an open Batchline;
+ * `batchline serve` listens with it and, by default, runs workers in the same process.
+ *
+ * Every response that is not a success is `application/problem+json` (problem.ts). Request
+ * parts are validated with the zod schemas of schemas.ts; a failure names the fields.
+ *
+ * Submitting: `POST /batches` takes JSON (`{ type, items, ... }`), or a streamed body of
+ * `application/x-ndjson` or `text/csv` with `?type=`. Streamed bodies go straight from the
+ * socket into the submission's transaction, item by item, so a 1,000,000-row upload never sits
+ * in memory, and a dropped connection rolls the whole batch back.
+ */
+
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { progressOf } from '../core/progress.js';
+import type { Batch, Item } from '../core/types.js';
+import type { Batchline } from '../engine/batchline.js';
+import { streamItems } from '../engine/sources.js';
+import { Authenticator, tenantScope } from './auth.js';
+import { fieldErrors, problem, ProblemError, sendProblem, toProblem } from './problem.js';
+import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery } from './schemas.js';
+
+export interface ServerOptions {
+  batchline: Batchline;
+  /** Logs requests and errors; default: silent. */
+  logger?: Logger;
+  /** Largest JSON body in bytes (default 16 MiB); streamed NDJSON and CSV bodies have no total limit. */
+  bodyLimit?: number;
+  /** Tenant of submissions when the API runs without keys (default `default`). */
+  defaultTenant?: string;
+}
+
+/** JSON of a batch for the API: dates as ISO strings and its progress. */
+export function batchView(batch: Batch, now = Date.now()) {
+  return {
+    ...batch,
+    createdAt: batch.createdAt.toISOString(),
+    startedAt: batch.startedAt?.toISOString() ?? null,
+    finishedAt: batch.finishedAt?.toISOString() ?? null,
+    progress: progressOf(batch, now),
+  };
+}
+
+function itemView(item: Item) {
+  if (!item.error) return item;
+  const { stack: _stack, ...error } = item.error;
+  return { ...item, error };
+}
+
+/** Parses one part of a request with a zod schema; a failure is a 400 naming `part.field`. */
+function parse<S extends z.ZodType>(schema: S, value: unknown, part: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ProblemError(problem('VALIDATION_ERROR', `invalid ${part}`, fieldErrors(result.error, part)));
+  return result.data;
+}
+
+const STREAMED: Record<string, 'jsonl' | 'csv'> = { 'application/x-ndjson': 'jsonl', 'application/jsonl': 'jsonl', 'text/csv': 'csv' };
+
+/** Builds the API server (not yet listening). */
+export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
+  const bl = options.batchline;
+  const auth = new Authenticator(bl.store, options.defaultTenant ?? 'default');
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger | undefined,
+    disableRequestLogging: !options.logger,
+    bodyLimit: options.bodyLimit ?? 16 << 20,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  // Streamed bodies reach the handler as the raw request stream.
+  app.addContentTypeParser(Object.keys(STREAMED), (_request, payload, done) => done(null, payload));
+
+  app.setErrorHandler((error, request, reply) => {
+    const p = toProblem(error);
+    if (p.status >= 500) request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, p);
+  });
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
+
+  app.decorateRequest('caller', null as never);
+  app.addHook('onRequest', async (request) => {
+    if (request.url === '/api/v1/health' || request.url.startsWith('/api/v1/health?')) return;
+    request.caller = await auth.authenticate(request);
+  });
+
+  /** A batch the caller may see, or 404 (never 403: another tenant's batch does not exist for it). */
+  const visibleBatch = (request: FastifyRequest, id: string) => bl.getBatch(id, { tenant: tenantScope(request.caller) });
+
+  await app.register(
+    async (api) => {
+      api.post('/batches', async (request, reply) => {
+        const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const headerKey = request.headers['idempotency-key'];
+        const idempotencyKey = typeof headerKey === 'string' && headerKey !== '' ? headerKey : undefined;
+        const format = STREAMED[contentType];
+        let submitted;
+        if (format) {
+          const query = parse(createBatchQuery, request.query, 'query');
+          const labels = Object.fromEntries(
+            [query.label ?? []].flat().map((l) => {
+              const at = l.indexOf(':');
+              if (at < 1) throw new ProblemError(problem('VALIDATION_ERROR', 'invalid query', [{ path: 'query.label', message: `expected key:value, got ${JSON.stringify(l)}` }]));
+              return [l.slice(0, at), l.slice(at + 1)];
+            }),
+          );
+          submitted = await bl.submit(query.type, streamItems(request.raw, format), {
+            tenant: request.caller.tenant,
+            ...(query.priority !== undefined ? { priority: query.priority } : {}),
+            ...(query.maxAttempts !== undefined ? { maxAttempts: query.maxAttempts } : {}),
+            ...(query.timeoutMs !== undefined ? { timeoutMs: query.timeoutMs } : {}),
+            ...(Object.keys(labels).length > 0 ? { labels } : {}),
+            ...(idempotencyKey ?? query.idempotencyKey ? { idempotencyKey: idempotencyKey ?? query.idempotencyKey } : {}),
+          });
+        } else if (contentType === 'application/json') {
+          const { type, items, ...rest } = parse(createBatchBody, request.body, 'body');
+          submitted = await bl.submit(type, items, {
+            ...rest,
+            tenant: request.caller.tenant,
+            ...(idempotencyKey ? { idempotencyKey } : {}),
+          });
+        } else {
+          throw new ProblemError(problem('UNSUPPORTED_MEDIA_TYPE', `send application/json, application/x-ndjson or text/csv, not ${JSON.stringify(contentType || 'no content type')}`));
+        }
+        const { created, ...batch } = submitted;
+        return reply.code(created ? 201 : 200).header('location', `/api/v1/batches/${batch.id}`).send(batchView(batch));
+      });
+
+      api.get('/batches', async (request) => {
+        const query = parse(listQuery, request.query, 'query');
+        const batches = await bl.listBatches({
+          tenant: tenantScope(request.caller),
+          ...(query.status ? { status: [query.status].flat() } : {}),
+          ...(query.type ? { type: query.type } : {}),
+          ...(query.cursor ? { before: query.cursor } : {}),
+          limit: query.limit,
+        });
+        const now = Date.now();
+        return { batches: batches.map((b) => batchView(b, now)), nextCursor: batches.length === query.limit ? batches.at(-1)!.id : null };
+      });
+
+      api.get('/batches/:id', async (request) => {
+        const { id } = parse(idParams, request.params, 'path');
+        return batchView(await visibleBatch(request, id));
+      });
+
+      api.get('/batches/:id/progress', async (request) => {
+        const { id } = parse(idParams, request.params, 'path');
+        return progressOf(await visibleBatch(request, id));
+      });
+
+      api.get('/batches/:id/items', async (request) => {
+        const { id } = parse(idParams, request.params, 'path');
+        const query = parse(itemsQuery, request.query, 'query');
+        await visibleBatch(request, id);
+        const items = await bl.items(id, { ...(query.status ? { status: query.status } : {}), ...(query.after !== undefined ? { after: query.after } : {}), limit: query.limit });
+        return { items: items.map(itemView), nextAfter: items.length === query.limit ? items.at(-1)!.seq : null };
+      });
+
+      const action = (path: string, run: (id: string) => Promise<Batch>) =>
+        api.post(`/batches/:id/${path}`, async (request) => {
+          const { id } = parse(idParams, request.params, 'path');
+          await visibleBatch(request, id);
+          return batchView(await run(id));
+        });
+      action('cancel', (id) => bl.cancel(id));
+      action('pause', (id) => bl.pause(id));
+      action('resume', (id) => bl.resume(id));
+      action('retry', async (id) => (await bl.retryFailed(id)).batch);
+
+      api.delete('/batches/:id', async (request, reply: FastifyReply) => {
+        const { id } = parse(idParams, request.params, 'path');
+        await visibleBatch(request, id);
+        await bl.deleteBatch(id);
+        return reply.code(204).send();
+      });
+
+      api.get('/health', async () => {
+        const [counts, workers] = await Promise.all([bl.store.batchesCount(), bl.workers()]);
+        const fresh = workers.filter((w) => Date.now() - w.heartbeatAt.getTime() < 30_000);
+        return {
+          status: 'ok' as const,
+          workersActive: fresh.length,
+          pendingBatches: (counts.queued ?? 0) + (counts.running ?? 0) + (counts.paused ?? 0),
+          batchesProcessed: (counts.completed ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0),
+        };
+      });
+
+      api.get('/ready', async (_request, reply) => {
+        try {
+          const status = await bl.store.migrationStatus();
+          if (status.current !== status.latest) {
+            return sendProblem(reply, problem('UNAVAILABLE', `database schema is at version ${status.current}, this server needs ${status.latest}: run \`batchline migrate\``));
+          }
+          return { ready: true, schemaVersion: status.current };
+        } catch (error) {
+          return sendProblem(reply, problem('UNAVAILABLE', `database unreachable: ${(error as Error).message}`));
+        }
+      });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,82 @@
+/**
+ * `batchline serve`: the HTTP API, and by default workers and the reconciler, in one process.
+ * `--no-workers` serves the API only, so API and worker processes scale apart. SIGTERM or
+ * SIGINT: stop accepting requests, finish the ones in flight, stop workers gracefully, exit 0.
+ */
+
+import { Command } from 'commander';
+import { isIP } from 'node:net';
+import { createServer } from '../../api/server.js';
+import { CliError, EXIT, integer, openBatchline, withDatabase, type DatabaseOptions } from '../common.js';
+import { defineProcessors } from '../processors.js';
+
+interface ServeOptions extends DatabaseOptions {
+  processors?: string;
+  host: string;
+  port: number;
+  workers: boolean;
+  concurrency: number;
+  shutdownMs: number;
+}
+
+/** Loopback addresses (and `localhost`), which may be served without API keys. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+/** The `serve` command. */
+export function serveCommand(): Command {
+  return withDatabase(
+    new Command('serve')
+      .summary('serve the HTTP API (and run workers)')
+      .description(
+        'Serve the HTTP API under /api/v1 and, unless --no-workers, run workers for the types in --processors and the reconciler. ' +
+          'Once any API key exists (batchline keys create), every request needs one; without keys the server only listens on loopback.',
+      )
+      .option('--processors <file>', ".ts or .js module whose default export maps types to handlers (needed to run workers)")
+      .option('--host <address>', 'address to listen on', '127.0.0.1')
+      .option('--port <n>', 'port to listen on (0: any free port)', integer(0, 65_535), 7700)
+      .option('--no-workers', 'serve the API only; run workers elsewhere (batchline worker)')
+      .option('--concurrency <n>', 'items running at once in this process', integer(1, 10_000), 10)
+      .option('--shutdown-ms <ms>', 'how long requests and running items get to finish after a signal', integer(0), 10_000),
+    'info',
+  ).action(async (options: ServeOptions) => {
+    const bl = await openBatchline(options);
+    try {
+      if (!isLoopback(options.host) && !(await bl.store.keysExist())) {
+        throw new CliError(
+          `refusing to serve on ${options.host} without API keys: anyone who can reach it could read and change every batch. ` +
+            'Create a key first (batchline keys create --tenant <name>), or serve on 127.0.0.1.',
+          EXIT.usage,
+        );
+      }
+      const types = options.workers && options.processors ? await defineProcessors(bl, options.processors) : [];
+      if (options.workers && !options.processors) bl.logger.warn('no --processors given: serving the API without workers');
+      const app = await createServer({ batchline: bl, logger: bl.logger });
+      const address = await app.listen({ host: options.host, port: options.port });
+      if (types.length > 0) await bl.start({ concurrency: options.concurrency, handleSignals: false });
+      // Tests and scripts read the address from this line (with --port 0 it is the only way to know it).
+      console.log(`listening on ${address}`);
+      bl.logger.info({ address, types, workers: types.length > 0, store: bl.store.description }, 'serving; SIGTERM or SIGINT stops it');
+
+      const signal = await new Promise<string>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
+      bl.logger.info({ signal }, 'stopping: draining requests and workers');
+      const deadline = setTimeout(() => {
+        bl.logger.error('shutdown took too long; exiting');
+        process.exit(EXIT.failures);
+      }, options.shutdownMs + 30_000);
+      deadline.unref();
+      await app.close();
+      await bl.close({ timeoutMs: options.shutdownMs });
+      bl.logger.info('stopped');
+    } catch (error) {
+      await bl.close();
+      throw error;
+    }
+  });
+}

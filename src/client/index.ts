@@ -1,0 +1,176 @@
+/**
+ * A typed client of the Batchline HTTP API, over `fetch`. Used by the CLI (`--server`), the
+ * tests and the dashboard; importable as `batchline/client` with no server-side dependencies.
+ *
+ * ```ts
+ * const client = new BatchlineClient({ baseUrl: 'http://127.0.0.1:7700', apiKey: process.env.BATCHLINE_API_KEY });
+ * const batch = await client.createBatch({ type: 'txn.apply', items: rows }, { idempotencyKey: 'file-2026-11-22' });
+ * const progress = await client.progress(batch.id);
+ * ```
+ *
+ * Every non-2xx answer throws an ApiError carrying the server's problem (`code`, `detail`,
+ * field `errors`).
+ */
+
+import type { z } from 'zod';
+import type { Progress } from '../core/progress.js';
+import type { ItemStatus, BatchStatus } from '../core/statuses.js';
+import type { Problem } from '../api/problem.js';
+import type { batchSchema, createBatchBody, healthSchema, itemSchema } from '../api/schemas.js';
+
+export type ApiBatch = z.infer<typeof batchSchema>;
+export type ApiItem = z.infer<typeof itemSchema>;
+export type Health = z.infer<typeof healthSchema>;
+export type CreateBatchInput = z.input<typeof createBatchBody>;
+export type { Problem, Progress };
+
+/** A non-2xx answer: `status` and the problem document the server sent. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: Problem,
+  ) {
+    super(`${status} ${problem.code}: ${problem.detail}${problem.errors ? ` (${problem.errors.map((e) => `${e.path}: ${e.message}`).join('; ')})` : ''}`);
+    this.name = 'ApiError';
+  }
+
+  get code(): string {
+    return this.problem.code;
+  }
+}
+
+export interface ClientOptions {
+  /** Server address, such as `http://127.0.0.1:7700` (the `/api/v1` prefix is added). */
+  baseUrl: string;
+  apiKey?: string;
+  /** Replaces the global fetch (tests, proxies). */
+  fetch?: typeof fetch;
+}
+
+type Query = Record<string, string | number | string[] | undefined>;
+/** What fetch accepts as a request body. */
+type BodyInit = NonNullable<RequestInit['body']>;
+
+export class BatchlineClient {
+  private readonly base: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly options: ClientOptions) {
+    this.base = `${options.baseUrl.replace(/\/+$/, '')}/api/v1`;
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  /** Creates a batch from items in memory. A repeated idempotency key returns the first batch (`created: false`). */
+  async createBatch(input: CreateBatchInput, options: { idempotencyKey?: string } = {}): Promise<ApiBatch & { created: boolean }> {
+    const res = await this.send('POST', '/batches', {
+      body: JSON.stringify(input),
+      headers: { 'content-type': 'application/json', ...(options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {}) },
+    });
+    return { ...((await res.json()) as ApiBatch), created: res.status === 201 };
+  }
+
+  /**
+   * Creates a batch from a streamed NDJSON or CSV body (a string, bytes, or a stream such as
+   * `Readable.toWeb(createReadStream(file))`), without holding it in memory.
+   */
+  async uploadBatch(
+    type: string,
+    body: BodyInit,
+    options: { format: 'ndjson' | 'csv'; priority?: number; maxAttempts?: number; labels?: Record<string, string>; idempotencyKey?: string },
+  ): Promise<ApiBatch & { created: boolean }> {
+    const query: Query = {
+      type,
+      priority: options.priority,
+      maxAttempts: options.maxAttempts,
+      label: options.labels ? Object.entries(options.labels).map(([k, v]) => `${k}:${v}`) : undefined,
+    };
+    const res = await this.send('POST', '/batches', {
+      query,
+      body,
+      headers: {
+        'content-type': options.format === 'csv' ? 'text/csv' : 'application/x-ndjson',
+        ...(options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {}),
+      },
+      duplex: 'half',
+    });
+    return { ...((await res.json()) as ApiBatch), created: res.status === 201 };
+  }
+
+  /** Batches, newest first; pass `nextCursor` back as `cursor` for the next page. */
+  async listBatches(query: { status?: BatchStatus | BatchStatus[]; type?: string; limit?: number; cursor?: string } = {}): Promise<{ batches: ApiBatch[]; nextCursor: string | null }> {
+    return (await this.send('GET', '/batches', { query: { ...query, status: query.status } })).json() as never;
+  }
+
+  async getBatch(id: string): Promise<ApiBatch> {
+    return (await this.send('GET', `/batches/${encodeURIComponent(id)}`)).json() as never;
+  }
+
+  async progress(id: string): Promise<Progress> {
+    return (await this.send('GET', `/batches/${encodeURIComponent(id)}/progress`)).json() as never;
+  }
+
+  /** Items in seq order; pass `nextAfter` back as `after` for the next page. */
+  async items(id: string, query: { status?: ItemStatus; after?: number; limit?: number } = {}): Promise<{ items: ApiItem[]; nextAfter: number | null }> {
+    return (await this.send('GET', `/batches/${encodeURIComponent(id)}/items`, { query })).json() as never;
+  }
+
+  cancel(id: string): Promise<ApiBatch> {
+    return this.action(id, 'cancel');
+  }
+
+  pause(id: string): Promise<ApiBatch> {
+    return this.action(id, 'pause');
+  }
+
+  resume(id: string): Promise<ApiBatch> {
+    return this.action(id, 'resume');
+  }
+
+  /** Re-runs the batch's failed items. */
+  retry(id: string): Promise<ApiBatch> {
+    return this.action(id, 'retry');
+  }
+
+  async deleteBatch(id: string): Promise<void> {
+    await this.send('DELETE', `/batches/${encodeURIComponent(id)}`);
+  }
+
+  async health(): Promise<Health> {
+    return (await this.send('GET', '/health')).json() as never;
+  }
+
+  async ready(): Promise<{ ready: true; schemaVersion: number }> {
+    return (await this.send('GET', '/ready')).json() as never;
+  }
+
+  private async action(id: string, name: string): Promise<ApiBatch> {
+    return (await this.send('POST', `/batches/${encodeURIComponent(id)}/${name}`)).json() as never;
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    init: { query?: Query; body?: BodyInit; headers?: Record<string, string>; duplex?: 'half' } = {},
+  ): Promise<Response> {
+    const url = new URL(`${this.base}${path}`);
+    for (const [key, value] of Object.entries(init.query ?? {})) {
+      if (value === undefined) continue;
+      for (const v of [value].flat()) url.searchParams.append(key, String(v));
+    }
+    const res = await this.fetchImpl(url, {
+      method,
+      body: init.body,
+      headers: { accept: 'application/json', ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}), ...init.headers },
+      ...(init.duplex ? { duplex: init.duplex } : {}),
+    } as RequestInit);
+    if (res.ok) return res;
+    const text = await res.text();
+    let problem: Problem;
+    try {
+      problem = JSON.parse(text) as Problem;
+    } catch {
+      problem = { type: 'about:blank', title: res.statusText, status: res.status, detail: text.slice(0, 500) || res.statusText, code: 'INTERNAL' };
+    }
+    throw new ApiError(res.status, problem);
+  }
+}

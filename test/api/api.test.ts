@@ -1,0 +1,239 @@
+/**
+ * The HTTP API through real HTTP on a listening server, on both stores: every endpoint and
+ * status code, streamed uploads (and a dropped one), problem documents, API keys and tenant
+ * isolation.
+ */
+
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createKey } from '../../src/api/keys.js';
+import { createServer } from '../../src/api/server.js';
+import { ApiError, BatchlineClient } from '../../src/client/index.js';
+import { Batchline, PermanentError } from '../../src/index.js';
+import { freshDatabase, storeKinds } from '../helpers/stores.js';
+
+if (!inject('pgUrl')) console.warn(inject('pgSkipReason'));
+
+async function raw(base: string, method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}) {
+  const res = await fetch(`${base}/api/v1${path}`, { method, body: init.body, headers: init.headers });
+  const text = await res.text();
+  return { status: res.status, type: res.headers.get('content-type') ?? '', body: text ? JSON.parse(text) : null, headers: res.headers };
+}
+
+describe.each(storeKinds)('HTTP API: %s', (kind) => {
+  let bl: Batchline;
+  let app: FastifyInstance;
+  let base: string;
+  let cleanup: () => Promise<void>;
+  const client = () => new BatchlineClient({ baseUrl: base });
+
+  beforeAll(async () => {
+    const db = await freshDatabase(kind);
+    cleanup = db.cleanup;
+    bl = await Batchline.open({ database: db.database, schema: db.schema, logLevel: 'silent' });
+    bl.define('echo', async (row: { n: number }) => ({ twice: row.n * 2 }));
+    bl.define('picky', async (row: { n: number }) => {
+      if (row.n % 2 === 1) throw new PermanentError(`odd ${row.n}`);
+      return { ok: true };
+    });
+    bl.define('slow', async (_row, ctx) => new Promise((resolve) => setTimeout(resolve, 50_000).unref() && ctx.signal.addEventListener('abort', () => resolve(null))));
+    await bl.start({ concurrency: 4 });
+    app = await createServer({ batchline: bl, bodyLimit: 64 * 1024 });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await bl?.close();
+    await cleanup?.();
+  });
+
+  it('creates a batch from JSON (201), returns it again for a repeated Idempotency-Key (200), and runs it', async () => {
+    const items = [{ n: 1 }, { n: 2 }, { n: 3 }];
+    const first = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items, labels: { file: 'a.csv' } }), headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1' } });
+    expect(first.status).toBe(201);
+    expect(first.headers.get('location')).toBe(`/api/v1/batches/${first.body.id}`);
+    expect(first.body).toMatchObject({ type: 'echo', tenant: 'default', total: 3, labels: { file: 'a.csv' }, idempotencyKey: 'k-1' });
+    const again = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items, labels: { file: 'a.csv' } }), headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1' } });
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    const different = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ n: 9 }] }), headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1' } });
+    expect(different.status).toBe(409);
+    expect(different.body.code).toBe('IDEMPOTENCY_CONFLICT');
+
+    const done = await bl.wait(first.body.id, { timeoutMs: 20_000 });
+    expect(done.succeeded).toBe(3);
+    const got = await client().getBatch(first.body.id);
+    expect(got).toMatchObject({ status: 'completed', succeeded: 3, remaining: 0, progress: { percent: 100, processed: 3, etaSeconds: 0 } });
+    const progress = await client().progress(first.body.id);
+    expect(progress).toMatchObject({ processed: 3, total: 3, percent: 100, succeeded: 3, failed: 0, remaining: 0, status: 'completed' });
+    expect(progress.itemsPerSecond).toBeGreaterThan(0);
+    const { items: page1, nextAfter } = await client().items(first.body.id, { limit: 2 });
+    expect(page1.map((i) => [i.seq, i.status, i.result])).toEqual([[0, 'succeeded', { twice: 2 }], [1, 'succeeded', { twice: 4 }]]);
+    const { items: page2 } = await client().items(first.body.id, { after: nextAfter!, limit: 2 });
+    expect(page2.map((i) => i.seq)).toEqual([2]);
+  });
+
+  it('lists batches newest first with cursor paging and filters', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await client().createBatch({ type: 'echo', items: [{ n: i }] })).id);
+    const page1 = await client().listBatches({ type: 'echo', limit: 2 });
+    expect(page1.batches.map((b) => b.id)).toEqual([ids[2], ids[1]]);
+    const page2 = await client().listBatches({ type: 'echo', limit: 2, cursor: page1.nextCursor! });
+    expect(page2.batches[0]!.id).toBe(ids[0]);
+    const none = await client().listBatches({ type: 'no.such.type' });
+    expect(none).toEqual({ batches: [], nextCursor: null });
+    const bad = await raw(base, 'GET', '/batches?limit=0&status=bogus');
+    expect(bad.status).toBe(400);
+    expect(bad.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['query.limit', 'query.status']);
+  });
+
+  it('answers bad requests with problem documents that name the field', async () => {
+    const missing = await raw(base, 'POST', '/batches', { body: JSON.stringify({ items: [] }), headers: { 'content-type': 'application/json' } });
+    expect(missing.status).toBe(400);
+    expect(missing.type).toContain('application/problem+json');
+    expect(missing.body).toMatchObject({ code: 'VALIDATION_ERROR', status: 400, title: expect.any(String), type: expect.stringContaining('validation-error') });
+    expect(missing.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['body.items', 'body.type']);
+
+    const malformed = await raw(base, 'POST', '/batches', { body: '{"type": "echo", ', headers: { 'content-type': 'application/json' } });
+    expect(malformed).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR' } });
+    const media = await raw(base, 'POST', '/batches', { body: 'hello', headers: { 'content-type': 'text/plain' } });
+    expect(media).toMatchObject({ status: 415, body: { code: 'UNSUPPORTED_MEDIA_TYPE' } });
+    const big = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ s: 'x'.repeat(100_000) }] }), headers: { 'content-type': 'application/json' } });
+    expect(big).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
+    const badId = await raw(base, 'GET', '/batches/not-a-uuid');
+    expect(badId).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', errors: [{ path: 'path.id' }] } });
+    const unknown = await raw(base, 'GET', '/batches/01890000-0000-7000-8000-000000000000');
+    expect(unknown).toMatchObject({ status: 404, body: { code: 'NOT_FOUND' } });
+    const route = await raw(base, 'GET', '/nothing-here');
+    expect(route).toMatchObject({ status: 404, body: { code: 'NOT_FOUND' } });
+    expect((await bl.listBatches({ type: 'echo', limit: 500 })).every((b) => b.total > 0)).toBe(true);
+  });
+
+  it('cancels, pauses, resumes, retries and deletes, with 409 naming the state when an action makes no sense', async () => {
+    const slow = await client().createBatch({ type: 'slow', items: Array.from({ length: 20 }, (_, n) => ({ n })) });
+    const paused = await client().pause(slow.id);
+    expect(paused.status).toBe('paused');
+    const resumed = await client().resume(slow.id);
+    expect(['queued', 'running']).toContain(resumed.status);
+    const cancelled = await client().cancel(slow.id);
+    expect(cancelled.status).toBe('cancelled');
+    const again = await raw(base, 'POST', `/batches/${slow.id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('CONFLICT');
+    expect(again.body.detail).toContain('cancelled');
+
+    const picky = await client().createBatch({ type: 'picky', items: [{ n: 1 }, { n: 2 }, { n: 3 }] });
+    const finished = await bl.wait(picky.id, { timeoutMs: 20_000 });
+    expect(finished).toMatchObject({ succeeded: 1, failed: 2 });
+    const failedItems = await client().items(picky.id, { status: 'failed' });
+    expect(failedItems.items.map((i) => [i.seq, i.error?.kind, i.error?.message])).toEqual([[0, 'permanent', 'odd 1'], [2, 'permanent', 'odd 3']]);
+    const retried = await client().retry(picky.id);
+    expect(retried.failed).toBe(0);
+    expect(retried.remaining).toBe(2);
+    await bl.wait(picky.id, { timeoutMs: 20_000 });
+
+    await client().deleteBatch(picky.id);
+    await expect(client().getBatch(picky.id)).rejects.toMatchObject({ status: 404, code: 'NOT_FOUND' });
+    const deleteAgain = await raw(base, 'DELETE', `/batches/${picky.id}`);
+    expect(deleteAgain.status).toBe(404);
+  });
+
+  it('takes streamed NDJSON and CSV bodies, and a bad line creates nothing and says where', async () => {
+    const ndjson = Array.from({ length: 1_000 }, (_, n) => JSON.stringify({ n })).join('\n');
+    const a = await client().uploadBatch('echo', ndjson, { format: 'ndjson', priority: 3, labels: { source: 'upload' } });
+    expect(a).toMatchObject({ created: true, total: 1_000, priority: 3, labels: { source: 'upload' } });
+    const csv = 'n,name\n1,a\n2,"b, with comma"\n';
+    const b = await client().uploadBatch('echo', csv, { format: 'csv' });
+    expect(b.total).toBe(2);
+    expect((await client().items(b.id)).items[1]!.payload).toEqual({ n: '2', name: 'b, with comma' });
+
+    const before = (await bl.listBatches({ limit: 500 })).length;
+    const badJson = await raw(base, 'POST', '/batches?type=echo', { body: '{"n":1}\n{"n":2}\n{oops\n', headers: { 'content-type': 'application/x-ndjson' } });
+    expect(badJson.status).toBe(400);
+    expect(badJson.body.detail).toContain('request body:3');
+    const badCsv = await raw(base, 'POST', '/batches?type=echo', { body: 'n,name\n1,a\n2,b,extra\n', headers: { 'content-type': 'text/csv' } });
+    expect(badCsv.status).toBe(400);
+    expect(badCsv.body.detail).toMatch(/^request body:3: malformed CSV/);
+    const noType = await raw(base, 'POST', '/batches', { body: '{"n":1}\n', headers: { 'content-type': 'application/x-ndjson' } });
+    expect(noType).toMatchObject({ status: 400, body: { errors: [{ path: 'query.type' }] } });
+    expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
+  });
+
+  it('creates nothing when the connection drops mid-upload', async () => {
+    const before = (await bl.listBatches({ limit: 500 })).length;
+    const { port } = new URL(base);
+    await new Promise<void>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/batches?type=echo', headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } });
+      req.on('error', () => resolve());
+      for (let i = 0; i < 5_000; i++) req.write(`{"n":${i}}\n`);
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 200);
+    });
+    // The server sees the reset, the submission's stream fails and its transaction rolls back.
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
+  });
+
+  it('reports health and readiness', async () => {
+    const health = await client().health();
+    expect(health.status).toBe('ok');
+    expect(health.workersActive).toBeGreaterThanOrEqual(1);
+    expect(health.batchesProcessed).toBeGreaterThan(0);
+    expect(await client().ready()).toMatchObject({ ready: true, schemaVersion: 2 });
+  });
+
+  // Runs last in this file: once a key exists the API requires keys.
+  it('isolates tenants: another tenant\'s batch is 404 on every endpoint; no key, a wrong or revoked key is 401', async () => {
+    const acme = await createKey(bl.store, { tenant: 'acme', admin: false });
+    const globex = await createKey(bl.store, { tenant: 'globex', admin: false });
+    const admin = await createKey(bl.store, { tenant: 'ops', admin: true });
+    const as = (token: string) => new BatchlineClient({ baseUrl: base, apiKey: token });
+
+    const mine = await as(acme.token).createBatch({ type: 'slow', items: [{ n: 1 }, { n: 2 }] });
+    expect(mine.tenant).toBe('acme');
+    const theirs = await as(globex.token).createBatch({ type: 'echo', items: [{ n: 1 }] });
+    expect(theirs.tenant).toBe('globex');
+
+    // globex against acme's batch: every read and write is 404, and nothing changes.
+    const attempts: [string, string][] = [
+      ['GET', `/batches/${mine.id}`],
+      ['GET', `/batches/${mine.id}/progress`],
+      ['GET', `/batches/${mine.id}/items`],
+      ['POST', `/batches/${mine.id}/cancel`],
+      ['POST', `/batches/${mine.id}/pause`],
+      ['POST', `/batches/${mine.id}/resume`],
+      ['POST', `/batches/${mine.id}/retry`],
+      ['DELETE', `/batches/${mine.id}`],
+    ];
+    for (const [method, path] of attempts) {
+      const res = await raw(base, method, path, { headers: { authorization: `Bearer ${globex.token}` } });
+      expect([method, path, res.status, res.body.code]).toEqual([method, path, 404, 'NOT_FOUND']);
+    }
+    expect((await bl.getBatch(mine.id)).status).not.toBe('cancelled');
+    const globexList = await as(globex.token).listBatches();
+    expect(globexList.batches.map((b) => b.tenant)).toEqual(['globex']);
+    const acmeList = await as(acme.token).listBatches();
+    expect(acmeList.batches.map((b) => b.id)).toEqual([mine.id]);
+    const adminList = await as(admin.token).listBatches({ limit: 500 });
+    expect(adminList.batches.map((b) => b.id)).toEqual(expect.arrayContaining([mine.id, theirs.id]));
+    expect((await as(admin.token).getBatch(mine.id)).id).toBe(mine.id);
+    expect((await as(acme.token).cancel(mine.id)).status).toBe('cancelled');
+
+    const wrong: Record<string, string>[] = [{}, { authorization: 'Bearer bl_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, { authorization: 'Basic Zm9vOmJhcg==' }, { authorization: `Bearer ${acme.token}x` }];
+    for (const headers of wrong) {
+      const res = await raw(base, 'GET', '/batches', { headers });
+      expect([headers, res.status, res.body.code]).toEqual([headers, 401, 'UNAUTHORIZED']);
+    }
+    await bl.store.keyRevoke({ id: acme.key.id });
+    await expect(as(acme.token).listBatches()).rejects.toMatchObject({ status: 401 });
+    // Liveness needs no key.
+    expect((await raw(base, 'GET', '/health')).status).toBe(200);
+    await expect(as(globex.token).getBatch(mine.id)).rejects.toBeInstanceOf(ApiError);
+  });
+});

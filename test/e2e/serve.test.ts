@@ -1,0 +1,72 @@
+/**
+ * `batchline serve` and `batchline keys` as real processes: a key created on the command line
+ * opens the API, the server's workers run what is submitted over HTTP, a revoked key is
+ * refused, SIGTERM drains and exits 0, and a non-loopback address without keys is refused.
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BatchlineClient } from '../../src/client/index.js';
+import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
+import { freshDatabase, storeKinds } from '../helpers/stores.js';
+
+describe.each(storeKinds)('serve and keys: %s', (kind) => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  let dbArgs: string[];
+
+  beforeAll(async () => {
+    db = await freshDatabase(kind);
+    dbArgs = ['--database', db.database, ...(db.schema ? ['--schema', db.schema] : [])];
+  });
+  afterAll(async () => {
+    await db?.cleanup();
+  });
+
+  it('refuses to listen beyond loopback without keys (exit 2)', async () => {
+    const refused = await batchline(['serve', '--host', '0.0.0.0', '--port', '0', ...dbArgs]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('refusing to serve on 0.0.0.0 without API keys');
+  });
+
+  it('serves with keys and workers, refuses a revoked key, and drains on SIGTERM', async () => {
+    const created = await batchline(['keys', 'create', '--tenant', 'acme', '--name', 'ci', '--json', ...dbArgs]);
+    expect(created.code).toBe(0);
+    const { key, token } = JSON.parse(created.stdout) as { key: { id: string; tenant: string }; token: string };
+    expect(key.tenant).toBe('acme');
+    expect(token).toMatch(/^bl_[0-9a-f]{12}_/);
+    const listed = await batchline(['keys', 'list', ...dbArgs]);
+    expect(listed.stdout).toContain(key.id);
+    expect(listed.stdout).not.toContain(token);
+
+    const server = spawnBatchline(['serve', '--port', '0', '--processors', FIXTURE_PROCESSORS, ...dbArgs]);
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`serve did not start:\n${server.output()}`)), 30_000);
+        server.stdout!.on('data', () => {
+          const match = /listening on (http:\/\/\S+)/.exec(server.output());
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]!);
+          }
+        });
+      });
+      const client = new BatchlineClient({ baseUrl: address, apiKey: token });
+      const batch = await client.createBatch({ type: 'txn.validate', items: [{ id: 1, amount: '1.25' }, { id: 2, amount: '2.50' }, { id: 3, amount: '-1.00' }] });
+      let got = await client.getBatch(batch.id);
+      for (let i = 0; i < 200 && got.status !== 'completed'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        got = await client.getBatch(batch.id);
+      }
+      expect(got).toMatchObject({ tenant: 'acme', status: 'completed', succeeded: 2, failed: 1, aggregates: { amount: '3.75' } });
+      await expect(new BatchlineClient({ baseUrl: address }).listBatches()).rejects.toMatchObject({ status: 401 });
+
+      const revoked = await batchline(['keys', 'revoke', key.id, ...dbArgs]);
+      expect(revoked.code).toBe(0);
+      await expect(client.listBatches()).rejects.toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+      const unknown = await batchline(['keys', 'revoke', 'nope', ...dbArgs]);
+      expect(unknown.code).toBe(2);
+    } finally {
+      server.kill('SIGTERM');
+      expect((await exited(server)).code).toBe(0);
+    }
+  });
+});

@@ -52,6 +52,8 @@ export const itemsQuery = z
   })
   .strict();
 
+export const resultsQuery = z.object({ format: z.enum(['ndjson', 'csv']).default('ndjson') }).strict();
+
 export const progressSchema = z.object({
   status: z.enum(BATCH_STATUSES),
   total: z.number().int(),

@@ -11,6 +11,9 @@
  * in memory, and a dropped connection rolls the whole batch back.
  */
 
+import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
+import { stringify } from 'csv-stringify/sync';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -19,8 +22,11 @@ import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
 import { streamItems } from '../engine/sources.js';
 import { Authenticator, tenantScope } from './auth.js';
+import { instrument } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { fieldErrors, problem, ProblemError, sendProblem, toProblem } from './problem.js';
-import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery } from './schemas.js';
+import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery, resultsQuery } from './schemas.js';
 
 export interface ServerOptions {
   batchline: Batchline;
@@ -30,7 +36,11 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Tenant of submissions when the API runs without keys (default `default`). */
   defaultTenant?: string;
+  /** Requests per caller (API key, or client address without keys); false turns the limit off. */
+  rateLimit?: RateLimitOptions | false;
 }
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 /** JSON of a batch for the API: dates as ISO strings and its progress. */
 export function batchView(batch: Batch, now = Date.now()) {
@@ -79,10 +89,20 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   });
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
+  const metrics = instrument(app, bl);
+  const limiter = options.rateLimit === false ? null : new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
+  /** Probes that must answer without a key (liveness) or are scraped by infrastructure. */
+  const open = new Set(['/api/v1/health', '/api/v1/openapi.json']);
   app.decorateRequest('caller', null as never);
-  app.addHook('onRequest', async (request) => {
-    if (request.url === '/api/v1/health' || request.url.startsWith('/api/v1/health?')) return;
+  app.addHook('onRequest', async (request, reply) => {
+    if (open.has(request.url.split('?')[0]!)) return;
     request.caller = await auth.authenticate(request);
+    const wait = limiter?.take(request.caller.keyId ?? request.ip) ?? 0;
+    if (wait > 0) {
+      return sendProblem(reply, problem('RATE_LIMITED', `more than the allowed requests per second for this ${request.caller.keyId ? 'API key' : 'client'}; retry in ${wait} s`), {
+        'retry-after': String(wait),
+      });
+    }
   });
 
   /** A batch the caller may see, or 404 (never 403: another tenant's batch does not exist for it). */
@@ -158,6 +178,32 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         return { items: items.map(itemView), nextAfter: items.length === query.limit ? items.at(-1)!.seq : null };
       });
 
+      api.get('/batches/:id/results', async (request, reply) => {
+        const { id } = parse(idParams, request.params, 'path');
+        const { format } = parse(resultsQuery, request.query, 'query');
+        await visibleBatch(request, id);
+        // Pages of items become lines as the client reads them; nothing holds the whole batch.
+        async function* lines(): AsyncGenerator<string> {
+          if (format === 'csv') yield stringify([['seq', 'status', 'attempts', 'result', 'error']]);
+          let after = -1;
+          for (;;) {
+            const page = await bl.items(id, { after, limit: 1_000 });
+            for (const item of page) {
+              const error = item.error ? { kind: item.error.kind, message: item.error.message } : null;
+              yield format === 'csv'
+                ? stringify([[item.seq, item.status, item.attempts, item.result === undefined || item.result === null ? '' : JSON.stringify(item.result), error ? `${error.kind}: ${error.message}` : '']])
+                : `${JSON.stringify({ seq: item.seq, status: item.status, attempts: item.attempts, result: item.result ?? null, error })}\n`;
+            }
+            if (page.length < 1_000) return;
+            after = page.at(-1)!.seq;
+          }
+        }
+        return reply
+          .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
+          .header('content-disposition', `attachment; filename="${id}.${format === 'csv' ? 'csv' : 'ndjson'}"`)
+          .send(Readable.from(lines()));
+      });
+
       const action = (path: string, run: (id: string) => Promise<Batch>) =>
         api.post(`/batches/:id/${path}`, async (request) => {
           const { id } = parse(idParams, request.params, 'path');
@@ -175,6 +221,28 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         await bl.deleteBatch(id);
         return reply.code(204).send();
       });
+
+      api.get('/workers', async () => {
+        const now = Date.now();
+        const workers = await bl.workers();
+        return {
+          workers: workers.map((w) => ({
+            id: w.id,
+            host: w.host,
+            pid: w.pid,
+            types: w.types,
+            concurrency: w.concurrency,
+            processed: w.processed,
+            startedAt: w.startedAt.toISOString(),
+            heartbeatAt: w.heartbeatAt.toISOString(),
+            heartbeatAgeSeconds: Math.round((now - w.heartbeatAt.getTime()) / 100) / 10,
+          })),
+        };
+      });
+
+      api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+
+      api.get('/openapi.json', async () => openApiDocument(version));
 
       api.get('/health', async () => {
         const [counts, workers] = await Promise.all([bl.store.batchesCount(), bl.workers()]);

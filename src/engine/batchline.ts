@@ -29,7 +29,7 @@ import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { Registry, type Handler, type ProcessorOptions } from './registry.js';
 import { countItems, openFile, type FileFormat } from './sources.js';
 import { DEFAULT_LIMITS, newBatch, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
-import { Worker, type WorkerOptions } from './worker.js';
+import { type ItemOutcome, Worker, type WorkerOptions } from './worker.js';
 
 export interface BatchlineOptions {
   /** `postgres://…` for PostgreSQL, a file path (or `sqlite:path`) for SQLite; default `DATABASE_URL`, then ./.batchline/batchline.db. */
@@ -62,6 +62,8 @@ export type SubmittedBatch = Batch & { created: boolean };
 /** Events `Batchline` emits: every audit event type, plus local worker news. */
 export type BatchlineEventMap = { [K in EventType]: [BatchEvent] } & {
   'worker:lease-lost': [{ chunkId: number; batchId: string }];
+  /** Every item run in this process: its type, outcome and duration (for metrics). */
+  'worker:item': [{ type: string; outcome: ItemOutcome; ms: number }];
   'worker:stopped': [{ signal?: string }];
 };
 
@@ -179,6 +181,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     const worker = new Worker(this.store, this.registry, this.logger, workerOptions, {
       onFinished: (batches) => this.finished(batches),
       onLeaseLost: (chunk) => this.emit('worker:lease-lost', chunk),
+      onItem: (item) => this.emit('worker:item', item),
     });
     await worker.start();
     this.worker = worker;

@@ -71,8 +71,13 @@ interface InFlight {
 }
 
 /** Hooks the Batchline facade uses to hear about outcomes. */
+/** What became of one run of an item. */
+export type ItemOutcome = 'succeeded' | 'failed' | 'retried' | 'cancelled';
+
 export interface WorkerHooks {
   onFinished?: (batches: Batch[]) => void;
+  /** After every item run, with its outcome and duration (metrics). */
+  onItem?: (item: { type: string; outcome: ItemOutcome; ms: number }) => void;
   onLeaseLost?: (chunk: { chunkId: number; batchId: string }) => void;
 }
 
@@ -378,8 +383,8 @@ export class Worker {
     this.processed++;
 
     if (!run.closed) {
-      if (threw) this.recordFailure(run, slot, error);
-      else this.recordSuccess(run, slot, value, ctx);
+      const outcome = threw ? this.recordFailure(run, slot, error) : this.recordSuccess(run, slot, value, ctx);
+      this.hooks.onItem?.({ type, outcome, ms: elapsed });
       if (run.complete) this.committer.enqueue(run.commit('done', now));
       else if (run.stopped && run.running === 0) this.closeStopped(run);
     }
@@ -392,37 +397,52 @@ export class Worker {
     }
   }
 
-  private recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext): void {
-    if (value === undefined) return run.succeed(slot, undefined, ctx.aggregates);
+  private recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext): ItemOutcome {
+    const invalid = (message: string): ItemOutcome => {
+      run.fail(slot, { kind: 'invalid_result', message });
+      return 'failed';
+    };
+    if (value === undefined) {
+      run.succeed(slot, undefined, ctx.aggregates);
+      return 'succeeded';
+    }
     let json: string | undefined;
     try {
       json = JSON.stringify(value);
     } catch (error) {
-      return run.fail(slot, { kind: 'invalid_result', message: `the result is not JSON-serialisable: ${(error as Error).message}` });
+      return invalid(`the result is not JSON-serialisable: ${(error as Error).message}`);
     }
-    if (json === undefined) {
-      return run.fail(slot, { kind: 'invalid_result', message: `the result (${typeof value}) is not JSON-serialisable` });
-    }
+    if (json === undefined) return invalid(`the result (${typeof value}) is not JSON-serialisable`);
     if (json.length > this.settings.maxResultBytes / 3 && Buffer.byteLength(json) > this.settings.maxResultBytes) {
-      return run.fail(slot, {
-        kind: 'invalid_result',
-        message: `the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${this.settings.maxResultBytes}`,
-      });
+      return invalid(`the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${this.settings.maxResultBytes}`);
     }
     run.succeed(slot, json, ctx.aggregates);
+    return 'succeeded';
   }
 
-  private recordFailure(run: ChunkRun, slot: number, error: unknown): void {
-    if (run.stopped === 'cancelled') return run.cancel(slot);
-    if (isPermanent(error)) return run.fail(slot, describeError(error, 'permanent'));
+
+  private recordFailure(run: ChunkRun, slot: number, error: unknown): ItemOutcome {
+    if (run.stopped === 'cancelled') {
+      run.cancel(slot);
+      return 'cancelled';
+    }
+    if (isPermanent(error)) {
+      run.fail(slot, describeError(error, 'permanent'));
+      return 'failed';
+    }
     const kind = error instanceof ItemAbortedError && error.reason === 'timeout' ? 'timeout' : 'transient';
-    if (run.lease.attempt >= run.options.maxAttempts) return run.fail(slot, describeError(error, kind));
+    if (run.lease.attempt >= run.options.maxAttempts) {
+      run.fail(slot, describeError(error, kind));
+      return 'failed';
+    }
     const key = error instanceof RetryLaterError ? `later:${error.delayMs}` : 'backoff';
     const delay =
       run.retryDelay(key) ??
       (error instanceof RetryLaterError ? error.delayMs : backoffDelay(run.lease.attempt, run.options.backoff));
     run.retry(slot, delay, key);
+    return 'retried';
   }
+
 
   // -------------------------------------------------------------------------- stopping chunks
 

@@ -180,6 +180,55 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
   });
 
+  it('exports every item\'s outcome as NDJSON and CSV', async () => {
+    const batch = await client().createBatch({ type: 'picky', items: Array.from({ length: 2_500 }, (_, n) => ({ n })) });
+    await bl.wait(batch.id, { timeoutMs: 30_000 });
+    const ndjson = await fetch(`${base}/api/v1/batches/${batch.id}/results`);
+    expect(ndjson.headers.get('content-type')).toContain('application/x-ndjson');
+    const lines = (await ndjson.text()).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2_500);
+    expect(lines[0]).toEqual({ seq: 0, status: 'succeeded', attempts: 1, result: { ok: true }, error: null });
+    expect(lines[1]).toEqual({ seq: 1, status: 'failed', attempts: 1, result: null, error: { kind: 'permanent', message: 'odd 1' } });
+    expect(lines.at(-1).seq).toBe(2_499);
+    const csv = await (await fetch(`${base}/api/v1/batches/${batch.id}/results?format=csv`)).text();
+    const rows = csv.trim().split('\n');
+    expect(rows).toHaveLength(2_501);
+    expect(rows.slice(0, 3)).toEqual(['seq,status,attempts,result,error', '0,succeeded,1,"{""ok"":true}",', '1,failed,1,,permanent: odd 1']);
+    expect((await raw(base, 'GET', `/batches/${batch.id}/results?format=xml`)).status).toBe(400);
+  });
+
+  it('lists workers, serves Prometheus metrics and its OpenAPI document', async () => {
+    const { workers } = await (await fetch(`${base}/api/v1/workers`)).json();
+    expect(workers[0]).toMatchObject({ pid: process.pid, concurrency: 4, types: expect.arrayContaining(['echo', 'picky', 'slow']) });
+    expect(workers[0].heartbeatAgeSeconds).toBeLessThan(30);
+    const metrics = await (await fetch(`${base}/api/v1/metrics`)).text();
+    expect(metrics).toMatch(/batchline_items_total\{type="echo",outcome="succeeded"\} \d+/);
+    expect(metrics).toMatch(/batchline_items_total\{type="picky",outcome="failed"\} \d+/);
+    expect(metrics).toContain('batchline_item_duration_seconds_bucket');
+    expect(metrics).toMatch(/batchline_batches\{status="completed"\} [1-9]/);
+    expect(metrics).toMatch(/batchline_http_requests_total\{method="GET",route="\/api\/v1\/workers",status="200"\} 1/);
+    const doc = await (await fetch(`${base}/api/v1/openapi.json`)).json();
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/batches', '/batches/{id}', '/batches/{id}/progress', '/batches/{id}/results', '/health', '/metrics']));
+    expect(doc.components.schemas.CreateBatch.required).toEqual(expect.arrayContaining(['type', 'items']));
+  });
+
+  it('limits each caller\'s request rate with 429 and Retry-After', async () => {
+    const limited = await createServer({ batchline: bl, rateLimit: { perSecond: 1, burst: 2 } });
+    await limited.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const url = `http://127.0.0.1:${(limited.server.address() as AddressInfo).port}/api/v1/batches?limit=1`;
+      const statuses = [];
+      let last: Response | undefined;
+      for (let i = 0; i < 3; i++) statuses.push((last = await fetch(url)).status);
+      expect(statuses).toEqual([200, 200, 429]);
+      expect(last!.headers.get('retry-after')).toBe('1');
+      expect((await last!.json()).code).toBe('RATE_LIMITED');
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('reports health and readiness', async () => {
     const health = await client().health();
     expect(health.status).toBe('ok');

@@ -1,0 +1,71 @@
+/**
+ * Prometheus metrics for `GET /api/v1/metrics`, with prom-client, in a registry of this
+ * server's own (so two servers in one process, as in tests, do not collide):
+ *
+ *   batchline_items_total{type,outcome}          items run in this process (succeeded, failed, retried, cancelled)
+ *   batchline_item_duration_seconds{type}        histogram of item run time
+ *   batchline_lease_losses_total                 chunks whose lease was lost (another worker took them)
+ *   batchline_batches{status}                    batches per status in the database (queue depth: queued + running)
+ *   batchline_http_requests_total{method,route,status}
+ *   batchline_http_request_duration_seconds{method,route}
+ *   plus Node's process metrics (memory, CPU, event loop lag).
+ */
+
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BATCH_STATUSES } from '../core/statuses.js';
+import type { Batchline } from '../engine/batchline.js';
+
+/** Creates the registry, wires it to the engine's events and the server's requests. */
+export function instrument(app: FastifyInstance, bl: Batchline): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'batchline_' });
+
+  const items = new Counter({ name: 'batchline_items_total', help: 'Items run in this process, by type and outcome', labelNames: ['type', 'outcome'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'batchline_item_duration_seconds',
+    help: 'Item run time, by type',
+    labelNames: ['type'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [registry],
+  });
+  const leaseLosses = new Counter({ name: 'batchline_lease_losses_total', help: 'Chunks whose lease this process lost', registers: [registry] });
+  new Gauge({
+    name: 'batchline_batches',
+    help: 'Batches in the database by status (queued + running is the queue depth)',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      const counts = await bl.store.batchesCount();
+      for (const status of BATCH_STATUSES) this.set({ status }, counts[status] ?? 0);
+    },
+  });
+  const requests = new Counter({ name: 'batchline_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const latency = new Histogram({
+    name: 'batchline_http_request_duration_seconds',
+    help: 'HTTP request duration by route',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [registry],
+  });
+
+  const onItem = ({ type, outcome, ms }: { type: string; outcome: string; ms: number }) => {
+    items.inc({ type, outcome });
+    duration.observe({ type }, ms / 1000);
+  };
+  const onLeaseLost = () => leaseLosses.inc();
+  bl.on('worker:item', onItem);
+  bl.on('worker:lease-lost', onLeaseLost);
+  app.addHook('onClose', async () => {
+    bl.off('worker:item', onItem);
+    bl.off('worker:lease-lost', onLeaseLost);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, not the URL: ids would make a label per batch.
+    const route = request.routeOptions.url ?? 'unmatched';
+    requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+  return registry;
+}

@@ -1,0 +1,159 @@
+/**
+ * The OpenAPI 3.1 document of the API, generated from the zod schemas the routes validate
+ * with (zod's own JSON Schema output, draft 2020-12, which OpenAPI 3.1 uses as is).
+ */
+
+import { z } from 'zod';
+import { problemSchema } from './problem.js';
+import {
+  batchListSchema,
+  batchSchema,
+  createBatchBody,
+  createBatchQuery,
+  healthSchema,
+  itemListSchema,
+  itemsQuery,
+  listQuery,
+  progressSchema,
+} from './schemas.js';
+
+type JsonSchema = Record<string, unknown>;
+
+function json(schema: z.ZodType, io: 'input' | 'output' = 'output'): JsonSchema {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema;
+  return rest;
+}
+
+/** Query parameters of a zod object schema. */
+function queryParameters(schema: z.ZodObject): JsonSchema[] {
+  const shape = json(schema, 'input') as { properties: Record<string, JsonSchema>; required?: string[] };
+  return Object.entries(shape.properties).map(([name, s]) => ({ name, in: 'query', required: shape.required?.includes(name) ?? false, schema: s }));
+}
+
+const idParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } };
+const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
+const ok = (description: string, ref: string) => ({ description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } });
+const errors = {
+  '400': problemResponse('Invalid request: `errors` names the fields'),
+  '401': problemResponse('Missing, unknown or revoked API key'),
+  '429': problemResponse('Rate limit exceeded; see Retry-After'),
+};
+const notFound = { '404': problemResponse('No such batch (or it belongs to another tenant)') };
+
+/** Builds the document served at `/api/v1/openapi.json`. */
+export function openApiDocument(version: string): JsonSchema {
+  const action = (name: string, summary: string) => ({
+    post: {
+      operationId: `${name}Batch`,
+      summary,
+      tags: ['batches'],
+      parameters: [idParameter],
+      responses: { '200': ok('The batch after the action', 'Batch'), '409': problemResponse('The action makes no sense in the batch\'s state, which the detail names'), ...notFound, ...errors },
+    },
+  });
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Batchline API', version, description: 'Submit, watch and steer batches. Errors are RFC 9457 problem documents with a stable `code`.' },
+    servers: [{ url: '/api/v1' }],
+    security: [{ bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key from `batchline keys create`' } },
+      schemas: {
+        Batch: json(batchSchema),
+        BatchList: json(batchListSchema),
+        ItemList: json(itemListSchema),
+        Progress: json(progressSchema),
+        Health: json(healthSchema),
+        CreateBatch: json(createBatchBody, 'input'),
+        Problem: json(problemSchema),
+      },
+    },
+    paths: {
+      '/batches': {
+        post: {
+          operationId: 'createBatch',
+          summary: 'Create a batch from JSON, or from a streamed NDJSON or CSV body with ?type=',
+          tags: ['batches'],
+          parameters: [
+            { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 500 } },
+            ...queryParameters(createBatchQuery).map((p) => ({ ...p, required: false, description: 'for NDJSON and CSV bodies' })),
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': { schema: { $ref: '#/components/schemas/CreateBatch' } },
+              'application/x-ndjson': { schema: { type: 'string', description: 'one JSON item per line' } },
+              'text/csv': { schema: { type: 'string', description: 'a header line, then one item per row (values are strings)' } },
+            },
+          },
+          responses: {
+            '201': ok('Created', 'Batch'),
+            '200': ok('The batch created earlier with this Idempotency-Key', 'Batch'),
+            '409': problemResponse('The Idempotency-Key was used for a different batch'),
+            '413': problemResponse('The JSON body or an item is too large'),
+            '415': problemResponse('Unsupported content type'),
+            ...errors,
+          },
+        },
+        get: {
+          operationId: 'listBatches',
+          summary: 'Batches, newest first, with cursor paging',
+          tags: ['batches'],
+          parameters: queryParameters(listQuery),
+          responses: { '200': ok('A page of batches; pass nextCursor as cursor for the next', 'BatchList'), ...errors },
+        },
+      },
+      '/batches/{id}': {
+        get: { operationId: 'getBatch', summary: 'A batch with counters, aggregates and progress', tags: ['batches'], parameters: [idParameter], responses: { '200': ok('The batch', 'Batch'), ...notFound, ...errors } },
+        delete: {
+          operationId: 'deleteBatch',
+          summary: 'Delete a batch with its items and events (an open one is cancelled first)',
+          tags: ['batches'],
+          parameters: [idParameter],
+          responses: { '204': { description: 'Deleted' }, ...notFound, ...errors },
+        },
+      },
+      '/batches/{id}/progress': {
+        get: { operationId: 'getProgress', summary: 'Processed, percent, throughput and ETA', tags: ['batches'], parameters: [idParameter], responses: { '200': ok('Progress', 'Progress'), ...notFound, ...errors } },
+      },
+      '/batches/{id}/items': {
+        get: {
+          operationId: 'listItems',
+          summary: 'Items in seq order with attempts, result and error',
+          tags: ['batches'],
+          parameters: [idParameter, ...queryParameters(itemsQuery)],
+          responses: { '200': ok('A page of items; pass nextAfter as after for the next', 'ItemList'), ...notFound, ...errors },
+        },
+      },
+      '/batches/{id}/results': {
+        get: {
+          operationId: 'exportResults',
+          summary: 'Every item\'s outcome, streamed',
+          tags: ['batches'],
+          parameters: [idParameter, { name: 'format', in: 'query', required: false, schema: { enum: ['ndjson', 'csv'], default: 'ndjson' } }],
+          responses: {
+            '200': { description: 'One line per item', content: { 'application/x-ndjson': { schema: { type: 'string' } }, 'text/csv': { schema: { type: 'string' } } } },
+            ...notFound,
+            ...errors,
+          },
+        },
+      },
+      '/batches/{id}/cancel': action('cancel', 'Cancel: no item starts afterwards'),
+      '/batches/{id}/pause': action('pause', 'Pause: running items finish, no new ones start'),
+      '/batches/{id}/resume': action('resume', 'Resume a paused batch'),
+      '/batches/{id}/retry': action('retry', 'Run the failed items again'),
+      '/workers': {
+        get: { operationId: 'listWorkers', summary: 'Workers with their last heartbeat', tags: ['system'], responses: { '200': { description: 'Workers', content: { 'application/json': { schema: { type: 'object' } } } }, ...errors } },
+      },
+      '/health': {
+        get: { operationId: 'health', summary: 'Liveness, with workers and batch counts (no key needed)', tags: ['system'], security: [], responses: { '200': ok('Alive', 'Health') } },
+      },
+      '/ready': {
+        get: { operationId: 'ready', summary: 'Database reachable and migrations current', tags: ['system'], responses: { '200': { description: 'Ready' }, '503': problemResponse('Not ready; the detail says why') } },
+      },
+      '/metrics': {
+        get: { operationId: 'metrics', summary: 'Prometheus metrics', tags: ['system'], responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } },
+      },
+    },
+  };
+}

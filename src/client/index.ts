@@ -22,6 +22,17 @@ export type ApiBatch = z.infer<typeof batchSchema>;
 export type ApiItem = z.infer<typeof itemSchema>;
 export type Health = z.infer<typeof healthSchema>;
 export type CreateBatchInput = z.input<typeof createBatchBody>;
+export interface ApiWorker {
+  id: string;
+  host: string;
+  pid: number;
+  types: string[];
+  concurrency: number;
+  processed: number;
+  startedAt: string;
+  heartbeatAt: string;
+  heartbeatAgeSeconds: number;
+}
 export type { Problem, Progress };
 
 /** A non-2xx answer: `status` and the problem document the server sent. */
@@ -133,6 +144,11 @@ export class BatchlineClient {
 
   async deleteBatch(id: string): Promise<void> {
     await this.send('DELETE', `/batches/${encodeURIComponent(id)}`);
+  }
+
+  /** Workers that sent a heartbeat recently. */
+  async workers(): Promise<{ workers: ApiWorker[] }> {
+    return (await this.send('GET', '/workers')).json() as never;
   }
 
   async health(): Promise<Health> {

@@ -22,6 +22,9 @@ async function raw(base: string, method: string, path: string, init: { body?: st
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: text ? JSON.parse(text) : null, headers: res.headers };
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response shapes are asserted below
+const getJson = async (url: string): Promise<any> => (await fetch(url)).json();
+
 describe.each(storeKinds)('HTTP API: %s', (kind) => {
   let bl: Batchline;
   let app: FastifyInstance;
@@ -198,7 +201,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
   });
 
   it('lists workers, serves Prometheus metrics and its OpenAPI document', async () => {
-    const { workers } = await (await fetch(`${base}/api/v1/workers`)).json();
+    const { workers } = await getJson(`${base}/api/v1/workers`);
     expect(workers[0]).toMatchObject({ pid: process.pid, concurrency: 4, types: expect.arrayContaining(['echo', 'picky', 'slow']) });
     expect(workers[0].heartbeatAgeSeconds).toBeLessThan(30);
     const metrics = await (await fetch(`${base}/api/v1/metrics`)).text();
@@ -207,7 +210,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(metrics).toContain('batchline_item_duration_seconds_bucket');
     expect(metrics).toMatch(/batchline_batches\{status="completed"\} [1-9]/);
     expect(metrics).toMatch(/batchline_http_requests_total\{method="GET",route="\/api\/v1\/workers",status="200"\} 1/);
-    const doc = await (await fetch(`${base}/api/v1/openapi.json`)).json();
+    const doc = await getJson(`${base}/api/v1/openapi.json`);
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/batches', '/batches/{id}', '/batches/{id}/progress', '/batches/{id}/results', '/health', '/metrics']));
     expect(doc.components.schemas.CreateBatch.required).toEqual(expect.arrayContaining(['type', 'items']));
@@ -223,7 +226,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       for (let i = 0; i < 3; i++) statuses.push((last = await fetch(url)).status);
       expect(statuses).toEqual([200, 200, 429]);
       expect(last!.headers.get('retry-after')).toBe('1');
-      expect((await last!.json()).code).toBe('RATE_LIMITED');
+      expect(((await last!.json()) as { code: string }).code).toBe('RATE_LIMITED');
     } finally {
       await limited.close();
     }

@@ -1,0 +1,166 @@
+/**
+ * `batchline monitor`: a live view of batches until nothing is left, for a terminal or a CI
+ * job. One row per batch (status, percent, processed/total, succeeded, failed, remaining,
+ * items/s, ETA) and a line of worker activity; a final summary.
+ *
+ * Exit codes: 0 when every watched batch has 0 remaining (and, with --fail-on-failed, none
+ * failed); 1 when the timeout passes with work remaining (the incomplete batches are listed),
+ * or with --fail-on-failed when items failed; 2 on usage errors (bad flags, unknown batch,
+ * nothing to watch).
+ *
+ * It reads the database directly (--database) or goes through the HTTP API (--server).
+ */
+
+import { Command, InvalidArgumentError } from 'commander';
+import { progressOf, type Progress } from '../../core/progress.js';
+import { NotFoundError } from '../../core/errors.js';
+import type { Batch } from '../../core/types.js';
+import { ApiError, type ApiBatch } from '../../client/index.js';
+import { CliError, count, EXIT, printJson, table, withDatabase } from '../common.js';
+import { openSource, withServer, type BatchSource, type SourceOptions } from '../source.js';
+
+interface MonitorOptions extends SourceOptions {
+  tenant?: string;
+  all?: boolean;
+  timeout: number;
+  interval: number;
+  follow: boolean;
+  failOnFailed?: boolean;
+  json?: boolean;
+}
+
+/** "30m", "2s", "500ms", "1h" (or plain milliseconds) → milliseconds. */
+export function duration(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError('expected a duration such as 500ms, 2s, 30m or 1h.');
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] ?? 'ms']!;
+  return Math.round(Number(match[1]) * unit);
+}
+
+interface Watched {
+  id: string;
+  type: string;
+  tenant: string;
+  progress: Progress;
+}
+
+function watched(batch: Batch | ApiBatch): Watched {
+  const progress = 'progress' in batch ? batch.progress : progressOf(batch);
+  return { id: batch.id, type: batch.type, tenant: batch.tenant, progress };
+}
+
+function eta(seconds: number | null): string {
+  if (seconds === null) return '-';
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3_600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(seconds / 3_600)}h${String(Math.floor((seconds % 3_600) / 60)).padStart(2, '0')}m`;
+}
+
+function render(rows: Watched[], workers: { active: number; lastHeartbeatAgeSeconds: number | null }): string {
+  const lines = table(
+    ['BATCH', 'TYPE', 'STATUS', '%', 'PROCESSED/TOTAL', 'SUCCEEDED', 'FAILED', 'REMAINING', 'ITEMS/S', 'ETA'],
+    rows.map(({ id, type, progress: p }) => [
+      id,
+      type,
+      p.status,
+      p.percent.toFixed(1),
+      `${count(p.processed)}/${count(p.total)}`,
+      count(p.succeeded),
+      count(p.failed),
+      count(p.remaining),
+      p.itemsPerSecond === null ? '-' : count(Math.round(p.itemsPerSecond)),
+      eta(p.etaSeconds),
+    ]),
+  );
+  const heartbeat = workers.lastHeartbeatAgeSeconds === null ? 'no heartbeat' : `last heartbeat ${workers.lastHeartbeatAgeSeconds.toFixed(1)}s ago`;
+  return `${lines}\nworkers: ${workers.active} active, ${heartbeat}`;
+}
+
+/** The `monitor` command. */
+export function monitorCommand(): Command {
+  return withServer(
+    withDatabase(
+      new Command('monitor')
+        .summary('watch batches live until nothing is left')
+        .description(
+          'Watch batches (the given ids, every open batch of --tenant, or every open batch with --all) until each has 0 remaining. ' +
+            'Exit 0 when nothing is left (with --fail-on-failed, also nothing failed), 1 when --timeout passes with work remaining, 2 on usage errors.',
+        )
+        .argument('[ids...]', 'batch ids to watch')
+        .option('--tenant <name>', 'watch the open batches of this tenant')
+        .option('--all', 'watch every open batch')
+        .option('--timeout <duration>', 'give up after this long (exit 1)', duration, 30 * 60_000)
+        .option('--interval <duration>', 'how often to refresh', duration, 2_000)
+        .option('--no-follow', 'print one snapshot and exit (0 if nothing is left)')
+        .option('--fail-on-failed', 'exit 1 if any watched batch has failed items')
+        .option('--json', 'print the final state as JSON instead of the live view'),
+    ),
+  ).action(async (ids: string[], options: MonitorOptions) => {
+    const selectors = [ids.length > 0, Boolean(options.tenant), Boolean(options.all)].filter(Boolean).length;
+    if (selectors !== 1) throw new CliError('say what to watch: batch ids, --tenant <name> or --all (exactly one of them)', EXIT.usage);
+    if (options.interval < 100) throw new CliError('--interval must be at least 100ms', EXIT.usage);
+    const source = await openSource(options);
+    try {
+      await monitor(source, ids, options);
+    } finally {
+      await source.close();
+    }
+  });
+}
+
+async function monitor(source: BatchSource, ids: string[], options: MonitorOptions): Promise<void> {
+  const started = Date.now();
+  const live = Boolean(process.stdout.isTTY) && !options.json;
+  let watchIds = ids;
+  if (ids.length === 0) {
+    const open = await source.listBatches({ tenant: options.tenant, status: ['queued', 'running', 'paused'] });
+    watchIds = open.map((b) => b.id);
+  }
+  const fetchAll = async (): Promise<Watched[]> => {
+    try {
+      return (await Promise.all(watchIds.map((id) => source.getBatch(id)))).map(watched);
+    } catch (error) {
+      if (error instanceof NotFoundError || (error instanceof ApiError && error.status === 404)) throw new CliError(error.message, EXIT.usage);
+      throw error;
+    }
+  };
+
+  let rows = await fetchAll();
+  let lastPrinted = 0;
+  for (;;) {
+    const left = rows.filter((r) => r.progress.remaining > 0);
+    const workers = await source.workers();
+    const view = render(rows, workers);
+    if (!options.json) {
+      if (live) process.stdout.write(`\x1b[2J\x1b[H${view}\n`);
+      else if (Date.now() - lastPrinted >= Math.max(options.interval, 10_000) || left.length === 0 || !options.follow) {
+        console.log(`${view}\n`);
+        lastPrinted = Date.now();
+      }
+    }
+    const timedOut = Date.now() - started >= options.timeout;
+    if (left.length === 0 || !options.follow || timedOut) break;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(options.interval, Math.max(0, started + options.timeout - Date.now()))));
+    rows = await fetchAll();
+  }
+
+  const incomplete = rows.filter((r) => r.progress.remaining > 0);
+  const failed = rows.filter((r) => r.progress.failed > 0);
+  const ok = incomplete.length === 0 && !(options.failOnFailed && failed.length > 0);
+  const totals = rows.reduce(
+    (t, r) => ({ total: t.total + r.progress.total, succeeded: t.succeeded + r.progress.succeeded, failed: t.failed + r.progress.failed, remaining: t.remaining + r.progress.remaining }),
+    { total: 0, succeeded: 0, failed: 0, remaining: 0 },
+  );
+  if (options.json) {
+    printJson({ ok, elapsedMs: Date.now() - started, ...totals, batches: rows.map((r) => ({ id: r.id, type: r.type, tenant: r.tenant, ...r.progress })), incomplete: incomplete.map((r) => r.id) });
+  } else {
+    console.log(
+      `${rows.length} batch${rows.length === 1 ? '' : 'es'}: ${count(totals.succeeded)} succeeded, ${count(totals.failed)} failed, ${count(totals.remaining)} remaining of ${count(totals.total)}`,
+    );
+    if (incomplete.length > 0) {
+      console.error(`incomplete${options.follow ? ` after ${Math.round((Date.now() - started) / 1000)}s` : ''}: ${incomplete.map((r) => `${r.id} (${r.progress.status}, ${count(r.progress.remaining)} remaining)`).join(', ')}`);
+    }
+    if (options.failOnFailed && failed.length > 0) console.error(`failed items in: ${failed.map((r) => `${r.id} (${count(r.progress.failed)})`).join(', ')}`);
+  }
+  process.exitCode = ok ? EXIT.ok : EXIT.failures;
+}

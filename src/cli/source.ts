@@ -1,0 +1,91 @@
+/**
+ * Where CLI commands read batches from: the database (--database, the default) or a running
+ * server's HTTP API (--server URL --api-key K, or BATCHLINE_URL and BATCHLINE_API_KEY), so
+ * the same command works on a laptop and against a deployed service.
+ */
+
+import type { Command } from 'commander';
+import type { BatchStatus } from '../core/statuses.js';
+import type { Batch } from '../core/types.js';
+import type { Batchline } from '../engine/batchline.js';
+import { BatchlineClient, type ApiBatch } from '../client/index.js';
+import { openBatchline, type DatabaseOptions } from './common.js';
+
+export interface SourceOptions extends DatabaseOptions {
+  server?: string;
+  apiKey?: string;
+}
+
+/** Worker activity as the monitor shows it. */
+export interface WorkerActivity {
+  active: number;
+  /** Age of the freshest heartbeat, in seconds; null with no workers. */
+  lastHeartbeatAgeSeconds: number | null;
+}
+
+export interface BatchSource {
+  getBatch(id: string): Promise<Batch | ApiBatch>;
+  /** Every batch (all pages) of the given statuses, of `tenant` when given. */
+  listBatches(filter: { tenant?: string; status: BatchStatus[] }): Promise<(Batch | ApiBatch)[]>;
+  workers(): Promise<WorkerActivity>;
+  close(): Promise<void>;
+}
+
+/** Workers whose heartbeat is older than this are not counted as active. */
+const ACTIVE_MS = 30_000;
+
+/** Adds --server and --api-key (defaults from BATCHLINE_URL and BATCHLINE_API_KEY). */
+export function withServer(command: Command): Command {
+  return command
+    .option('--server <url>', 'go through this server\'s HTTP API instead of the database (default: $BATCHLINE_URL)')
+    .option('--api-key <key>', 'API key for --server (default: $BATCHLINE_API_KEY)');
+}
+
+function activity(heartbeats: number[], now = Date.now()): WorkerActivity {
+  const ages = heartbeats.map((at) => now - at).filter((age) => age < ACTIVE_MS);
+  return { active: ages.length, lastHeartbeatAgeSeconds: ages.length === 0 ? null : Math.min(...ages) / 1000 };
+}
+
+function fromDatabase(bl: Batchline): BatchSource {
+  return {
+    getBatch: (id) => bl.getBatch(id),
+    async listBatches({ tenant, status }) {
+      const all: Batch[] = [];
+      for (let before: string | undefined; ; ) {
+        const page = await bl.listBatches({ tenant, status, before, limit: 500 });
+        all.push(...page);
+        if (page.length < 500) return all;
+        before = page.at(-1)!.id;
+      }
+    },
+    workers: async () => activity((await bl.workers()).map((w) => w.heartbeatAt.getTime())),
+    close: () => bl.close(),
+  };
+}
+
+function fromServer(client: BatchlineClient): BatchSource {
+  return {
+    getBatch: (id) => client.getBatch(id),
+    async listBatches({ tenant, status }) {
+      const all: ApiBatch[] = [];
+      for (let cursor: string | undefined; ; ) {
+        const page = await client.listBatches({ status, limit: 500, cursor });
+        all.push(...page.batches.filter((b) => tenant === undefined || b.tenant === tenant));
+        if (!page.nextCursor) return all;
+        cursor = page.nextCursor;
+      }
+    },
+    workers: async () => {
+      const { workers } = await client.workers();
+      return activity(workers.map((w) => Date.parse(w.heartbeatAt)));
+    },
+    close: async () => {},
+  };
+}
+
+/** The API when --server (or BATCHLINE_URL) is given, the database otherwise. */
+export async function openSource(options: SourceOptions): Promise<BatchSource> {
+  const server = options.server ?? process.env.BATCHLINE_URL;
+  if (server) return fromServer(new BatchlineClient({ baseUrl: server, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY }));
+  return fromDatabase(await openBatchline(options));
+}

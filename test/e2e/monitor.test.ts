@@ -1,0 +1,100 @@
+/**
+ * `batchline monitor` as a real process: exit 0 when nothing is left, 1 when the timeout
+ * passes with work remaining (or items failed, with --fail-on-failed), 2 on usage errors;
+ * against the database and through a server's API.
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
+
+describe('monitor', () => {
+  let dir: string;
+  let db: string[];
+  let good: string;
+  let mixed: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'batchline-monitor-'));
+    db = ['--database', join(dir, 'db.sqlite')];
+    good = join(dir, 'good.csv');
+    mixed = join(dir, 'mixed.csv');
+    writeFileSync(good, `id,amount\n${Array.from({ length: 200 }, (_, i) => `${i},1.00`).join('\n')}\n`);
+    writeFileSync(mixed, 'id,amount\n1,1.00\n2,-5.00\n3,2.00\n');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const submit = async (file: string, type = 'txn.validate') => {
+    const out = await batchline(['submit', '--type', type, '--file', file, '--json', ...db]);
+    expect(out.code).toBe(0);
+    return JSON.parse(out.stdout).batches[0].id as string;
+  };
+
+  it('exits 2 on usage errors: nothing to watch, two selectors, a bad duration, an unknown batch', async () => {
+    for (const args of [[], ['--all', '--tenant', 'acme'], ['--all', '--interval', 'soon'], ['01890000-0000-7000-8000-000000000000']]) {
+      const out = await batchline(['monitor', ...args, ...db]);
+      expect([args, out.code]).toEqual([args, 2]);
+    }
+  });
+
+  it('exits 1 when the timeout passes with work remaining, naming what is incomplete', async () => {
+    const orphan = await submit(good, 'nobody.runs.this');
+    const out = await batchline(['monitor', orphan, '--timeout', '1s', '--interval', '200ms', ...db]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain(`incomplete after 1s: ${orphan} (queued, 200 remaining)`);
+    const snapshot = await batchline(['monitor', orphan, '--no-follow', '--json', ...db]);
+    expect(snapshot.code).toBe(1);
+    expect(JSON.parse(snapshot.stdout)).toMatchObject({ ok: false, remaining: 200, incomplete: [orphan] });
+    await batchline(['migrate', 'down', '--steps', '2', ...db]);
+    await batchline(['migrate', ...db]);
+  });
+
+  it('exits 0 once every watched batch has nothing left, and 1 with --fail-on-failed when items failed', async () => {
+    const ok = await submit(good);
+    const bad = await submit(mixed);
+    const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, ...db]);
+    try {
+      const watched = await batchline(['monitor', '--all', '--timeout', '60s', '--interval', '200ms', ...db]);
+      expect(watched.code).toBe(0);
+      expect(watched.stdout).toContain('2 batches: 202 succeeded, 1 failed, 0 remaining of 203');
+      expect(watched.stdout).toMatch(/workers: 1 active/);
+      const strict = await batchline(['monitor', ok, bad, '--fail-on-failed', '--json', ...db]);
+      expect(strict.code).toBe(1);
+      expect(JSON.parse(strict.stdout)).toMatchObject({ ok: false, failed: 1, remaining: 0 });
+      const prose = await batchline(['monitor', ok, bad, '--fail-on-failed', ...db]);
+      expect(prose.code).toBe(1);
+      expect(prose.stderr).toContain(`failed items in: ${bad} (1)`);
+      expect((await batchline(['monitor', ok, '--fail-on-failed', ...db])).code).toBe(0);
+    } finally {
+      worker.kill('SIGTERM');
+      await exited(worker);
+    }
+  });
+
+  it('watches through a server\'s API with --server', async () => {
+    const server = spawnBatchline(['serve', '--port', '0', '--processors', FIXTURE_PROCESSORS, ...db]);
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`serve did not start:\n${server.output()}`)), 30_000);
+        server.stdout!.on('data', () => {
+          const match = /listening on (http:\/\/\S+)/.exec(server.output());
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]!);
+          }
+        });
+      });
+      const id = await submit(good);
+      const out = await batchline(['monitor', id, '--server', address, '--timeout', '60s', '--interval', '200ms', '--json']);
+      expect(out.code).toBe(0);
+      expect(JSON.parse(out.stdout)).toMatchObject({ ok: true, succeeded: 200, remaining: 0, batches: [{ id, status: 'completed', percent: 100 }] });
+      const missing = await batchline(['monitor', '01890000-0000-7000-8000-000000000000', '--server', address]);
+      expect(missing.code).toBe(2);
+    } finally {
+      server.kill('SIGTERM');
+      await exited(server);
+    }
+  });
+});

@@ -77,6 +77,10 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     disableRequestLogging: !options.logger,
     bodyLimit: options.bodyLimit ?? 16 << 20,
     routerOptions: { ignoreTrailingSlash: true },
+    // Errors Fastify raises before routing (a malformed URL such as /batches/%) get problems too.
+    frameworkErrors: (error, _request, reply) => {
+      void sendProblem(reply, problem('VALIDATION_ERROR', `malformed request: ${error.message}`));
+    },
   });
 
   // Streamed bodies reach the handler as the raw request stream.

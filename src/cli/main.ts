@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { demoCommand } from './commands/demo.js';
 import { keysCommand } from './commands/keys.js';
+import { loadtestCommand } from './commands/loadtest.js';
 import { migrateCommand } from './commands/migrate.js';
 import { monitorCommand } from './commands/monitor.js';
 import { runCommand } from './commands/run.js';
@@ -26,7 +27,7 @@ const program = new Command('batchline')
   .addHelpText('after', '\nExit codes: 0 all done, 1 failures or incomplete, 2 usage error (bad flags, input, type or database).')
   .exitOverride();
 
-for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), monitorCommand(), keysCommand(), migrateCommand()]) {
+for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), monitorCommand(), loadtestCommand(), keysCommand(), migrateCommand()]) {
   program.addCommand(command.exitOverride());
 }
 

@@ -1,0 +1,59 @@
+/**
+ * `batchline loadtest` against `batchline serve` (on PostgreSQL when available), as real
+ * processes: concurrent idempotent submissions, deliberate repeats deduplicated, every count
+ * and amount adding up (exit 0); batches that never finish are a mismatch (exit 1).
+ */
+
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchline, exited, spawnBatchline } from '../helpers/cli.js';
+import { freshDatabase, storeKinds } from '../helpers/stores.js';
+
+const PROCESSORS = fileURLToPath(new URL('../../dist/cli/loadtest-processors.js', import.meta.url));
+const kind = storeKinds.at(-1)!;
+
+describe(`loadtest against serve (${kind})`, () => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  let server: ReturnType<typeof spawnBatchline>;
+  let address: string;
+
+  beforeAll(async () => {
+    db = await freshDatabase(kind);
+    server = spawnBatchline(['serve', '--port', '0', '--processors', PROCESSORS, '--database', db.database, ...(db.schema ? ['--schema', db.schema] : [])]);
+    address = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve did not start:\n${server.output()}`)), 30_000);
+      server.stdout!.on('data', () => {
+        const match = /listening on (http:\/\/\S+)/.exec(server.output());
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]!);
+        }
+      });
+    });
+  });
+  afterAll(async () => {
+    server?.kill('SIGTERM');
+    if (server) await exited(server);
+    await db?.cleanup();
+  });
+
+  it('creates every batch once from 10 clients, deduplicates the repeats, and every count adds up', async () => {
+    const out = await batchline(['loadtest', '--server', address, '--batches', '40', '--items', '100', '--clients', '10', '--repeat', '25', '--json']);
+    expect(out.code, out.stderr).toBe(0);
+    const report = JSON.parse(out.stdout);
+    expect(report).toMatchObject({ ok: true, countsAddUp: true, created: 40, failedRequests: 0, clients: 10 });
+    expect(report.deduplicated).toBe(report.expectedDeduplicated);
+    expect(report.deduplicated).toBeGreaterThan(0);
+    expect(report.latencyMs.p99).toBeGreaterThanOrEqual(report.latencyMs.p50);
+    expect(report.itemsPerSecond).toBeGreaterThan(0);
+  });
+
+  it('exits 1 when batches do not finish, and 2 when the server cannot be reached', async () => {
+    const stuck = await batchline(['loadtest', '--server', address, '--batches', '2', '--items', '5', '--type', 'nobody.runs.this', '--timeout', '1s']);
+    expect(stuck.code).toBe(1);
+    expect(stuck.stderr).toContain('not finished within 1000 ms');
+    const nowhere = await batchline(['loadtest', '--server', 'http://127.0.0.1:9', '--batches', '1']);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toContain('cannot use the server at http://127.0.0.1:9');
+  });
+});

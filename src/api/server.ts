@@ -23,6 +23,7 @@ import type { Batchline } from '../engine/batchline.js';
 import { streamItems } from '../engine/sources.js';
 import { Authenticator, tenantScope } from './auth.js';
 import { instrument } from './metrics.js';
+import { streamEvents } from './sse.js';
 import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { fieldErrors, problem, ProblemError, sendProblem, toProblem } from './problem.js';
@@ -94,6 +95,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
   const metrics = instrument(app, bl);
+  // Ends open event streams when the server closes, so close() does not wait on them.
+  const closing = new AbortController();
+  app.addHook('preClose', async () => closing.abort());
   const limiter = options.rateLimit === false ? null : new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
   /** Probes that must answer without a key (liveness) or are scraped by infrastructure. */
   const open = new Set(['/api/v1/health', '/api/v1/openapi.json']);
@@ -206,6 +210,16 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
           .header('content-disposition', `attachment; filename="${id}.${format === 'csv' ? 'csv' : 'ndjson'}"`)
           .send(Readable.from(lines()));
+      });
+
+      api.get('/events', async (request, reply) => {
+        await streamEvents(bl, request, reply, { tenant: tenantScope(request.caller) }, closing.signal);
+      });
+
+      api.get('/batches/:id/events', async (request, reply) => {
+        const { id } = parse(idParams, request.params, 'path');
+        const batch = await visibleBatch(request, id);
+        await streamEvents(bl, request, reply, { tenant: tenantScope(request.caller), batchId: id, snapshot: batchView(batch) }, closing.signal);
       });
 
       const action = (path: string, run: (id: string) => Promise<Batch>) =>

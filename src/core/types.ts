@@ -103,7 +103,6 @@ export interface BatchEvent {
   createdAt: Date;
 }
 
-/** A worker process as its heartbeat row shows it. */
 /** An API key as stored: never its secret, only a hash of it. */
 export interface ApiKey {
   /** Public part of the key (`bl_<id>_<secret>`), used to find it. */
@@ -116,6 +115,7 @@ export interface ApiKey {
   revokedAt: Date | null;
 }
 
+/** A worker process as its heartbeat row shows it. */
 export interface WorkerInfo {
   id: string;
   host: string;

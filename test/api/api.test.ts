@@ -22,6 +22,19 @@ async function raw(base: string, method: string, path: string, init: { body?: st
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: text ? JSON.parse(text) : null, headers: res.headers };
 }
 
+/** Reads an event stream until `type` arrives, then closes it. */
+async function readFor(res: Response, type: string): Promise<string> {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = '';
+  while (!text.includes(`event: ${type}`)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  await reader.cancel();
+  return text;
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response shapes are asserted below
 const getJson = async (url: string): Promise<any> => (await fetch(url)).json();
 
@@ -230,6 +243,50 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     } finally {
       await limited.close();
     }
+  });
+
+  it('streams a batch\'s events over SSE, and resumes after Last-Event-ID', async () => {
+    const batch = await client().createBatch({ type: 'slow', items: [{ n: 1 }] });
+    const controller = new AbortController();
+    const res = await fetch(`${base}/api/v1/batches/${batch.id}/events`, { signal: controller.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const seen: { id?: string; event: string; data: { id?: string; type?: string; status?: string } }[] = [];
+    let buffer = '';
+    const readUntil = async (type: string) => {
+      while (!seen.some((m) => m.event === type)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${type}`);
+        buffer += value;
+        const parts = buffer.split('\n\n');
+        buffer = parts.pop()!;
+        for (const part of parts) {
+          if (part.startsWith(':')) continue;
+          const fields = Object.fromEntries(part.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+          seen.push({ id: fields.id, event: fields.event!, data: JSON.parse(fields.data!) });
+        }
+      }
+    };
+    await readUntil('batch:snapshot');
+    await client().pause(batch.id);
+    await readUntil('batch:paused');
+    await client().resume(batch.id);
+    await readUntil('batch:resumed');
+    controller.abort();
+    expect(seen[0]).toMatchObject({ event: 'batch:snapshot', data: { id: batch.id } });
+    expect(['queued', 'running']).toContain(seen[0]!.data.status);
+    const paused = seen.find((m) => m.event === 'batch:paused')!;
+    expect(paused.id).toBeTruthy();
+
+    // Reconnect after the pause: the resume (and what followed) comes again, the pause does not.
+    await client().cancel(batch.id);
+    const again = await fetch(`${base}/api/v1/events`, { headers: { 'last-event-id': paused.id! } });
+    const text = await readFor(again, 'batch:cancelled');
+    expect(text).toContain('event: batch:resumed');
+    expect(text).not.toContain('event: batch:paused');
+    const bad = await raw(base, 'GET', '/events', { headers: { 'last-event-id': 'garbage' } });
+    expect(bad.status).toBe(400);
   });
 
   it('reports health and readiness', async () => {

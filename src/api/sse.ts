@@ -1,0 +1,74 @@
+/**
+ * Server-Sent Events: `GET /events` (every batch the caller may see) and
+ * `GET /batches/:id/events` (one batch, starting with a `batch:snapshot` of its state).
+ *
+ * Events come from the events table (state changes: submitted, started, paused, completed,
+ * cancelled, …, and progress snapshots), followed with the store's commit-ordered cursor.
+ * Each SSE message's `id` is that cursor, so a client that reconnects with `Last-Event-ID`
+ * resumes exactly after the last event it saw. Progress snapshots are thinned to at most two
+ * per second per batch; a comment line every 15 s keeps proxies from closing an idle stream.
+ */
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { BatchEvent } from '../core/types.js';
+import type { Batchline } from '../engine/batchline.js';
+
+const POLL_MS = 250;
+const PROGRESS_EVERY_MS = 500;
+const KEEPALIVE_MS = 15_000;
+
+export interface StreamScope {
+  /** Only this tenant's events; undefined for admins. */
+  tenant?: string;
+  /** Only this batch's events. */
+  batchId?: string;
+  /** Sent first (the per-batch stream's current state). */
+  snapshot?: unknown;
+}
+
+function message(event: { id?: string; type: string; data: unknown }): string {
+  return `${event.id ? `id: ${event.id}\n` : ''}event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`;
+}
+
+function payload(event: BatchEvent): unknown {
+  return { id: event.id, batchId: event.batchId, tenant: event.tenant, type: event.type, data: event.data, createdAt: event.createdAt.toISOString() };
+}
+
+/** Streams events to the client until it disconnects or `closing` aborts (server shutdown). */
+export async function streamEvents(bl: Batchline, request: FastifyRequest, reply: FastifyReply, scope: StreamScope, closing: AbortSignal): Promise<void> {
+  const resume = request.headers['last-event-id'];
+  let cursor = typeof resume === 'string' && resume !== '' ? resume : await bl.store.eventsCursor();
+  // Check the cursor before committing to a stream, so a bad Last-Event-ID is a 400.
+  await bl.store.eventsFollow({ after: cursor, tenant: scope.tenant, limit: 1 });
+
+  reply.hijack();
+  const out = reply.raw;
+  out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  let open = true;
+  request.raw.on('close', () => (open = false));
+  if (scope.snapshot !== undefined) out.write(message({ type: 'batch:snapshot', data: scope.snapshot }));
+
+  const lastProgress = new Map<string, number>();
+  let lastWrite = Date.now();
+  while (open && !out.destroyed && !closing.aborted) {
+    const { events, cursor: next } = await bl.store.eventsFollow({ after: cursor, tenant: scope.tenant, limit: 500 });
+    for (const event of events) {
+      cursor = event.cursor;
+      if (scope.batchId && event.batchId !== scope.batchId) continue;
+      if (event.type === 'batch:progress' && event.batchId) {
+        const last = lastProgress.get(event.batchId) ?? 0;
+        if (Date.now() - last < PROGRESS_EVERY_MS) continue;
+        lastProgress.set(event.batchId, Date.now());
+      }
+      out.write(message({ id: event.cursor, type: event.type, data: payload(event) }));
+      lastWrite = Date.now();
+    }
+    cursor = next;
+    if (Date.now() - lastWrite >= KEEPALIVE_MS) {
+      out.write(': keepalive\n\n');
+      lastWrite = Date.now();
+    }
+    if (events.length < 500) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  out.end();
+}

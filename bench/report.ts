@@ -37,6 +37,7 @@ export interface PeerResults {
   configs: Record<string, { name: string; text: string; tried: Record<string, string> }>;
   workloads: Workload[];
   medians: Median[];
+  failures?: { system: string; workload: string; repetition: number; seconds: number; error: string }[];
 }
 
 /** Targets of issue 2, items per second end to end on a 2-core machine. */
@@ -154,13 +155,24 @@ function peersSection(file: string, saved: PeerResults): string[] {
         ? '| system | small batch done after | runs | ratio | big batch submit | worker peak RSS | outcome |'
         : '| system | total | submit | process | items/s | runs (total) | ratio | worker peak RSS | outcome |',
       w5 ? '| --- | ---: | --- | ---: | ---: | ---: | --- |' : '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |',
+      ...(saved.failures ?? [])
+        .filter((f) => f.workload === w.id && !rows.some((r) => r.system === f.system))
+        .filter((f, i, all) => all.findIndex((g) => g.system === f.system) === i)
+        .map((f) => {
+          const n = (saved.failures ?? []).filter((g) => g.workload === w.id && g.system === f.system).length;
+          const name = `${f.system} ${saved.versions[f.system] ?? ''}`.trim();
+          const text = `**no result** in ${n} of ${saved.repeats} run(s): ${f.error}`;
+          return w5 ? `| ${name} | - | - | - | - | - | ${text} |` : `| ${name} | - | - | - | - | - | - | - | ${text} |`;
+        }),
       ...rows.map((r) => {
         const runs = r.runs.map((v) => (v === null ? 'not done' : fmt(v))).join(', ');
         const rat = r.system === 'batchline' || !ours ? '' : ratio(primary(ours), primary(r));
+        const lost = (saved.failures ?? []).filter((f) => f.workload === w.id && f.system === r.system);
+        const note = [outcome(r, w), lost.length > 0 ? `${lost.length} more run(s) gave no result: ${lost[0]!.error}` : ''].filter(Boolean).join('; ');
         const name = `${r.system} ${saved.versions[r.system] ?? ''}`.trim();
         return w5
-          ? `| ${name} | ${r.smallBatchMs === null ? `not within ${ms(w.timeoutMs)}` : ms(r.smallBatchMs)} | ${runs} | ${rat} | ${ms(r.submitMs)} | ${r.workerRssMb ?? '-'} MB | ${outcome(r, w)} |`
-          : `| ${name} | ${ms(r.totalMs)} | ${ms(r.submitMs)} | ${ms(r.processMs)} | ${fmt(r.itemsPerSecond)} | ${runs} | ${rat} | ${r.workerRssMb ?? '-'} MB | ${outcome(r, w)} |`;
+          ? `| ${name} | ${r.smallBatchMs === null ? `not within ${ms(w.timeoutMs)}` : ms(r.smallBatchMs)} | ${runs} | ${rat} | ${ms(r.submitMs)} | ${r.workerRssMb ?? '-'} MB | ${note} |`
+          : `| ${name} | ${ms(r.totalMs)} | ${ms(r.submitMs)} | ${ms(r.processMs)} | ${fmt(r.itemsPerSecond)} | ${runs} | ${rat} | ${r.workerRssMb ?? '-'} MB | ${note} |`;
       }),
       '',
     );

@@ -92,6 +92,9 @@ async function checkpoint(): Promise<void> {
   await client.end();
 }
 
+/** A run may take its workload's limit plus this long (setup, submitting, checks) before it is killed. */
+export const RUN_LIMIT_EXTRA_MS = 180_000;
+
 /** One driver process; its last stdout line is the RunResult. Killed (with its worker) after the workload's limit. */
 function runOnce(system: string, workload: Workload, config: string | undefined): Promise<RunResult> {
   const args: DriverArgs = { system, workload, settings: { pgUrl: opts.pg, redisUrl: opts.redis, concurrency: workload.concurrency, config } };
@@ -101,11 +104,12 @@ function runOnce(system: string, workload: Workload, config: string | undefined)
       stdio: ['ignore', 'pipe', 'inherit'],
       detached: true, // its own process group, so a stuck run is killed with its worker
     });
-    const limit = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), workload.timeoutMs + 180_000);
+    const limit = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), workload.timeoutMs + RUN_LIMIT_EXTRA_MS);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('close', (code, signal) => {
       clearTimeout(limit);
+      if (signal === 'SIGKILL') return reject(new Error(`killed at the harness's limit of ${Math.round((workload.timeoutMs + RUN_LIMIT_EXTRA_MS) / 1000)} s`));
       if (code !== 0) return reject(new Error(`${system} ${workload.id}: driver exited ${signal ?? code}`));
       resolve(JSON.parse(out.trim().split('\n').at(-1)!) as RunResult);
     });
@@ -132,17 +136,22 @@ for (const s of systems) {
   configsUsed[s] = { name, text: system.configs[name]!, tried: system.configs };
 }
 
-const runs: (RunResult & { repetition: number; busyBefore: number; error?: string })[] = [];
+const runs: (RunResult & { repetition: number; busyBefore: number })[] = [];
+/** Runs that did not produce a result (a crash, or the harness's time limit), kept in the results. */
+const failures: { system: string; workload: string; config?: string; repetition: number; seconds: number; error: string }[] = [];
 async function measure(system: string, workload: Workload, repetition: number, config = configs[system]): Promise<void> {
   const busyBefore = await waitQuiet();
   await checkpoint();
   const label = `[${repetition}/${repeats}] ${workload.id} ${workload.title} ${system}${config ? ` (${config})` : ''}`;
+  const began = Date.now();
   try {
     const r = await runOnce(system, workload, config);
     runs.push({ ...r, repetition, busyBefore: Math.round(busyBefore * 100) / 100 });
     console.error(`${label}: ${summary(r)}`);
   } catch (error) {
-    console.error(`${label}: FAILED: ${(error as Error).message}`);
+    const seconds = Math.round((Date.now() - began) / 1000);
+    failures.push({ system, workload: workload.id, ...(config ? { config } : {}), repetition, seconds, error: (error as Error).message });
+    console.error(`${label}: FAILED after ${seconds} s: ${(error as Error).message}`);
   }
 }
 
@@ -179,17 +188,18 @@ const file = `bench/results/peers-${date}${kind}.json`;
 mkdirSync(`${root}/bench/results`, { recursive: true });
 if (opts.sweep && existsSync(`${root}/${file}`)) {
   // Sweeps add up over the day: keep what an earlier sweep measured and this one did not.
-  const earlier = JSON.parse(readFileSync(`${root}/${file}`, 'utf8')) as { medians: typeof medians; runs: typeof runs; workloads: Workload[] };
+  const earlier = JSON.parse(readFileSync(`${root}/${file}`, 'utf8')) as { medians: typeof medians; runs: typeof runs; failures?: typeof failures; workloads: Workload[] };
   const key = (r: RunResult) => `${r.workload} ${r.system} ${r.config}`;
   const fresh = new Set(medians.map(key));
   medians.push(...earlier.medians.filter((m) => !fresh.has(key(m))));
   runs.push(...earlier.runs.filter((r) => !fresh.has(key(r))));
+  failures.push(...(earlier.failures ?? []).filter((f) => !fresh.has(`${f.workload} ${f.system} ${f.config}`)));
   for (const w of earlier.workloads) if (!selected.some((s) => s.id === w.id)) selected.push(w);
   selected.sort((a, b) => a.id.localeCompare(b.id));
 }
 writeFileSync(
   `${root}/${file}`,
-  `${JSON.stringify({ date, quick: opts.quick, repeats, minutes: Math.round((Date.now() - started) / 6000) / 10, machine: info, versions, configs: configsUsed, workloads: selected, medians, runs }, null, 2)}\n`,
+  `${JSON.stringify({ date, quick: opts.quick, repeats, minutes: Math.round((Date.now() - started) / 6000) / 10, machine: info, versions, configs: configsUsed, workloads: selected, medians, runs, failures }, null, 2)}\n`,
 );
 console.error(`wrote ${file} (${Math.round((Date.now() - started) / 1000)} s)`);
 if (opts.docs || kind === '') {

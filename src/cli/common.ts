@@ -3,6 +3,7 @@
  * errors into one clear line, number parsing, and plain tables.
  */
 
+import { ApiError } from '../client/index.js';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BatchlineError, InputError, StoreUnavailableError } from '../core/errors.js';
 import type { Batch } from '../core/types.js';
@@ -79,6 +80,8 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: str
 export function describeFailure(error: unknown): { code: number; message: string } {
   const message = error instanceof Error ? (process.env.BATCHLINE_DEBUG ? (error.stack ?? error.message) : error.message) : String(error);
   if (error instanceof CliError) return { code: error.exitCode, message };
+  // The server refused the request as given (bad input, unknown batch, wrong key): a usage error.
+  if (error instanceof ApiError) return { code: error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429 ? EXIT.usage : EXIT.failures, message };
   if (error instanceof StoreUnavailableError || (error instanceof BatchlineError && error.code === 'timeout')) return { code: EXIT.failures, message };
   if (error instanceof BatchlineError) return { code: EXIT.usage, message };
   return { code: EXIT.failures, message };

@@ -87,12 +87,13 @@ export class BatchlineClient {
   async uploadBatch(
     type: string,
     body: BodyInit,
-    options: { format: 'ndjson' | 'csv'; priority?: number; maxAttempts?: number; labels?: Record<string, string>; idempotencyKey?: string },
+    options: { format: 'ndjson' | 'csv'; priority?: number; maxAttempts?: number; timeoutMs?: number; labels?: Record<string, string>; idempotencyKey?: string },
   ): Promise<ApiBatch & { created: boolean }> {
     const query: Query = {
       type,
       priority: options.priority,
       maxAttempts: options.maxAttempts,
+      timeoutMs: options.timeoutMs,
       label: options.labels ? Object.entries(options.labels).map(([k, v]) => `${k}:${v}`) : undefined,
     };
     const res = await this.send('POST', '/batches', {

@@ -4,6 +4,9 @@
  * refused, SIGTERM drains and exits 0, and a non-loopback address without keys is refused.
  */
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchlineClient } from '../../src/client/index.js';
 import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
@@ -58,6 +61,21 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
       }
       expect(got).toMatchObject({ tenant: 'acme', status: 'completed', succeeded: 2, failed: 1, aggregates: { amount: '3.75' } });
       await expect(new BatchlineClient({ baseUrl: address }).listBatches()).rejects.toMatchObject({ status: 401 });
+
+      // submit --server streams a file through the API, as the key's tenant.
+      const dir = mkdtempSync(join(tmpdir(), 'batchline-serve-'));
+      try {
+        writeFileSync(join(dir, 'ok.csv'), 'id,amount\n1,1.00\n2,2.00\n');
+        writeFileSync(join(dir, 'bad.jsonl'), '{"id":1,"amount":"1.00"}\n{oops\n');
+        const sent = await batchline(['submit', '--server', address, '--api-key', token, '--type', 'txn.validate', '--file', join(dir, 'ok.csv'), '--json']);
+        expect(sent.code, sent.stderr).toBe(0);
+        expect(JSON.parse(sent.stdout)).toMatchObject({ created: true, batches: [{ tenant: 'acme', total: 2 }] });
+        const bad = await batchline(['submit', '--type', 'txn.validate', '--file', join(dir, 'bad.jsonl')], { env: { BATCHLINE_URL: address, BATCHLINE_API_KEY: token } });
+        expect(bad.code).toBe(2);
+        expect(bad.stderr).toContain('request body:2: malformed JSON');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
 
       const revoked = await batchline(['keys', 'revoke', key.id, ...dbArgs]);
       expect(revoked.code).toBe(0);

@@ -3,10 +3,16 @@
  */
 
 import { Command } from 'commander';
+import { createReadStream } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { count, integer, openBatchline, printJson, table, withDatabase, type DatabaseOptions } from '../common.js';
+import { Readable } from 'node:stream';
+import { BatchlineClient } from '../../client/index.js';
+import { formatOf } from '../../engine/sources.js';
+import { CliError, count, EXIT, integer, openBatchline, printJson, table, withDatabase } from '../common.js';
+import { withServer, type SourceOptions } from '../source.js';
 
-interface SubmitCommandOptions extends DatabaseOptions {
+interface SubmitCommandOptions extends SourceOptions {
   type: string;
   file: string;
   batches: number;
@@ -21,7 +27,7 @@ interface SubmitCommandOptions extends DatabaseOptions {
 
 /** The `submit` command: submit a file as batches. */
 export function submitCommand(): Command {
-  return withDatabase(
+  return withServer(withDatabase(
     new Command('submit')
       .summary('submit a file as batches for workers to run')
       .description(
@@ -39,7 +45,9 @@ export function submitCommand(): Command {
       .option('--timeout-ms <ms>', "per-attempt time limit (default: the processor's, else 5 minutes)", integer(1))
       .option('--concurrency-cap <n>', 'most items of each batch running at once across all workers', integer(1))
       .option('--json', 'print the batches as JSON'),
-  ).action(async (options: SubmitCommandOptions) => {
+  )).action(async (options: SubmitCommandOptions) => {
+    const server = options.server ?? process.env.BATCHLINE_URL;
+    if (server) return submitThroughServer(server, options);
     const bl = await openBatchline(options);
     try {
       const batches = await bl.submitFile(options.type, options.file, {
@@ -65,4 +73,34 @@ export function submitCommand(): Command {
       await bl.close();
     }
   });
+}
+
+/**
+ * Streams the file to a server's API as one batch (the server's key decides the tenant).
+ * The API takes one batch per request, so --batches must be 1.
+ */
+async function submitThroughServer(server: string, options: SubmitCommandOptions): Promise<void> {
+  if (options.batches !== 1) throw new CliError('with --server the file becomes one batch: drop --batches, or split the file', EXIT.usage);
+  if (options.concurrencyCap !== undefined) throw new CliError('--concurrency-cap is not available through the API', EXIT.usage);
+  try {
+    await access(options.file);
+  } catch {
+    throw new CliError(`cannot read ${options.file}: no such file`, EXIT.usage);
+  }
+  const client = new BatchlineClient({ baseUrl: server, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY });
+  const body = Readable.toWeb(createReadStream(options.file)) as ReadableStream<Uint8Array>;
+  const batch = await client.uploadBatch(options.type, body, {
+    format: formatOf(options.file) === 'csv' ? 'csv' : 'ndjson',
+    ...(options.priority !== undefined ? { priority: options.priority } : {}),
+    ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+    labels: { file: basename(options.file) },
+  });
+  if (options.json) {
+    printJson({ created: batch.created, batches: [{ id: batch.id, type: batch.type, tenant: batch.tenant, status: batch.status, total: batch.total, priority: batch.priority }] });
+    return;
+  }
+  console.log(batch.created ? `Submitted ${basename(options.file)} to ${server} as a batch of ${options.type}:` : `Idempotency key ${JSON.stringify(options.idempotencyKey)} was already used for this file: nothing new was created.`);
+  console.log(table(['batch', 'status', 'items'], [[batch.id, batch.status, count(batch.total)]]));
 }

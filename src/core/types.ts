@@ -126,4 +126,8 @@ export interface WorkerInfo {
   heartbeatAt: Date;
   /** Items finished by this worker since it started. */
   processed: number;
+  /** Items running at its last heartbeat. */
+  inFlight: number;
+  /** Batches it held chunks of at its last heartbeat. */
+  batches: string[];
 }

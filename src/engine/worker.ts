@@ -593,6 +593,8 @@ export class Worker {
         types: this.registry.types(),
         concurrency: this.settings.concurrency,
         processed: this.processed,
+        inFlight: this.active,
+        batches: [...new Set([...this.runs.values()].map((run) => run.batchId))],
       });
     } catch (error) {
       this.logger.warn({ err: error }, 'worker heartbeat failed');

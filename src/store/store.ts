@@ -55,6 +55,8 @@ export interface BatchListParams {
   tenant?: string;
   status?: BatchStatus[];
   type?: string;
+  /** Only batches carrying every one of these labels. */
+  labels?: Record<string, string>;
   /** Batches created before this batch id (keyset pagination, newest first). */
   before?: string;
   limit: number;
@@ -235,6 +237,8 @@ export interface Store {
   /** Throws NotFoundError when missing or owned by another tenant. */
   batchGet(params: BatchRef): Promise<Batch>;
   batchList(params: BatchListParams): Promise<Batch[]>;
+  /** How many batches the filters of a listing match (all pages). */
+  batchCount(params: Omit<BatchListParams, 'before' | 'limit'>): Promise<number>;
   /** How many batches are in each status (statuses with none are absent). */
   batchesCount(): Promise<Partial<Record<BatchStatus, number>>>;
   /** Cancels pending work at once; leased chunks are closed by their workers (or on expiry). */

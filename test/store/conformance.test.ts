@@ -507,13 +507,25 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
   });
 
   it('keeps worker heartbeats and prunes stale ones', async () => {
-    await store.workerHeartbeat({ id: 'w1', host: 'h', pid: 1, types: ['t'], concurrency: 4, processed: 10 });
-    await store.workerHeartbeat({ id: 'w1', host: 'h', pid: 1, types: ['t'], concurrency: 4, processed: 20 });
+    await store.workerHeartbeat({ id: 'w1', host: 'h', pid: 1, types: ['t'], concurrency: 4, processed: 10, inFlight: 4, batches: ['b1', 'b2'] });
+    await store.workerHeartbeat({ id: 'w1', host: 'h', pid: 1, types: ['t'], concurrency: 4, processed: 20, inFlight: 1, batches: ['b2'] });
     const [w] = await store.workersList();
-    expect(w).toMatchObject({ id: 'w1', processed: 20, types: ['t'], concurrency: 4 });
+    expect(w).toMatchObject({ id: 'w1', processed: 20, types: ['t'], concurrency: 4, inFlight: 1, batches: ['b2'] });
     await sleep(50);
     expect(await store.workersPrune({ staleMs: 10 })).toBe(1);
     expect(await store.workersList()).toEqual([]);
+  });
+
+  it('lists and counts batches by labels, all of which must match', async () => {
+    const a = await submit(store, rows(1), { labels: { file: 'a.csv', env: 'prod' } });
+    await submit(store, rows(1), { labels: { file: 'b.csv', env: 'prod' } });
+    await submit(store, rows(1));
+    expect((await store.batchList({ labels: { env: 'prod' }, limit: 10 })).length).toBe(2);
+    expect((await store.batchList({ labels: { env: 'prod', file: 'a.csv' }, limit: 10 })).map((b) => b.id)).toEqual([a.id]);
+    expect(await store.batchList({ labels: { env: 'dev' }, limit: 10 })).toEqual([]);
+    expect(await store.batchCount({ labels: { env: 'prod' } })).toBe(2);
+    expect(await store.batchCount({})).toBe(3);
+    expect(await store.batchCount({ tenant: 'nobody' })).toBe(0);
   });
 
   it('counts batches by status', async () => {

@@ -135,7 +135,7 @@ DROP TABLE ${s}.batches;
   },
   {
     version: 2,
-    name: 'api keys',
+    name: 'api keys; workers report in-flight items and batches',
     up: (s) => `
 CREATE TABLE ${s}.api_keys (
   id         text PRIMARY KEY,
@@ -146,8 +146,11 @@ CREATE TABLE ${s}.api_keys (
   created_at timestamptz NOT NULL DEFAULT now(),
   revoked_at timestamptz
 );
+
+ALTER TABLE ${s}.workers ADD COLUMN in_flight int NOT NULL DEFAULT 0, ADD COLUMN batches jsonb NOT NULL DEFAULT '[]';
 `,
     down: (s) => `
+ALTER TABLE ${s}.workers DROP COLUMN batches, DROP COLUMN in_flight;
 DROP TABLE ${s}.api_keys;
 `,
   },

@@ -60,6 +60,10 @@ export type { PostgresStoreOptions } from './connection.js';
 /** The PostgreSQL store. See the module comment. */
 
 type KeyRow = Parameters<typeof toApiKey>[0];
+
+function labelsParam(labels: Record<string, string> | undefined): string | null {
+  return labels && Object.keys(labels).length > 0 ? JSON.stringify(labels) : null;
+}
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly description: string;
@@ -205,9 +209,16 @@ export class PostgresStore implements Store {
   async batchList(params: BatchListParams): Promise<Batch[]> {
     const before = params.before && isBatchId(params.before) ? params.before : null;
     const rows = await this.c.query<BatchRow>(this.c.pool, this.c.sql.BATCH_LIST, [
-      params.tenant ?? null, params.type ?? null, params.status?.length ? params.status : null, before, params.limit,
+      params.tenant ?? null, params.type ?? null, params.status?.length ? params.status : null, before, params.limit, labelsParam(params.labels),
     ]);
     return rows.map(toBatch);
+  }
+
+  async batchCount(params: Omit<BatchListParams, 'before' | 'limit'>): Promise<number> {
+    const [row] = await this.c.query<{ n: number }>(this.c.pool, this.c.sql.BATCH_COUNT, [
+      params.tenant ?? null, params.type ?? null, params.status?.length ? params.status : null, labelsParam(params.labels),
+    ]);
+    return row!.n;
   }
 
   async batchesStatus(params: { ids: string[] }): Promise<Map<string, BatchStatus>> {
@@ -415,7 +426,9 @@ export class PostgresStore implements Store {
   // -------------------------------------------------------------------------- workers, locks
 
   async workerHeartbeat(params: Omit<WorkerInfo, 'startedAt' | 'heartbeatAt'>): Promise<void> {
-    await this.c.query(this.c.pool, this.c.sql.WORKER_UPSERT, [params.id, params.host, params.pid, JSON.stringify(params.types), params.concurrency, params.processed]);
+    await this.c.query(this.c.pool, this.c.sql.WORKER_UPSERT, [
+      params.id, params.host, params.pid, JSON.stringify(params.types), params.concurrency, params.processed, params.inFlight, JSON.stringify(params.batches),
+    ]);
   }
 
   async workerRemove(params: { id: string }): Promise<void> {
@@ -423,9 +436,10 @@ export class PostgresStore implements Store {
   }
 
   async workersList(): Promise<WorkerInfo[]> {
-    type Row = { id: string; host: string; pid: number; types: string[]; concurrency: number; processed: string; started_at: Date; heartbeat_at: Date };
+    type Row = { id: string; host: string; pid: number; types: string[]; concurrency: number; processed: string; in_flight: number; batches: string[]; started_at: Date; heartbeat_at: Date };
     return (await this.c.query<Row>(this.c.pool, this.c.sql.WORKERS_LIST)).map((r) => ({
       id: r.id, host: r.host, pid: r.pid, types: r.types, concurrency: r.concurrency, processed: Number(r.processed),
+      inFlight: r.in_flight, batches: r.batches,
       startedAt: r.started_at, heartbeatAt: r.heartbeat_at,
     }));
   }

@@ -39,14 +39,24 @@ SELECT * FROM ${s}.batches b
   JOIN unnest($1::text[], $2::text[]) AS k(tenant, key) ON b.tenant = k.tenant AND b.idempotency_key = k.key`,
 
     /** Newest first, keyset-paginated by id (UUIDv7 ids sort by creation time). */
+    /** Newest first; $6 is a jsonb object of labels that must all match. */
     BATCH_LIST: `
 SELECT * FROM ${s}.batches
  WHERE ($1::text IS NULL OR tenant = $1)
    AND ($2::text IS NULL OR type = $2)
    AND ($3::text[] IS NULL OR status = ANY($3))
    AND ($4::uuid IS NULL OR id < $4)
+   AND ($6::jsonb IS NULL OR labels @> $6)
  ORDER BY id DESC
  LIMIT $5`,
+
+    /** How many batches the same filters match ($1-$3 and $4 as labels). */
+    BATCH_COUNT: `
+SELECT count(*)::int AS n FROM ${s}.batches
+ WHERE ($1::text IS NULL OR tenant = $1)
+   AND ($2::text IS NULL OR type = $2)
+   AND ($3::text[] IS NULL OR status = ANY($3))
+   AND ($4::jsonb IS NULL OR labels @> $4)`,
 
     /** Statuses for workers' control polls; deleted batches are absent. */
     BATCH_STATUSES: `SELECT id, status FROM ${s}.batches WHERE id = ANY($1::uuid[])`,
@@ -347,10 +357,11 @@ SELECT e.*, $1 || '|' || $2 || '|' || e.txid::text || ':' || e.id AS cursor
     // ------------------------------------------------------------------------ workers and locks
 
     WORKER_UPSERT: `
-INSERT INTO ${s}.workers (id, host, pid, types, concurrency, processed)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO ${s}.workers (id, host, pid, types, concurrency, processed, in_flight, batches)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (id) DO UPDATE
-   SET types = excluded.types, concurrency = excluded.concurrency, processed = excluded.processed, heartbeat_at = now()`,
+   SET types = excluded.types, concurrency = excluded.concurrency, processed = excluded.processed,
+       in_flight = excluded.in_flight, batches = excluded.batches, heartbeat_at = now()`,
     WORKER_DELETE: `DELETE FROM ${s}.workers WHERE id = $1`,
     WORKERS_LIST: `SELECT * FROM ${s}.workers ORDER BY started_at`,
     WORKERS_PRUNE: `DELETE FROM ${s}.workers WHERE heartbeat_at < now() - $1 * interval '1 millisecond'`,

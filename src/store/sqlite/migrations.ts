@@ -152,7 +152,7 @@ DELETE FROM sqlite_sequence WHERE name IN ('chunks', 'events');
   },
   {
     version: 2,
-    name: 'api keys',
+    name: 'api keys; workers report in-flight items and batches',
     up: `
 CREATE TABLE api_keys (
   id         TEXT PRIMARY KEY,
@@ -163,8 +163,13 @@ CREATE TABLE api_keys (
   created_at TEXT NOT NULL,
   revoked_at TEXT
 );
+
+ALTER TABLE workers ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN batches TEXT NOT NULL DEFAULT '[]';
 `,
     down: `
+ALTER TABLE workers DROP COLUMN batches;
+ALTER TABLE workers DROP COLUMN in_flight;
 DROP TABLE api_keys;
 `,
   },

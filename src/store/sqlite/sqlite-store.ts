@@ -62,6 +62,15 @@ export type { SqliteStoreOptions } from './connection.js';
 /** The embedded SQLite store. See the module comment for its concurrency model. */
 
 type KeyRow = Parameters<typeof toApiKey>[0];
+
+/** Parameters of sql.BATCH_FILTER (each twice). */
+function batchFilter(params: Omit<BatchListParams, 'before' | 'limit'>): (string | null)[] {
+  const tenant = params.tenant ?? null;
+  const type = params.type ?? null;
+  const statuses = params.status?.length ? JSON.stringify(params.status) : null;
+  const labels = params.labels && Object.keys(params.labels).length > 0 ? JSON.stringify(params.labels) : null;
+  return [tenant, tenant, type, type, statuses, statuses, labels, labels];
+}
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly description: string;
@@ -175,12 +184,14 @@ export class SqliteStore implements Store {
 
   async batchList(params: BatchListParams): Promise<Batch[]> {
     await this.c.turn();
-    const tenant = params.tenant ?? null;
-    const type = params.type ?? null;
-    const statuses = params.status?.length ? JSON.stringify(params.status) : null;
     const before = params.before ?? null;
-    const rows = this.c.stmt(sql.BATCH_LIST).all(tenant, tenant, type, type, statuses, statuses, before, before, params.limit) as BatchRow[];
+    const rows = this.c.stmt(sql.BATCH_LIST).all(...batchFilter(params), before, before, params.limit) as BatchRow[];
     return rows.map(toBatch);
+  }
+
+  async batchCount(params: Omit<BatchListParams, 'before' | 'limit'>): Promise<number> {
+    await this.c.turn();
+    return (this.c.stmt(sql.BATCH_COUNT).get(...batchFilter(params)) as { n: number }).n;
   }
 
   async batchesStatus(params: { ids: string[] }): Promise<Map<string, BatchStatus>> {
@@ -411,7 +422,9 @@ export class SqliteStore implements Store {
     await this.c.turn();
     const now = Date.now();
     this.c.tx(() =>
-      this.c.stmt(sql.WORKER_UPSERT).run(params.id, params.host, params.pid, JSON.stringify(params.types), params.concurrency, params.processed, iso(now), iso(now), now),
+      this.c
+        .stmt(sql.WORKER_UPSERT)
+        .run(params.id, params.host, params.pid, JSON.stringify(params.types), params.concurrency, params.processed, params.inFlight, JSON.stringify(params.batches), iso(now), iso(now), now),
     );
   }
 
@@ -422,9 +435,10 @@ export class SqliteStore implements Store {
 
   async workersList(): Promise<WorkerInfo[]> {
     await this.c.turn();
-    type Row = { id: string; host: string; pid: number; types: string; concurrency: number; processed: number; started_at: string; heartbeat_at: string };
+    type Row = { id: string; host: string; pid: number; types: string; concurrency: number; processed: number; in_flight: number; batches: string; started_at: string; heartbeat_at: string };
     return (this.c.stmt(sql.WORKERS_LIST).all() as Row[]).map((r) => ({
       id: r.id, host: r.host, pid: r.pid, types: JSON.parse(r.types), concurrency: r.concurrency, processed: r.processed,
+      inFlight: r.in_flight, batches: JSON.parse(r.batches),
       startedAt: new Date(r.started_at), heartbeatAt: new Date(r.heartbeat_at),
     }));
   }

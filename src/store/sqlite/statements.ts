@@ -21,14 +21,22 @@ export const BATCH_GET = `SELECT * FROM batches WHERE id = ? AND (? IS NULL OR t
 export const BATCH_BY_KEY = `SELECT * FROM batches WHERE tenant = ? AND idempotency_key = ?`;
 
 /** Newest first, keyset-paginated by id (ids are UUIDv7, so id order is creation order). */
-export const BATCH_LIST = `
-SELECT * FROM batches
- WHERE (? IS NULL OR tenant = ?)
+/** The filters of a batch listing; params: tenant ×2, type ×2, statuses (JSON array) ×2, labels (JSON object, all must match) ×2. */
+const BATCH_FILTER = `(? IS NULL OR tenant = ?)
    AND (? IS NULL OR type = ?)
    AND (? IS NULL OR status IN (SELECT value FROM json_each(?)))
+   AND (? IS NULL OR NOT EXISTS (
+         SELECT 1 FROM json_each(?) AS want
+          WHERE NOT EXISTS (SELECT 1 FROM json_each(batches.labels) AS have WHERE have.key = want.key AND have.value = want.value)))`;
+
+export const BATCH_LIST = `
+SELECT * FROM batches
+ WHERE ${BATCH_FILTER}
    AND (? IS NULL OR id < ?)
  ORDER BY id DESC
  LIMIT ?`;
+
+export const BATCH_COUNT = `SELECT count(*) AS n FROM batches WHERE ${BATCH_FILTER}`;
 
 /** Statuses of a set of batches, for workers' control polls; deleted batches are absent. */
 export const BATCH_STATUSES = `SELECT id, status FROM batches WHERE id IN (SELECT value FROM json_each(?))`;
@@ -241,10 +249,11 @@ export const EVENTS_DELETE_BATCH = `DELETE FROM events WHERE batch_id = ?`;
 // ---------------------------------------------------------------------------- workers and locks
 
 export const WORKER_UPSERT = `
-INSERT INTO workers (id, host, pid, types, concurrency, processed, started_at, heartbeat_at, heartbeat_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO workers (id, host, pid, types, concurrency, processed, in_flight, batches, started_at, heartbeat_at, heartbeat_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE
    SET types = excluded.types, concurrency = excluded.concurrency, processed = excluded.processed,
+       in_flight = excluded.in_flight, batches = excluded.batches,
        heartbeat_at = excluded.heartbeat_at, heartbeat_ms = excluded.heartbeat_ms`;
 export const WORKER_DELETE = `DELETE FROM workers WHERE id = ?`;
 export const WORKERS_LIST = `SELECT * FROM workers ORDER BY started_at`;

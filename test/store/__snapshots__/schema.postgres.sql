@@ -78,6 +78,8 @@ workers.concurrency integer not null
 workers.processed bigint not null default 0
 workers.started_at timestamp with time zone not null default now()
 workers.heartbeat_at timestamp with time zone not null default now()
+workers.in_flight integer not null default 0
+workers.batches jsonb not null default '[]'::jsonb
 
 -- constraints
 batchline.api_keys api_keys_pkey: PRIMARY KEY (id)

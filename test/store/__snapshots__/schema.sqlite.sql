@@ -119,7 +119,7 @@ CREATE TABLE workers (
   started_at   TEXT NOT NULL,
   heartbeat_at TEXT NOT NULL,
   heartbeat_ms INTEGER NOT NULL
-);
+, in_flight INTEGER NOT NULL DEFAULT 0, batches TEXT NOT NULL DEFAULT '[]');
 
 -- view items
 CREATE VIEW items AS

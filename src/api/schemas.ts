@@ -39,6 +39,8 @@ export const listQuery = z
   .object({
     status: z.union([z.enum(BATCH_STATUSES), z.array(z.enum(BATCH_STATUSES))]).optional(),
     type: typeName.optional(),
+    /** `label=k:v`, repeatable; a batch must carry all of them. */
+    label: z.union([z.string(), z.array(z.string())]).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
     cursor: batchId.optional(),
   })
@@ -101,7 +103,7 @@ export const itemSchema = z.object({
     .nullable(),
 });
 
-export const batchListSchema = z.object({ batches: z.array(batchSchema), nextCursor: batchId.nullable() });
+export const batchListSchema = z.object({ batches: z.array(batchSchema), total: z.number().int(), nextCursor: batchId.nullable() });
 export const itemListSchema = z.object({ items: z.array(itemSchema), nextAfter: z.number().int().nullable() });
 
 export const healthSchema = z.object({

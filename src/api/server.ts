@@ -67,6 +67,17 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, part: string): z.
   return result.data;
 }
 
+/** `label=k:v` query values as a labels object; a value without `:` is a 400. */
+function parseLabels(label: string | string[] | undefined): Record<string, string> {
+  return Object.fromEntries(
+    [label ?? []].flat().map((l) => {
+      const at = l.indexOf(':');
+      if (at < 1) throw new ProblemError(problem('VALIDATION_ERROR', 'invalid query', [{ path: 'query.label', message: `expected key:value, got ${JSON.stringify(l)}` }]));
+      return [l.slice(0, at), l.slice(at + 1)];
+    }),
+  );
+}
+
 const STREAMED: Record<string, 'jsonl' | 'csv'> = { 'application/x-ndjson': 'jsonl', 'application/jsonl': 'jsonl', 'text/csv': 'csv' };
 
 /** Builds the API server (not yet listening). */
@@ -126,13 +137,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         let submitted;
         if (format) {
           const query = parse(createBatchQuery, request.query, 'query');
-          const labels = Object.fromEntries(
-            [query.label ?? []].flat().map((l) => {
-              const at = l.indexOf(':');
-              if (at < 1) throw new ProblemError(problem('VALIDATION_ERROR', 'invalid query', [{ path: 'query.label', message: `expected key:value, got ${JSON.stringify(l)}` }]));
-              return [l.slice(0, at), l.slice(at + 1)];
-            }),
-          );
+          const labels = parseLabels(query.label);
           submitted = await bl.submit(query.type, streamItems(request.raw, format), {
             tenant: request.caller.tenant,
             ...(query.priority !== undefined ? { priority: query.priority } : {}),
@@ -157,15 +162,19 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
       api.get('/batches', async (request) => {
         const query = parse(listQuery, request.query, 'query');
-        const batches = await bl.listBatches({
+        const labels = parseLabels(query.label);
+        const filter = {
           tenant: tenantScope(request.caller),
           ...(query.status ? { status: [query.status].flat() } : {}),
           ...(query.type ? { type: query.type } : {}),
-          ...(query.cursor ? { before: query.cursor } : {}),
-          limit: query.limit,
-        });
+          ...(Object.keys(labels).length > 0 ? { labels } : {}),
+        };
+        const [batches, total] = await Promise.all([
+          bl.listBatches({ ...filter, ...(query.cursor ? { before: query.cursor } : {}), limit: query.limit }),
+          bl.countBatches(filter),
+        ]);
         const now = Date.now();
-        return { batches: batches.map((b) => batchView(b, now)), nextCursor: batches.length === query.limit ? batches.at(-1)!.id : null };
+        return { batches: batches.map((b) => batchView(b, now)), total, nextCursor: batches.length === query.limit ? batches.at(-1)!.id : null };
       });
 
       api.get('/batches/:id', async (request) => {
@@ -251,6 +260,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
             types: w.types,
             concurrency: w.concurrency,
             processed: w.processed,
+            inFlight: w.inFlight,
+            batches: w.batches,
             startedAt: w.startedAt.toISOString(),
             heartbeatAt: w.heartbeatAt.toISOString(),
             heartbeatAgeSeconds: Math.round((now - w.heartbeatAt.getTime()) / 100) / 10,

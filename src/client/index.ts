@@ -29,6 +29,8 @@ export interface ApiWorker {
   types: string[];
   concurrency: number;
   processed: number;
+  inFlight: number;
+  batches: string[];
   startedAt: string;
   heartbeatAt: string;
   heartbeatAgeSeconds: number;
@@ -109,8 +111,12 @@ export class BatchlineClient {
   }
 
   /** Batches, newest first; pass `nextCursor` back as `cursor` for the next page. */
-  async listBatches(query: { status?: BatchStatus | BatchStatus[]; type?: string; limit?: number; cursor?: string } = {}): Promise<{ batches: ApiBatch[]; nextCursor: string | null }> {
-    return (await this.send('GET', '/batches', { query: { ...query, status: query.status } })).json() as never;
+  /** Batches, newest first; `total` counts every page; `labels` must all match. */
+  async listBatches(
+    query: { status?: BatchStatus | BatchStatus[]; type?: string; labels?: Record<string, string>; limit?: number; cursor?: string } = {},
+  ): Promise<{ batches: ApiBatch[]; total: number; nextCursor: string | null }> {
+    const { labels, ...rest } = query;
+    return (await this.send('GET', '/batches', { query: { ...rest, label: labels ? Object.entries(labels).map(([k, v]) => `${k}:${v}`) : undefined } })).json() as never;
   }
 
   async getBatch(id: string): Promise<ApiBatch> {

@@ -261,9 +261,17 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     return this.store.batchGet({ id, ...(options.tenant === undefined ? {} : { tenant: options.tenant }) });
   }
 
-  /** Batches, newest first; `before` is the id of the last batch of the previous page. */
-  listBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; before?: string; limit?: number } = {}): Promise<Batch[]> {
+  /**
+   * Batches, newest first; `before` is the id of the last batch of the previous page, and
+   * `labels` must all match.
+   */
+  listBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; labels?: Record<string, string>; before?: string; limit?: number } = {}): Promise<Batch[]> {
     return this.store.batchList({ ...filter, limit: filter.limit ?? 50 });
+  }
+
+  /** How many batches match the filters of `listBatches` (every page). */
+  countBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; labels?: Record<string, string> } = {}): Promise<number> {
+    return this.store.batchCount(filter);
   }
 
   /**

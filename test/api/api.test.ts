@@ -98,10 +98,16 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     for (let i = 0; i < 3; i++) ids.push((await client().createBatch({ type: 'echo', items: [{ n: i }] })).id);
     const page1 = await client().listBatches({ type: 'echo', limit: 2 });
     expect(page1.batches.map((b) => b.id)).toEqual([ids[2], ids[1]]);
+    expect(page1.total).toBeGreaterThanOrEqual(3);
     const page2 = await client().listBatches({ type: 'echo', limit: 2, cursor: page1.nextCursor! });
     expect(page2.batches[0]!.id).toBe(ids[0]);
     const none = await client().listBatches({ type: 'no.such.type' });
-    expect(none).toEqual({ batches: [], nextCursor: null });
+    expect(none).toEqual({ batches: [], total: 0, nextCursor: null });
+    const labelled = await client().createBatch({ type: 'echo', items: [{ n: 1 }], labels: { run: 'r-42', env: 'test' } });
+    const byLabel = await client().listBatches({ labels: { run: 'r-42' } });
+    expect(byLabel).toMatchObject({ total: 1, batches: [{ id: labelled.id }] });
+    expect((await client().listBatches({ labels: { run: 'r-42', env: 'prod' } })).total).toBe(0);
+    expect((await raw(base, 'GET', '/batches?label=novalue')).status).toBe(400);
     const bad = await raw(base, 'GET', '/batches?limit=0&status=bogus');
     expect(bad.status).toBe(400);
     expect(bad.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['query.limit', 'query.status']);
@@ -215,7 +221,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
 
   it('lists workers, serves Prometheus metrics and its OpenAPI document', async () => {
     const { workers } = await getJson(`${base}/api/v1/workers`);
-    expect(workers[0]).toMatchObject({ pid: process.pid, concurrency: 4, types: expect.arrayContaining(['echo', 'picky', 'slow']) });
+    expect(workers[0]).toMatchObject({ pid: process.pid, concurrency: 4, types: expect.arrayContaining(['echo', 'picky', 'slow']), inFlight: expect.any(Number), batches: expect.any(Array) });
     expect(workers[0].heartbeatAgeSeconds).toBeLessThan(30);
     const metrics = await (await fetch(`${base}/api/v1/metrics`)).text();
     expect(metrics).toMatch(/batchline_items_total\{type="echo",outcome="succeeded"\} \d+/);

@@ -104,15 +104,16 @@ export function count(n: number): string {
   return n.toLocaleString('en-US');
 }
 
+/** The fields of a batch the CLI shows and prints as JSON (the API's batches have them too). */
+export type BatchCounts = Pick<Batch, 'id' | 'type' | 'tenant' | 'status' | 'total' | 'succeeded' | 'failed' | 'cancelled' | 'remaining' | 'aggregates'>;
+
 /** The fields of a batch the CLI shows and prints as JSON. */
-export function batchSummary(
-  batch: Batch,
-): Pick<Batch, 'id' | 'type' | 'tenant' | 'status' | 'total' | 'succeeded' | 'failed' | 'cancelled' | 'remaining' | 'aggregates'> {
+export function batchSummary(batch: BatchCounts): BatchCounts {
   const { id, type, tenant, status, total, succeeded, failed, cancelled, remaining, aggregates } = batch;
   return { id, type, tenant, status, total, succeeded, failed, cancelled, remaining, aggregates };
 }
 
 /** True when every batch completed with no failed or cancelled items. */
-export function allSucceeded(batches: Batch[]): boolean {
+export function allSucceeded(batches: Pick<Batch, 'status' | 'failed' | 'cancelled'>[]): boolean {
   return batches.every((b) => b.status === 'completed' && b.failed === 0 && b.cancelled === 0);
 }

@@ -70,6 +70,10 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
         const sent = await batchline(['submit', '--server', address, '--api-key', token, '--type', 'txn.validate', '--file', join(dir, 'ok.csv'), '--json']);
         expect(sent.code, sent.stderr).toBe(0);
         expect(JSON.parse(sent.stdout)).toMatchObject({ created: true, batches: [{ tenant: 'acme', total: 2 }] });
+        const sentId = JSON.parse(sent.stdout).batches[0].id as string;
+        const waited = await batchline(['status', sentId, '--wait', '--timeout-ms', '20000', '--json', '--server', address, '--api-key', token]);
+        expect(waited.code, waited.stderr).toBe(0);
+        expect(JSON.parse(waited.stdout)).toMatchObject({ batches: [{ id: sentId, status: 'completed', succeeded: 2, aggregates: { amount: '3.00' } }] });
         const bad = await batchline(['submit', '--type', 'txn.validate', '--file', join(dir, 'bad.jsonl')], { env: { BATCHLINE_URL: address, BATCHLINE_API_KEY: token } });
         expect(bad.code).toBe(2);
         expect(bad.stderr).toContain('request body:2: malformed JSON');

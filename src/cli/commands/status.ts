@@ -6,10 +6,12 @@
 import { Command } from 'commander';
 import { isTerminalBatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { allSucceeded, batchSummary, count, EXIT, integer, openBatchline, printJson, table, withDatabase, type DatabaseOptions } from '../common.js';
+import { BatchlineClient } from '../../client/index.js';
+import { allSucceeded, batchSummary, count, EXIT, integer, openBatchline, printJson, table, withDatabase, type BatchCounts } from '../common.js';
 import { ProgressReporter } from '../progress.js';
+import { withServer, type SourceOptions } from '../source.js';
 
-interface StatusOptions extends DatabaseOptions {
+interface StatusOptions extends SourceOptions {
   wait?: boolean;
   json?: boolean;
   limit: number;
@@ -19,7 +21,7 @@ interface StatusOptions extends DatabaseOptions {
 
 /** The `status` command: show batches, optionally until they finish. */
 export function statusCommand(): Command {
-  return withDatabase(
+  return withServer(withDatabase(
     new Command('status')
       .summary('show batches; with --wait, until they finish')
       .description(
@@ -32,7 +34,9 @@ export function statusCommand(): Command {
       .option('--limit <n>', 'how many recent batches to show without ids', integer(1, 1_000), 20)
       .option('--tenant <name>', 'only batches of this tenant')
       .option('--json', 'print the batches as JSON'),
-  ).action(async (ids: string[], options: StatusOptions) => {
+  )).action(async (ids: string[], options: StatusOptions) => {
+    const server = options.server ?? process.env.BATCHLINE_URL;
+    if (server) return statusThroughServer(new BatchlineClient({ baseUrl: server, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY }), ids, options);
     const bl = await openBatchline(options);
     try {
       let batches: Batch[] =
@@ -49,17 +53,40 @@ export function statusCommand(): Command {
         }
         await progress.stop();
       }
-      if (options.json) printJson({ batches: batches.map(batchSummary) });
-      else if (batches.length === 0) console.log('No batches.');
-      else console.log(formatBatches(batches));
-      process.exitCode = batches.every((b) => isTerminalBatchStatus(b.status)) && allSucceeded(batches) ? EXIT.ok : EXIT.failures;
+      report(batches, options);
     } finally {
       await bl.close();
     }
   });
 }
 
-function formatBatches(batches: Batch[]): string {
+function report(batches: BatchCounts[], options: StatusOptions): void {
+  if (options.json) printJson({ batches: batches.map(batchSummary) });
+  else if (batches.length === 0) console.log('No batches.');
+  else console.log(formatBatches(batches));
+  process.exitCode = batches.every((b) => isTerminalBatchStatus(b.status)) && allSucceeded(batches) ? EXIT.ok : EXIT.failures;
+}
+
+/** The same through a server's API: the key decides which batches are visible; --wait polls. */
+async function statusThroughServer(client: BatchlineClient, ids: string[], options: StatusOptions): Promise<void> {
+  const fetchAll = async () =>
+    ids.length > 0
+      ? Promise.all(ids.map((id) => client.getBatch(id)))
+      : (await client.listBatches({ limit: options.limit })).batches.filter((b) => options.tenant === undefined || b.tenant === options.tenant);
+  let batches = await fetchAll();
+  if (options.wait) {
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    while (!batches.every((b) => isTerminalBatchStatus(b.status)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500, Math.max(0, deadline - Date.now()))));
+      batches = await Promise.all(batches.map((b) => client.getBatch(b.id)));
+    }
+    const open = batches.find((b) => !isTerminalBatchStatus(b.status));
+    if (open) console.error(`batchline: batch ${open.id} is still ${open.status} after ${options.timeoutMs} ms (${open.remaining} items left)`);
+  }
+  report(batches, options);
+}
+
+function formatBatches(batches: BatchCounts[]): string {
   const names = [...new Set(batches.flatMap((b) => Object.keys(b.aggregates)))];
   return table(
     ['batch', 'type', 'tenant', 'status', 'total', 'succeeded', 'failed', 'cancelled', 'remaining', ...names],

@@ -142,6 +142,24 @@ export function openApiDocument(version: string): JsonSchema {
       '/batches/{id}/pause': action('pause', 'Pause: running items finish, no new ones start'),
       '/batches/{id}/resume': action('resume', 'Resume a paused batch'),
       '/batches/{id}/retry': action('retry', 'Run the failed items again'),
+      '/events': {
+        get: {
+          operationId: 'streamEvents',
+          summary: 'Server-Sent Events of every batch the key may see; resumable with Last-Event-ID',
+          tags: ['batches'],
+          parameters: [{ name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } }],
+          responses: { '200': { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors },
+        },
+      },
+      '/batches/{id}/events': {
+        get: {
+          operationId: 'streamBatchEvents',
+          summary: 'Server-Sent Events of one batch, starting with a batch:snapshot; resumable with Last-Event-ID',
+          tags: ['batches'],
+          parameters: [idParameter, { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } }],
+          responses: { '200': { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...notFound, ...errors },
+        },
+      },
       '/workers': {
         get: { operationId: 'listWorkers', summary: 'Workers with their last heartbeat', tags: ['system'], responses: { '200': { description: 'Workers', content: { 'application/json': { schema: { type: 'object' } } } }, ...errors } },
       },
@@ -149,10 +167,15 @@ export function openApiDocument(version: string): JsonSchema {
         get: { operationId: 'health', summary: 'Liveness, with workers and batch counts (no key needed)', tags: ['system'], security: [], responses: { '200': ok('Alive', 'Health') } },
       },
       '/ready': {
-        get: { operationId: 'ready', summary: 'Database reachable and migrations current', tags: ['system'], responses: { '200': { description: 'Ready' }, '503': problemResponse('Not ready; the detail says why') } },
+        get: { operationId: 'ready', summary: 'Database reachable and migrations current (no key needed)', tags: ['system'], security: [], responses: { '200': { description: 'Ready' }, '503': problemResponse('Not ready; the detail says why') } },
       },
       '/metrics': {
-        get: { operationId: 'metrics', summary: 'Prometheus metrics', tags: ['system'], responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } },
+        get: {
+          operationId: 'metrics',
+          summary: 'Prometheus metrics (admin keys)',
+          tags: ['system'],
+          responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, '403': problemResponse('A tenant key') },
+        },
       },
     },
   };

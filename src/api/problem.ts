@@ -7,12 +7,13 @@
 
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { BatchlineError, ConflictError } from '../core/errors.js';
+import { BatchlineError, ConflictError, InputError } from '../core/errors.js';
 
 /** The stable codes clients can switch on. */
 export const PROBLEM_CODES = [
   'VALIDATION_ERROR',
   'UNAUTHORIZED',
+  'FORBIDDEN',
   'NOT_FOUND',
   'METHOD_NOT_ALLOWED',
   'CONFLICT',
@@ -53,6 +54,7 @@ export const problemSchema = z.object({
 const TITLES: Record<ProblemCode, [number, string]> = {
   VALIDATION_ERROR: [400, 'Invalid request'],
   UNAUTHORIZED: [401, 'Missing or invalid API key'],
+  FORBIDDEN: [403, 'Needs an admin key'],
   NOT_FOUND: [404, 'Not found'],
   METHOD_NOT_ALLOWED: [405, 'Method not allowed'],
   CONFLICT: [409, 'Conflict with the current state'],
@@ -88,6 +90,7 @@ export function toProblem(error: unknown): Problem {
   if (error instanceof ProblemError) return error.problem;
   if (error instanceof z.ZodError) return problem('VALIDATION_ERROR', 'the request has invalid fields', fieldErrors(error, 'body'));
   if (error instanceof ConflictError) return problem(error.code === 'idempotency_conflict' ? 'IDEMPOTENCY_CONFLICT' : 'CONFLICT', error.message);
+  if (error instanceof InputError) return problem(error.code === 'payload_too_large' ? 'PAYLOAD_TOO_LARGE' : 'VALIDATION_ERROR', error.message);
   if (error instanceof BatchlineError) {
     switch (error.code) {
       case 'not_found':

@@ -8,7 +8,11 @@ import { BATCH_STATUSES, ITEM_STATUSES } from '../core/statuses.js';
 import { submitOptionsSchema } from '../engine/submission.js';
 
 const typeName = z.string().min(1).max(200);
-const batchId = z.string().uuid();
+/** Batch ids, lower-cased (SQLite compares text; PostgreSQL's uuid type does not care). */
+const batchId = z
+  .string()
+  .uuid()
+  .transform((id) => id.toLowerCase());
 
 /** Run options and labels a submission may carry (the tenant comes from the API key). */
 const submitFields = submitOptionsSchema.omit({ tenant: true });
@@ -49,7 +53,7 @@ export const listQuery = z
 export const itemsQuery = z
   .object({
     status: z.enum(ITEM_STATUSES).optional(),
-    after: z.coerce.number().int().min(-1).optional(),
+    after: z.coerce.number().int().min(-1).max(2_147_483_647).optional(),
     limit: z.coerce.number().int().min(1).max(1_000).default(100),
   })
   .strict();

@@ -99,6 +99,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addContentTypeParser(Object.keys(STREAMED), (_request, payload, done) => done(null, payload));
 
   app.setErrorHandler((error, request, reply) => {
+    // A streamed upload that failed part-way leaves body unread; read it to the end so the
+    // client, still sending, gets the answer instead of a reset connection.
+    if (!request.raw.readableEnded) request.raw.resume();
     const p = toProblem(error);
     if (p.status >= 500) request.log.error({ err: error }, 'request failed');
     return sendProblem(reply, p);
@@ -111,11 +114,18 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addHook('preClose', async () => closing.abort());
   const limiter = options.rateLimit === false ? null : new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
   /** Probes that must answer without a key (liveness) or are scraped by infrastructure. */
-  const open = new Set(['/api/v1/health', '/api/v1/openapi.json']);
+  const open = new Set(['/api/v1/health', '/api/v1/ready', '/api/v1/openapi.json']);
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (request, reply) => {
     if (open.has(request.url.split('?')[0]!)) return;
-    request.caller = await auth.authenticate(request);
+    try {
+      request.caller = await auth.authenticate(request);
+    } catch (error) {
+      // Failed attempts are limited per client address, so guessing costs as much as using.
+      const wait = limiter?.take(`unauthenticated ${request.ip}`) ?? 0;
+      if (wait > 0) return sendProblem(reply, problem('RATE_LIMITED', `too many failed requests from this address; retry in ${wait} s`), { 'retry-after': String(wait) });
+      throw error;
+    }
     const wait = limiter?.take(request.caller.keyId ?? request.ip) ?? 0;
     if (wait > 0) {
       return sendProblem(reply, problem('RATE_LIMITED', `more than the allowed requests per second for this ${request.caller.keyId ? 'API key' : 'client'}; retry in ${wait} s`), {
@@ -249,9 +259,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         return reply.code(204).send();
       });
 
-      api.get('/workers', async () => {
+      api.get('/workers', async (request) => {
         const now = Date.now();
-        const workers = await bl.workers();
+        // Rows of workers that stopped without saying so stay until a reconciler prunes them.
+        const workers = (await bl.workers()).filter((w) => now - w.heartbeatAt.getTime() < 30_000);
+        const admin = request.caller.admin;
         return {
           workers: workers.map((w) => ({
             id: w.id,
@@ -261,7 +273,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
             concurrency: w.concurrency,
             processed: w.processed,
             inFlight: w.inFlight,
-            batches: w.batches,
+            // Batch ids of every tenant: only admin keys see them.
+            batches: admin ? w.batches : [],
             startedAt: w.startedAt.toISOString(),
             heartbeatAt: w.heartbeatAt.toISOString(),
             heartbeatAgeSeconds: Math.round((now - w.heartbeatAt.getTime()) / 100) / 10,
@@ -269,7 +282,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         };
       });
 
-      api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+      api.get('/metrics', async (request, reply) => {
+        // Counts cover every tenant: scrapers use an admin key.
+        if (!request.caller.admin) return sendProblem(reply, problem('FORBIDDEN', 'metrics cover every tenant: use an admin key'));
+        return reply.type(metrics.contentType).send(await metrics.metrics());
+      });
 
       api.get('/openapi.json', async () => openApiDocument(version));
 

@@ -50,25 +50,36 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
 
   const lastProgress = new Map<string, number>();
   let lastWrite = Date.now();
-  while (open && !out.destroyed && !closing.aborted) {
-    const { events, cursor: next } = await bl.store.eventsFollow({ after: cursor, tenant: scope.tenant, limit: 500 });
-    for (const event of events) {
-      cursor = event.cursor;
-      if (scope.batchId && event.batchId !== scope.batchId) continue;
-      if (event.type === 'batch:progress' && event.batchId) {
-        const last = lastProgress.get(event.batchId) ?? 0;
-        if (Date.now() - last < PROGRESS_EVERY_MS) continue;
-        lastProgress.set(event.batchId, Date.now());
-      }
-      out.write(message({ id: event.cursor, type: event.type, data: payload(event) }));
-      lastWrite = Date.now();
-    }
-    cursor = next;
-    if (Date.now() - lastWrite >= KEEPALIVE_MS) {
-      out.write(': keepalive\n\n');
-      lastWrite = Date.now();
-    }
-    if (events.length < 500) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  try {
+    await follow();
+  } catch (error) {
+    // The stream cannot report an error any more (its 200 is sent): log it and end the
+    // stream, so the client reconnects with Last-Event-ID.
+    request.log.warn({ err: error }, 'event stream failed; closing it');
+  } finally {
+    out.end();
   }
-  out.end();
+
+  async function follow(): Promise<void> {
+    while (open && !out.destroyed && !closing.aborted) {
+      const { events, cursor: next } = await bl.store.eventsFollow({ after: cursor, tenant: scope.tenant, limit: 500 });
+      for (const event of events) {
+        cursor = event.cursor;
+        if (scope.batchId && event.batchId !== scope.batchId) continue;
+        if (event.type === 'batch:progress' && event.batchId) {
+          const last = lastProgress.get(event.batchId) ?? 0;
+          if (Date.now() - last < PROGRESS_EVERY_MS) continue;
+          lastProgress.set(event.batchId, Date.now());
+        }
+        out.write(message({ id: event.cursor, type: event.type, data: payload(event) }));
+        lastWrite = Date.now();
+      }
+      cursor = next;
+      if (Date.now() - lastWrite >= KEEPALIVE_MS) {
+        out.write(': keepalive\n\n');
+        lastWrite = Date.now();
+      }
+      if (events.length < 500) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
 }

@@ -81,7 +81,8 @@ export function describeFailure(error: unknown): { code: number; message: string
   const message = error instanceof Error ? (process.env.BATCHLINE_DEBUG ? (error.stack ?? error.message) : error.message) : String(error);
   if (error instanceof CliError) return { code: error.exitCode, message };
   // The server refused the request as given (bad input, unknown batch, wrong key): a usage error.
-  if (error instanceof ApiError) return { code: error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429 ? EXIT.usage : EXIT.failures, message };
+  // An unreachable server (status 0) is a usage error, as an unreachable database is.
+  if (error instanceof ApiError) return { code: error.status === 0 || (error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429) ? EXIT.usage : EXIT.failures, message };
   if (error instanceof StoreUnavailableError || (error instanceof BatchlineError && error.code === 'timeout')) return { code: EXIT.failures, message };
   if (error instanceof BatchlineError) return { code: EXIT.usage, message };
   return { code: EXIT.failures, message };

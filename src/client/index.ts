@@ -58,6 +58,8 @@ export interface ClientOptions {
   apiKey?: string;
   /** Replaces the global fetch (tests, proxies). */
   fetch?: typeof fetch;
+  /** How many times a 429 is retried after its Retry-After (default 5; bodies that are streams are never retried). */
+  retries?: number;
 }
 
 type Query = Record<string, string | number | string[] | undefined>;
@@ -180,12 +182,26 @@ export class BatchlineClient {
       if (value === undefined) continue;
       for (const v of [value].flat()) url.searchParams.append(key, String(v));
     }
-    const res = await this.fetchImpl(url, {
+    const request = {
       method,
       body: init.body,
       headers: { accept: 'application/json', ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}), ...init.headers },
       ...(init.duplex ? { duplex: init.duplex } : {}),
-    } as RequestInit);
+    } as RequestInit;
+    const replayable = init.body === undefined || typeof init.body === 'string';
+    let res: Response;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        res = await this.fetchImpl(url, request);
+      } catch (error) {
+        const cause = (error as { cause?: { message?: string } }).cause?.message ?? (error as Error).message;
+        throw new ApiError(0, { type: 'about:blank', title: 'Server unreachable', status: 0, detail: `cannot reach ${this.options.baseUrl}: ${cause}`, code: 'UNAVAILABLE' });
+      }
+      if (res.status !== 429 || !replayable || attempt >= (this.options.retries ?? 5)) break;
+      await res.body?.cancel();
+      const wait = Number(res.headers.get('retry-after') ?? 1);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(60, Number.isFinite(wait) ? wait : 1) * 1000));
+    }
     if (res.ok) return res;
     const text = await res.text();
     let problem: Problem;

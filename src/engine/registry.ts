@@ -27,7 +27,8 @@ export interface Processor {
   options: ProcessorOptions;
 }
 
-export const backoffSchema = z.object({ baseMs: z.number().int().min(0), maxMs: z.number().int().min(0) }).strict();
+/** Delays are stored as 32-bit integers (about 24 days at most). */
+export const backoffSchema = z.object({ baseMs: z.number().int().min(0).max(2_147_483_647), maxMs: z.number().int().min(0).max(2_147_483_647) }).strict();
 
 /** Validates processor options; the same limits apply to a batch's options at submit. */
 export const processorOptionsSchema = z

@@ -5,7 +5,7 @@
  */
 
 import { createReadStream } from 'node:fs';
-import { pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { access } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -153,21 +153,36 @@ export interface StreamSource extends AsyncIterable<unknown> {
   where(index: number): string;
 }
 
+/** Longest line or CSV record an upload may have: an item's limit (1 MiB) with room for its framing. */
+const MAX_LINE_CHARS = 2 << 20;
+
+/** The stream's own failure (a dropped connection), as an input error: it is the client's, not the database's. */
+function bodyEnded(error: unknown, where: string): InputError {
+  return new InputError(`the request body ended early: ${(error as Error).message}`, { where, code: 'body_aborted', cause: error });
+}
+
 /**
  * Reads CSV or NDJSON items from a stream in one pass, for uploads. A stream that errors or
  * ends early (a dropped connection) makes iteration throw, so a submission reading it rolls
- * back. `label` names the source in errors (`request body:17`).
+ * back. Stopping early (a bad line) leaves the stream undestroyed, so the server can still
+ * drain it and answer. A line longer than 2 MiB is refused (payload_too_large) without
+ * buffering more. `label` names the source in errors (`request body:17`).
  */
 export function streamItems(input: Readable, format: FileFormat, label = 'request body'): StreamSource {
   let line = 0;
   const where = () => `${label}:${line}`;
+  let inputError: unknown;
+  input.once('error', (error) => (inputError = error));
   if (format === 'csv') {
     return {
       where,
       async *[Symbol.asyncIterator]() {
-        const parser = parse({ ...CSV_OPTIONS, columns: true, info: true });
-        // pipeline (unlike pipe) hands an input error to the parser, which ends the loop below.
-        pipeline(input, parser, () => {});
+        const parser = parse({ ...CSV_OPTIONS, columns: true, info: true, max_record_size: MAX_LINE_CHARS });
+        // pipe, not pipeline: a parse error must not destroy the request (the answer still has
+        // to be written); an input error is handed to the parser by hand.
+        input.pipe(parser);
+        input.once('error', (error) => parser.destroy(error));
+        input.once('aborted', () => parser.destroy(new Error('aborted')));
         try {
           for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
             line = info.lines;
@@ -176,10 +191,12 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
         } catch (error) {
           const lines = (error as { lines?: number }).lines;
           if (typeof lines === 'number') line = lines;
-          if ((error as { code?: string }).code?.startsWith('CSV_')) {
-            throw new InputError(`malformed CSV: ${(error as Error).message}`, { where: where(), code: 'malformed_csv', cause: error });
-          }
-          throw error;
+          const code = (error as { code?: string }).code;
+          if (code === 'CSV_MAX_RECORD_SIZE') throw new InputError(`a CSV record is longer than ${MAX_LINE_CHARS} characters`, { where: where(), code: 'payload_too_large' });
+          if (code?.startsWith('CSV_')) throw new InputError(`malformed CSV: ${(error as Error).message}`, { where: where(), code: 'malformed_csv', cause: error });
+          throw bodyEnded(inputError ?? error, where());
+        } finally {
+          input.unpipe(parser);
         }
       },
     };
@@ -194,13 +211,22 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
         const text = line === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
         return text.trim() === '' ? undefined : parseJsonLine(text, where());
       };
-      for await (const chunk of input as AsyncIterable<string>) {
-        const lines = (rest + chunk).split('\n');
-        rest = lines.pop()!;
-        for (const raw of lines) {
-          const value = lineOf(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
-          if (value !== undefined) yield value;
+      try {
+        for await (const chunk of input.iterator({ destroyOnReturn: false }) as AsyncIterable<string>) {
+          const lines = (rest + chunk).split('\n');
+          rest = lines.pop()!;
+          if (rest.length > MAX_LINE_CHARS) {
+            line++;
+            throw new InputError(`a line is longer than ${MAX_LINE_CHARS} characters`, { where: where(), code: 'payload_too_large' });
+          }
+          for (const raw of lines) {
+            const value = lineOf(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
+            if (value !== undefined) yield value;
+          }
         }
+      } catch (error) {
+        if (error instanceof InputError) throw error;
+        throw bodyEnded(error, where());
       }
       const value = lineOf(rest);
       if (value !== undefined) yield value;

@@ -185,6 +185,19 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
   });
 
+  it('answers a bad line deep in a large upload with a problem, not a reset connection', async () => {
+    const before = (await bl.listBatches({ limit: 500 })).length;
+    const lines = Array.from({ length: 200_000 }, (_, n) => (n === 150 ? '{broken' : `{"n":${n},"pad":"${'x'.repeat(40)}"}`));
+    const bad = await raw(base, 'POST', '/batches?type=echo', { body: lines.join('\n'), headers: { 'content-type': 'application/x-ndjson' } });
+    expect(bad).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR' } });
+    expect(bad.body.detail).toContain('request body:151');
+    const long = await raw(base, 'POST', '/batches?type=echo', { body: `{"n":1}\n{"s":"${'y'.repeat(3 << 20)}"}\n`, headers: { 'content-type': 'application/x-ndjson' } });
+    expect(long).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
+    const longCsv = await raw(base, 'POST', '/batches?type=echo', { body: `a,b\n1,"${'z'.repeat(3 << 20)}"\n`, headers: { 'content-type': 'text/csv' } });
+    expect(longCsv).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
+    expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
+  });
+
   it('creates nothing when the connection drops mid-upload', async () => {
     const before = (await bl.listBatches({ limit: 500 })).length;
     const { port } = new URL(base);
@@ -345,6 +358,13 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       const res = await raw(base, 'GET', '/batches', { headers });
       expect([headers, res.status, res.body.code]).toEqual([headers, 401, 'UNAUTHORIZED']);
     }
+    // Metrics and other tenants' batch ids in /workers are for admin keys only.
+    const metrics = await raw(base, 'GET', '/metrics', { headers: { authorization: `Bearer ${globex.token}` } });
+    expect(metrics).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    expect((await fetch(`${base}/api/v1/metrics`, { headers: { authorization: `Bearer ${admin.token}` } })).status).toBe(200);
+    const tenantWorkers = (await raw(base, 'GET', '/workers', { headers: { authorization: `Bearer ${globex.token}` } })).body.workers;
+    expect(tenantWorkers.every((w: { batches: string[] }) => w.batches.length === 0)).toBe(true);
+    expect((await raw(base, 'GET', '/ready')).status).toBe(200);
     await bl.store.keyRevoke({ id: acme.key.id });
     await expect(as(acme.token).listBatches()).rejects.toMatchObject({ status: 401 });
     // Liveness needs no key.

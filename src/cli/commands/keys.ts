@@ -7,7 +7,8 @@
 import { Command } from 'commander';
 import { createKey } from '../../api/keys.js';
 import type { ApiKey } from '../../core/types.js';
-import { openBatchline, printJson, table, withDatabase, type DatabaseOptions } from '../common.js';
+import { submitOptionsSchema } from '../../engine/submission.js';
+import { CliError, EXIT, openBatchline, printJson, table, withDatabase, type DatabaseOptions } from '../common.js';
 
 interface JsonOption extends DatabaseOptions {
   json?: boolean;
@@ -30,6 +31,8 @@ export function keysCommand(): Command {
     )
       .exitOverride()
       .action(async (options: JsonOption & { tenant: string; admin?: boolean; name?: string }) => {
+      const tenant = submitOptionsSchema.shape.tenant.safeParse(options.tenant);
+      if (!tenant.success) throw new CliError(`--tenant ${JSON.stringify(options.tenant)}: ${tenant.error.issues[0]!.message}`, EXIT.usage);
       const bl = await openBatchline(options);
       try {
         const { key, token } = await createKey(bl.store, { tenant: options.tenant, admin: Boolean(options.admin), ...(options.name ? { name: options.name } : {}) });

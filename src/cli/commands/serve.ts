@@ -16,6 +16,7 @@ interface ServeOptions extends DatabaseOptions {
   port: number;
   workers: boolean;
   concurrency: number;
+  rateLimit: number;
   shutdownMs: number;
 }
 
@@ -40,6 +41,7 @@ export function serveCommand(): Command {
       .option('--port <n>', 'port to listen on (0: any free port)', integer(0, 65_535), 7700)
       .option('--no-workers', 'serve the API only; run workers elsewhere (batchline worker)')
       .option('--concurrency <n>', 'items running at once in this process', integer(1, 10_000), 10)
+      .option('--rate-limit <n>', 'requests per second per API key (bursts of twice that); 0 turns the limit off', integer(0), 100)
       .option('--shutdown-ms <ms>', 'how long requests and running items get to finish after a signal', integer(0), 10_000),
     'info',
   ).action(async (options: ServeOptions) => {
@@ -54,7 +56,11 @@ export function serveCommand(): Command {
       }
       const types = options.workers && options.processors ? await defineProcessors(bl, options.processors) : [];
       if (options.workers && !options.processors) bl.logger.warn('no --processors given: serving the API without workers');
-      const app = await createServer({ batchline: bl, logger: bl.logger });
+      const app = await createServer({
+        batchline: bl,
+        logger: bl.logger,
+        rateLimit: options.rateLimit === 0 ? false : { perSecond: options.rateLimit, burst: options.rateLimit * 2 },
+      });
       const address = await app.listen({ host: options.host, port: options.port });
       if (types.length > 0) await bl.start({ concurrency: options.concurrency, handleSignals: false });
       // Tests and scripts read the address from this line (with --port 0 it is the only way to know it).

@@ -4,7 +4,7 @@
  */
 
 import pg from 'pg';
-import { NotFoundError, StoreUnavailableError } from '../../core/errors.js';
+import { InputError, NotFoundError, StoreUnavailableError } from '../../core/errors.js';
 import { isBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import type { EventType } from '../../core/types.js';
@@ -88,8 +88,14 @@ export class PgConnection {
   /** Driver error → our error: unreachable databases become StoreUnavailableError. */
   translate(error: unknown): unknown {
     const code = (error as { code?: string }).code;
+    if (error instanceof InputError) return error;
     if (code && (UNAVAILABLE_CODES.has(code) || SOCKET_CODES.has(code))) {
       return new StoreUnavailableError(`cannot use ${this.description}: ${(error as Error).message}`, { cause: error });
+    }
+    // Class 22, data exceptions: a value PostgreSQL cannot take (a NUL in text, an integer out
+    // of range, a malformed cursor). The input was wrong, not the database.
+    if (code?.startsWith('22') && error instanceof pg.DatabaseError) {
+      return new InputError(`PostgreSQL cannot take a value of this request: ${error.message}`, { code: 'invalid_value', cause: error });
     }
     return error;
   }

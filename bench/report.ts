@@ -155,15 +155,6 @@ function peersSection(file: string, saved: PeerResults): string[] {
         ? '| system | small batch done after | runs | ratio | big batch submit | worker peak RSS | outcome |'
         : '| system | total | submit | process | items/s | runs (total) | ratio | worker peak RSS | outcome |',
       w5 ? '| --- | ---: | --- | ---: | ---: | ---: | --- |' : '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |',
-      ...(saved.failures ?? [])
-        .filter((f) => f.workload === w.id && !rows.some((r) => r.system === f.system))
-        .filter((f, i, all) => all.findIndex((g) => g.system === f.system) === i)
-        .map((f) => {
-          const n = (saved.failures ?? []).filter((g) => g.workload === w.id && g.system === f.system).length;
-          const name = `${f.system} ${saved.versions[f.system] ?? ''}`.trim();
-          const text = `**no result** in ${n} of ${saved.repeats} run(s): ${f.error}`;
-          return w5 ? `| ${name} | - | - | - | - | - | ${text} |` : `| ${name} | - | - | - | - | - | - | - | ${text} |`;
-        }),
       ...rows.map((r) => {
         const runs = r.runs.map((v) => (v === null ? 'not done' : fmt(v))).join(', ');
         const rat = r.system === 'batchline' || !ours ? '' : ratio(primary(ours), primary(r));
@@ -174,6 +165,15 @@ function peersSection(file: string, saved: PeerResults): string[] {
           ? `| ${name} | ${r.smallBatchMs === null ? `not within ${ms(w.timeoutMs)}` : ms(r.smallBatchMs)} | ${runs} | ${rat} | ${ms(r.submitMs)} | ${r.workerRssMb ?? '-'} MB | ${note} |`
           : `| ${name} | ${ms(r.totalMs)} | ${ms(r.submitMs)} | ${ms(r.processMs)} | ${fmt(r.itemsPerSecond)} | ${runs} | ${rat} | ${r.workerRssMb ?? '-'} MB | ${note} |`;
       }),
+      ...(saved.failures ?? [])
+        .filter((f) => f.workload === w.id && !rows.some((r) => r.system === f.system))
+        .filter((f, i, all) => all.findIndex((g) => g.system === f.system) === i)
+        .map((f) => {
+          const n = (saved.failures ?? []).filter((g) => g.workload === w.id && g.system === f.system).length;
+          const name = `${f.system} ${saved.versions[f.system] ?? ''}`.trim();
+          const text = `**no result** in ${n} of ${saved.repeats} run(s): ${f.error}`;
+          return w5 ? `| ${name} | - | - | - | - | - | ${text} |` : `| ${name} | - | - | - | - | - | - | - | ${text} |`;
+        }),
       '',
     );
   }

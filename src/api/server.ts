@@ -14,7 +14,7 @@
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { progressOf } from '../core/progress.js';
@@ -86,7 +86,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const auth = new Authenticator(bl.store, options.defaultTenant ?? 'default');
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger | undefined,
-    disableRequestLogging: !options.logger,
+    // Requests are counted by /metrics; logging each one would drown the worker's log.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 16 << 20,
     routerOptions: { ignoreTrailingSlash: true },
     // Errors Fastify raises before routing (a malformed URL such as /batches/%) get problems too.

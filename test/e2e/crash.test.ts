@@ -80,7 +80,14 @@ describe.each(storeKinds)('crash test: %s', (kind) => {
 
     const debug = (what: string) => process.env.CRASH_DEBUG && console.log(new Date().toISOString(), what);
     debug('work done');
-    // Workers still alive stop gracefully on SIGTERM and exit 0.
+    // Workers still alive stop gracefully on SIGTERM and exit 0. A replacement started by
+    // the last kill may still be booting (a process killed while Node loads its modules dies
+    // of the signal, as any process would): wait until each has registered its heartbeat.
+    await Promise.all(
+      workers.map(async (w) => {
+        for (let i = 0; i < 600 && !(await bl.workers()).some((info) => info.pid === w.pid); i++) await sleep(50);
+      }),
+    );
     const codes = await Promise.all(
       workers.map(async (w) => {
         w.kill('SIGTERM');

@@ -32,8 +32,29 @@ export function workerCommand(): Command {
       .option('--shutdown-ms <ms>', 'how long running items get to finish after a signal', integer(0), 10_000),
     'info',
   ).action(async (options: WorkerCommandOptions) => {
-    const bl = await openBatchline(options);
+    // A signal while the worker starts (opening the database, loading processors) is held
+    // and delivered once the worker's own handlers are in place, so it stops gracefully with
+    // exit 0 instead of dying mid-start.
+    let early: NodeJS.Signals | undefined;
+    // Held only while nothing else listens: once the worker's handlers are in, they take it.
+    const hold = (signal: NodeJS.Signals) => {
+      if (process.listenerCount(signal) === 1) early ??= signal;
+    };
+    process.on('SIGTERM', hold);
+    process.on('SIGINT', hold);
+    const release = () => {
+      process.off('SIGTERM', hold);
+      process.off('SIGINT', hold);
+    };
+    let bl;
+    try {
+      bl = await openBatchline(options);
+    } catch (error) {
+      release();
+      throw error;
+    }
     const types = await defineProcessors(bl, options.processors).catch(async (error) => {
+      release();
       await bl.close();
       throw error;
     });
@@ -45,6 +66,8 @@ export function workerCommand(): Command {
       handleSignals: true,
       shutdownMs: options.shutdownMs,
     });
+    release();
+    if (early) process.kill(process.pid, early);
     bl.logger.info({ types, concurrency: options.concurrency, store: bl.store.description }, 'worker running; SIGTERM or SIGINT stops it');
     // The signal handlers are one-shot: a second signal while stopping ends the process at once.
     const signal = await stopped;

@@ -181,7 +181,10 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     const worker = new Worker(this.store, this.registry, this.logger, workerOptions, {
       onFinished: (batches) => this.finished(batches),
       onLeaseLost: (chunk) => this.emit('worker:lease-lost', chunk),
-      onItem: (item) => this.emit('worker:item', item),
+      // Per item, on the hot path: build the event only when someone listens (metrics).
+      onItem: (type, outcome, ms) => {
+        if (this.listenerCount('worker:item') > 0) this.emit('worker:item', { type, outcome, ms });
+      },
     });
     await worker.start();
     this.worker = worker;

@@ -77,7 +77,7 @@ export type ItemOutcome = 'succeeded' | 'failed' | 'retried' | 'cancelled';
 export interface WorkerHooks {
   onFinished?: (batches: Batch[]) => void;
   /** After every item run, with its outcome and duration (metrics). */
-  onItem?: (item: { type: string; outcome: ItemOutcome; ms: number }) => void;
+  onItem?: (type: string, outcome: ItemOutcome, ms: number) => void;
   onLeaseLost?: (chunk: { chunkId: number; batchId: string }) => void;
 }
 
@@ -384,7 +384,7 @@ export class Worker {
 
     if (!run.closed) {
       const outcome = threw ? this.recordFailure(run, slot, error) : this.recordSuccess(run, slot, value, ctx);
-      this.hooks.onItem?.({ type, outcome, ms: elapsed });
+      this.hooks.onItem?.(type, outcome, elapsed);
       if (run.complete) this.committer.enqueue(run.commit('done', now));
       else if (run.stopped && run.running === 0) this.closeStopped(run);
     }
@@ -398,10 +398,6 @@ export class Worker {
   }
 
   private recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext): ItemOutcome {
-    const invalid = (message: string): ItemOutcome => {
-      run.fail(slot, { kind: 'invalid_result', message });
-      return 'failed';
-    };
     if (value === undefined) {
       run.succeed(slot, undefined, ctx.aggregates);
       return 'succeeded';
@@ -410,15 +406,21 @@ export class Worker {
     try {
       json = JSON.stringify(value);
     } catch (error) {
-      return invalid(`the result is not JSON-serialisable: ${(error as Error).message}`);
+      return this.invalidResult(run, slot, `the result is not JSON-serialisable: ${(error as Error).message}`);
     }
-    if (json === undefined) return invalid(`the result (${typeof value}) is not JSON-serialisable`);
+    if (json === undefined) return this.invalidResult(run, slot, `the result (${typeof value}) is not JSON-serialisable`);
     if (json.length > this.settings.maxResultBytes / 3 && Buffer.byteLength(json) > this.settings.maxResultBytes) {
-      return invalid(`the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${this.settings.maxResultBytes}`);
+      return this.invalidResult(run, slot, `the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${this.settings.maxResultBytes}`);
     }
     run.succeed(slot, json, ctx.aggregates);
     return 'succeeded';
   }
+
+  private invalidResult(run: ChunkRun, slot: number, message: string): ItemOutcome {
+    run.fail(slot, { kind: 'invalid_result', message });
+    return 'failed';
+  }
+
 
 
   private recordFailure(run: ChunkRun, slot: number, error: unknown): ItemOutcome {

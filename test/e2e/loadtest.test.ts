@@ -6,7 +6,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchline, exited, spawnBatchline } from '../helpers/cli.js';
+import { batchline, exited, serveAddress, spawnBatchline } from '../helpers/cli.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
 const PROCESSORS = fileURLToPath(new URL('../../dist/cli/loadtest-processors.js', import.meta.url));
@@ -20,16 +20,7 @@ describe(`loadtest against serve (${kind})`, () => {
   beforeAll(async () => {
     db = await freshDatabase(kind);
     server = spawnBatchline(['serve', '--port', '0', '--processors', PROCESSORS, '--database', db.database, ...(db.schema ? ['--schema', db.schema] : [])]);
-    address = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start:\n${server.output()}`)), 30_000);
-      server.stdout!.on('data', () => {
-        const match = /listening on (http:\/\/\S+)/.exec(server.output());
-        if (match) {
-          clearTimeout(timer);
-          resolve(match[1]!);
-        }
-      });
-    });
+    address = await serveAddress(server);
   });
   afterAll(async () => {
     server?.kill('SIGTERM');

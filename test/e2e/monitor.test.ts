@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
+import { batchline, exited, FIXTURE_PROCESSORS, serveAddress, spawnBatchline } from '../helpers/cli.js';
 
 describe('monitor', () => {
   let dir: string;
@@ -76,16 +76,7 @@ describe('monitor', () => {
   it('watches through a server\'s API with --server', async () => {
     const server = spawnBatchline(['serve', '--port', '0', '--processors', FIXTURE_PROCESSORS, ...db]);
     try {
-      const address = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`serve did not start:\n${server.output()}`)), 30_000);
-        server.stdout!.on('data', () => {
-          const match = /listening on (http:\/\/\S+)/.exec(server.output());
-          if (match) {
-            clearTimeout(timer);
-            resolve(match[1]!);
-          }
-        });
-      });
+      const address = await serveAddress(server);
       const id = await submit(good);
       const out = await batchline(['monitor', id, '--server', address, '--timeout', '60s', '--interval', '200ms', '--json']);
       expect(out.code).toBe(0);

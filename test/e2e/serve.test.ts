@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchlineClient } from '../../src/client/index.js';
-import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
+import { batchline, exited, FIXTURE_PROCESSORS, serveAddress, spawnBatchline } from '../helpers/cli.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
 describe.each(storeKinds)('serve and keys: %s', (kind) => {
@@ -42,16 +42,7 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
 
     const server = spawnBatchline(['serve', '--port', '0', '--processors', FIXTURE_PROCESSORS, ...dbArgs]);
     try {
-      const address = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`serve did not start:\n${server.output()}`)), 30_000);
-        server.stdout!.on('data', () => {
-          const match = /listening on (http:\/\/\S+)/.exec(server.output());
-          if (match) {
-            clearTimeout(timer);
-            resolve(match[1]!);
-          }
-        });
-      });
+      const address = await serveAddress(server);
       const client = new BatchlineClient({ baseUrl: address, apiKey: token });
       const batch = await client.createBatch({ type: 'txn.validate', items: [{ id: 1, amount: '1.25' }, { id: 2, amount: '2.50' }, { id: 3, amount: '-1.00' }] });
       let got = await client.getBatch(batch.id);

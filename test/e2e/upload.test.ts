@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchlineClient } from '../../src/client/index.js';
-import { exited, spawnBatchline } from '../helpers/cli.js';
+import { exited, serveAddress, spawnBatchline } from '../helpers/cli.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
 const ROWS = 1_000_000;
@@ -42,16 +42,7 @@ describe.each(storeKinds)('1,000,000-row upload: %s', (kind) => {
     server = spawnBatchline(['serve', '--port', '0', '--no-workers', '--database', db.database, ...(db.schema ? ['--schema', db.schema] : [])], {
       env: { NODE_OPTIONS: '--max-old-space-size=64' },
     });
-    address = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start:\n${server.output()}`)), 30_000);
-      server.stdout!.on('data', () => {
-        const match = /listening on (http:\/\/\S+)/.exec(server.output());
-        if (match) {
-          clearTimeout(timer);
-          resolve(match[1]!);
-        }
-      });
-    });
+    address = await serveAddress(server);
   });
   afterAll(async () => {
     server?.kill('SIGTERM');

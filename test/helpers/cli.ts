@@ -57,3 +57,19 @@ export function exited(child: ChildProcess): Promise<{ code: number | null; sign
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
+
+/** Resolves with the address `batchline serve` prints once it listens (fails after 30 s with its output). */
+export function serveAddress(server: ChildProcess & { output: () => string }): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${server.output()}`)), 30_000);
+    const check = () => {
+      const match = /listening on (http:\/\/\S+)/.exec(server.output());
+      if (match) {
+        clearTimeout(timer);
+        server.stdout!.off('data', check);
+        resolve(match[1]!);
+      }
+    };
+    server.stdout!.on('data', check);
+  });
+}

@@ -10,11 +10,10 @@
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
 import { Batchline } from '../../../src/index.js';
 import { applyTransaction, type Transaction } from '../../../src/cli/demo-data.js';
 import type { EffectCheck } from '../effects.js';
-import { assertIdentifier, type Payload, type System, type SystemSettings } from './system.js';
+import { assertIdentifier, execute, type Payload, type System, type SystemSettings } from './system.js';
 
 const SCHEMA = assertIdentifier('batchline_bench');
 const TYPE = 'bench';
@@ -46,10 +45,7 @@ export const batchline: System & { check(settings: SystemSettings, batchId: stri
   },
 
   async reset(settings) {
-    const client = new pg.Client({ connectionString: settings.pgUrl });
-    await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-    await client.end();
+    await execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
     // Migrate now, so neither side races to create the schema during the run.
     await (await open(settings)).close();
   },

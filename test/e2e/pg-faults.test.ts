@@ -8,7 +8,9 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { formatCents } from '../../src/core/decimal.js';
+import { StoreUnavailableError } from '../../src/core/errors.js';
 import { Batchline } from '../../src/index.js';
+import { PgConnection } from '../../src/store/postgres/connection.js';
 import { sleep } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
 import { freshDatabase, pgUrl } from '../helpers/stores.js';
@@ -62,4 +64,33 @@ describe.skipIf(!pgUrl)('postgres connection failures', () => {
       await location.cleanup();
     }
   }, 180_000);
+
+  it('survives a connection that dies the instant the pool hands it out', async () => {
+    // The race behind an uncaught 'error' seen in CI: a FATAL arriving in the same socket read
+    // as a new connection's startup reply is handled after the pool stopped listening for the
+    // client's errors and before tx() could start. Delivered here at exactly that point.
+    const pool = new pg.Pool({ connectionString: pgUrl!, max: 2 });
+    const connection = new PgConnection(pool, { url: pgUrl!, schema: 'public', display: 'test' });
+    let threw: unknown = null;
+    pool.once('acquire', (client) => {
+      queueMicrotask(() => {
+        const fatal = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01', severity: 'FATAL' });
+        try {
+          (client as unknown as { connection: { emit: (event: string, error: Error) => void } }).connection.emit('errorMessage', fatal);
+        } catch (error) {
+          threw = error;
+        }
+      });
+    });
+    try {
+      const failed = await connection.tx(async (client) => client.query('SELECT 1')).catch((error: unknown) => error);
+      expect(threw).toBeNull();
+      expect(failed).toBeInstanceOf(StoreUnavailableError);
+      expect((failed as Error).message).toMatch(/terminating connection/);
+      // The dead client left the pool; the next transaction gets a live one.
+      expect(await connection.tx(async (client) => (await client.query('SELECT 2 AS n')).rows[0].n)).toBe(2);
+    } finally {
+      await pool.end();
+    }
+  });
 });

@@ -83,7 +83,18 @@ export class PgConnection {
     this.description = options.display;
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => {});
+    // Nor may one that dies while checked out. The pool stops listening for a client's errors
+    // the moment it hands the client out, and a connection can die in that very instant (its
+    // FATAL in the same socket read as its startup reply, before tx() could listen): seen as
+    // an uncaught 'error' when pg_terminate_backend hit new connections. So every client is
+    // listened to for its whole life, and tx() reports what killed it.
+    this.pool.on('connect', (client) => {
+      client.on('error', (error) => this.deaths.set(client, error));
+    });
   }
+
+  /** The error that broke each client, kept until the client is collected. */
+  private readonly deaths = new WeakMap<pg.PoolClient | pg.Client, Error>();
 
   /** Driver error → our error: unreachable databases become StoreUnavailableError. */
   translate(error: unknown): unknown {
@@ -127,12 +138,6 @@ export class PgConnection {
         throw this.translate(error);
       }
       let broken: Error | undefined;
-      // The pool stops listening for a client's errors while it is checked out; a connection
-      // that dies between two statements would otherwise throw an unhandled 'error' event.
-      const onError = (error: Error) => {
-        broken = this.translate(error) as Error;
-      };
-      client.on('error', onError);
       try {
         await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);
         const result = await fn(client);
@@ -140,14 +145,14 @@ export class PgConnection {
         return result;
       } catch (error) {
         // If the connection died between statements, that is the error worth reporting.
-        const translated = broken ?? this.translate(error);
+        const death = this.deaths.get(client);
+        const translated = death ? this.translate(death) : this.translate(error);
         // A connection that failed under us is destroyed rather than returned to the pool.
         if (translated instanceof StoreUnavailableError) broken = translated;
         else await client.query('ROLLBACK').catch(() => {});
         const code = (error as { code?: string }).code;
         if (!(code && RETRY_CODES.has(code) && attempt < maxAttempts)) throw translated;
       } finally {
-        client.off('error', onError);
         client.release(broken);
       }
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));

@@ -21,7 +21,8 @@ export interface ProgressOptions {
 export class ProgressReporter {
   private timer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
-  private lastPrinted = 0;
+  /** When a line was last printed (not on a terminal: one every 5 s, the first after 5 s). */
+  private lastPrinted = Date.now();
   private readonly stream: NodeJS.WriteStream;
   private readonly live: boolean;
   private rendering = false;

@@ -26,8 +26,8 @@ describe('monitor', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const submit = async (file: string, type = 'txn.validate') => {
-    const out = await batchline(['submit', '--type', type, '--file', file, '--json', ...db]);
+  const submit = async (file: string, type = 'txn.validate', database = db) => {
+    const out = await batchline(['submit', '--type', type, '--file', file, '--json', ...database]);
     expect(out.code).toBe(0);
     return JSON.parse(out.stdout).batches[0].id as string;
   };
@@ -40,15 +40,15 @@ describe('monitor', () => {
   });
 
   it('exits 1 when the timeout passes with work remaining, naming what is incomplete', async () => {
-    const orphan = await submit(good, 'nobody.runs.this');
-    const out = await batchline(['monitor', orphan, '--timeout', '1s', '--interval', '200ms', ...db]);
+    // A database of its own: the batch nobody runs must not be watched by `--all` below.
+    const own = ['--database', join(dir, 'orphan.sqlite')];
+    const orphan = await submit(good, 'nobody.runs.this', own);
+    const out = await batchline(['monitor', orphan, '--timeout', '1s', '--interval', '200ms', ...own]);
     expect(out.code).toBe(1);
     expect(out.stderr).toContain(`incomplete after 1s: ${orphan} (queued, 200 remaining)`);
-    const snapshot = await batchline(['monitor', orphan, '--no-follow', '--json', ...db]);
+    const snapshot = await batchline(['monitor', orphan, '--no-follow', '--json', ...own]);
     expect(snapshot.code).toBe(1);
     expect(JSON.parse(snapshot.stdout)).toMatchObject({ ok: false, remaining: 200, incomplete: [orphan] });
-    await batchline(['migrate', 'down', '--steps', '2', ...db]);
-    await batchline(['migrate', ...db]);
   });
 
   it('exits 0 once every watched batch has nothing left, and 1 with --fail-on-failed when items failed', async () => {

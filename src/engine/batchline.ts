@@ -29,7 +29,8 @@ import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { Registry, type Handler, type ProcessorOptions } from './registry.js';
 import { countItems, openFile, type FileFormat } from './sources.js';
 import { DEFAULT_LIMITS, newBatch, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
-import { type ItemOutcome, Worker, type WorkerOptions } from './worker.js';
+import type { ItemOutcome } from './item-outcomes.js';
+import { Worker, type WorkerOptions } from './worker.js';
 
 export interface BatchlineOptions {
   /** `postgres://…` for PostgreSQL, a file path (or `sqlite:path`) for SQLite; default `DATABASE_URL`, then ./.batchline/batchline.db. */

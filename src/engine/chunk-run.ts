@@ -32,6 +32,14 @@ export class ChunkRun {
   closed = false;
   /** Local time after which no item may start unless a renewal moves it. */
   startDeadline: number;
+  /**
+   * Slots at or after this may not start yet: on a chunk's final attempt the worker first
+   * writes a start mark this far (ChunkCommit.startedBefore), so that a crash fails only the
+   * items that may have run. Infinity when no mark is needed.
+   */
+  startLimit = Infinity;
+  /** A start mark is being written. */
+  markPending = false;
   lastCommitAt: number;
   /** Commit number the next commit builds on (each commit advances it by one). */
   private commitNo: number;
@@ -71,18 +79,36 @@ export class ChunkRun {
     return this.lease.seqs ? this.lease.seqs[slot]! : this.lease.seq0! + slot;
   }
 
+  /** The slot takeSlot() would return next, or -1. */
+  peekSlot(): number {
+    while (this.cursor < this.lease.n && this.entries[this.cursor] !== null) this.cursor++;
+    return this.cursor < this.lease.n ? this.cursor : -1;
+  }
+
   /** The next unrecorded, unstarted slot, or -1; marks it started. */
   takeSlot(): number {
-    while (this.cursor < this.lease.n) {
-      const slot = this.cursor++;
-      if (this.entries[slot] === null) {
-        this.unstarted--;
-        this.running++;
-        this.started++;
-        return slot;
-      }
+    const slot = this.peekSlot();
+    if (slot < 0) return -1;
+    this.cursor++;
+    this.unstarted--;
+    this.running++;
+    this.started++;
+    return slot;
+  }
+
+  /**
+   * Hands every unstarted slot from `from` on to a retry chunk that is runnable at once, as
+   * items that have used `attemptsUsed` attempts: the previous lease's start mark shows they
+   * never ran under it, so the attempt this lease took for them is not theirs to lose.
+   */
+  moveUnstarted(from: number, attemptsUsed: number): void {
+    for (let slot = Math.max(from, this.cursor); slot < this.lease.n; slot++) {
+      if (this.entries[slot] !== null) continue;
+      this.entries[slot] = `{"s":"moved","a":${attemptsUsed}}`;
+      this.unstarted--;
+      this.delta.moved++;
+      this.addRetry(slot, 'unstarted', attemptsUsed, 0);
     }
-    return -1;
   }
 
   /** True when every slot is recorded and nothing runs: the chunk can close as done. */
@@ -122,9 +148,13 @@ export class ChunkRun {
   retry(slot: number, delayMs: number, groupKey: string): void {
     this.record(slot, `{"s":"moved","a":${this.lease.attempt}}`);
     this.delta.moved++;
+    this.addRetry(slot, groupKey, this.lease.attempt, delayMs);
+  }
+
+  private addRetry(slot: number, groupKey: string, attempt: number, delayMs: number): void {
     let group = this.retries.get(groupKey);
     if (!group) {
-      group = { attempt: this.lease.attempt, delayMs, seqs: [], payloads: '', payloadList: [] };
+      group = { attempt, delayMs, seqs: [], payloads: '', payloadList: [] };
       this.retries.set(groupKey, group);
     }
     group.seqs.push(this.seqOf(slot));
@@ -143,7 +173,7 @@ export class ChunkRun {
   }
 
   /** Builds the commit of everything since the last one and resets the deltas. */
-  commit(close: ChunkCommit['close'], now: number, extra: Pick<ChunkCommit, 'unused' | 'error'> = {}): ChunkCommit {
+  commit(close: ChunkCommit['close'], now: number, extra: Pick<ChunkCommit, 'unused' | 'error' | 'startedBefore'> = {}): ChunkCommit {
     const aggregates = Object.fromEntries([...this.aggregates].map(([name, sum]) => [name, formatDecimal(sum)]));
     const retries: RetryChunk[] = [...this.retries.values()].map(({ payloadList, ...r }) => ({
       ...r,

@@ -42,6 +42,9 @@ function merge(older: ChunkCommit, newer: ChunkCommit): ChunkCommit {
     },
     aggregates: mergeAggregates(older.aggregates, newer.aggregates),
     retries: [...older.retries, ...newer.retries],
+    startedBefore: older.startedBefore === undefined || newer.startedBefore === undefined
+      ? (newer.startedBefore ?? older.startedBefore)
+      : Math.max(older.startedBefore, newer.startedBefore),
   };
 }
 

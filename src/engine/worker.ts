@@ -22,15 +22,14 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { backoffDelay } from '../core/backoff.js';
-import { InputError, isPermanent, ItemAbortedError, RetryLaterError } from '../core/errors.js';
+import { InputError, ItemAbortedError } from '../core/errors.js';
 import type { Batch, ItemError } from '../core/types.js';
 import type { BatchStatus } from '../core/statuses.js';
 import type { ChunkCommit, LeasedChunk, Store } from '../store/store.js';
 import { ChunkRun, type StopReason } from './chunk-run.js';
 import { Committer } from './committer.js';
 import { ItemContext } from './item-context.js';
-import { describeError } from './item-errors.js';
+import { recordFailure, recordSuccess, type ItemOutcome } from './item-outcomes.js';
 import type { Registry } from './registry.js';
 import { Wakeup } from './wakeup.js';
 
@@ -71,9 +70,6 @@ interface InFlight {
 }
 
 /** Hooks the Batchline facade uses to hear about outcomes. */
-/** What became of one run of an item. */
-export type ItemOutcome = 'succeeded' | 'failed' | 'retried' | 'cancelled';
-
 export interface WorkerHooks {
   onFinished?: (batches: Batch[]) => void;
   /** After every item run, with its outcome and duration (metrics). */
@@ -304,8 +300,17 @@ export class Worker {
     const now = Date.now();
     const run = new ChunkRun(lease, processor, options, this.startDeadline(requestedAt), now);
     this.runs.set(run.chunkId, run);
+    // The previous lease was lost (or gave up with items stuck), so this lease counted an
+    // attempt for every unrecorded item. Where that lease wrote how far it started items,
+    // those beyond never ran: they go back with the attempts they really used.
+    if (lease.startedBefore !== null) run.moveUnstarted(lease.startedBefore, lease.attempt - 2);
+    if (run.unstarted === 0) {
+      this.committer.enqueue(run.commit('done', now));
+      return;
+    }
     if (lease.attempt > options.maxAttempts) {
-      // The previous holder lost its lease on the last allowed attempt: the items fail here.
+      // The previous holder lost its lease on the last allowed attempt: the items it may have
+      // started fail here (at most once is what a final attempt promises).
       const error: ItemError = {
         kind: 'lease_lost',
         message: `the worker running attempt ${lease.attempt - 1} of ${options.maxAttempts} lost its lease (it crashed, stalled or lost the database)`,
@@ -313,10 +318,9 @@ export class Worker {
       this.committer.enqueue(run.commit('fail', now, { unused: true, error }));
       return;
     }
-    if (run.unstarted === 0) {
-      this.committer.enqueue(run.commit('done', now));
-      return;
-    }
+    // On the final attempt a lost lease fails what it may have started, so the worker writes
+    // a start mark ahead of the items it starts (see startMark).
+    if (lease.attempt >= options.maxAttempts) run.startLimit = 0;
     this.queue.push(run);
     this.unstarted += run.unstarted;
   }
@@ -332,7 +336,7 @@ export class Worker {
         this.queue.splice(i, 1);
         continue;
       }
-      if (now > run.startDeadline || this.atCap(run)) {
+      if (now > run.startDeadline || this.atCap(run) || !this.mayStart(run)) {
         i++;
         continue;
       }
@@ -340,6 +344,24 @@ export class Worker {
       this.unstarted--;
       this.startItem(run, slot, now);
     }
+  }
+
+  /**
+   * Whether the chunk's next slot is inside its written start mark. Short of it (within half
+   * a window), the next mark is written ahead so starts rarely wait: one small commit per
+   * window of items, and only on final attempts. A window is 100 ms of items, at least one per
+   * slot, which bounds what a crash on a final attempt fails without having run it.
+   */
+  private mayStart(run: ChunkRun): boolean {
+    if (run.startLimit === Infinity) return true;
+    const next = run.peekSlot();
+    const window = Math.max(this.settings.concurrency, Math.ceil(this.wantFor(run.lease.type) / 10));
+    if (!run.markPending && next + window / 2 >= run.startLimit) {
+      run.markPending = true;
+      const startedBefore = Math.min(run.lease.n, Math.max(next, run.startLimit) + window);
+      this.committer.enqueue(run.commit('checkpoint', Date.now(), { startedBefore }));
+    }
+    return next < run.startLimit;
   }
 
   private atCap(run: ChunkRun): boolean {
@@ -383,7 +405,7 @@ export class Worker {
     this.processed++;
 
     if (!run.closed) {
-      const outcome = threw ? this.recordFailure(run, slot, error) : this.recordSuccess(run, slot, value, ctx);
+      const outcome = threw ? recordFailure(run, slot, error) : recordSuccess(run, slot, value, ctx, this.settings.maxResultBytes);
       this.hooks.onItem?.(type, outcome, elapsed);
       if (run.complete) this.committer.enqueue(run.commit('done', now));
       else if (run.stopped && run.running === 0) this.closeStopped(run);
@@ -396,55 +418,6 @@ export class Worker {
       if (now >= this.idleUntil) this.wakeup.wake();
     }
   }
-
-  private recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext): ItemOutcome {
-    if (value === undefined) {
-      run.succeed(slot, undefined, ctx.aggregates);
-      return 'succeeded';
-    }
-    let json: string | undefined;
-    try {
-      json = JSON.stringify(value);
-    } catch (error) {
-      return this.invalidResult(run, slot, `the result is not JSON-serialisable: ${(error as Error).message}`);
-    }
-    if (json === undefined) return this.invalidResult(run, slot, `the result (${typeof value}) is not JSON-serialisable`);
-    if (json.length > this.settings.maxResultBytes / 3 && Buffer.byteLength(json) > this.settings.maxResultBytes) {
-      return this.invalidResult(run, slot, `the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${this.settings.maxResultBytes}`);
-    }
-    run.succeed(slot, json, ctx.aggregates);
-    return 'succeeded';
-  }
-
-  private invalidResult(run: ChunkRun, slot: number, message: string): ItemOutcome {
-    run.fail(slot, { kind: 'invalid_result', message });
-    return 'failed';
-  }
-
-
-
-  private recordFailure(run: ChunkRun, slot: number, error: unknown): ItemOutcome {
-    if (run.stopped === 'cancelled') {
-      run.cancel(slot);
-      return 'cancelled';
-    }
-    if (isPermanent(error)) {
-      run.fail(slot, describeError(error, 'permanent'));
-      return 'failed';
-    }
-    const kind = error instanceof ItemAbortedError && error.reason === 'timeout' ? 'timeout' : 'transient';
-    if (run.lease.attempt >= run.options.maxAttempts) {
-      run.fail(slot, describeError(error, kind));
-      return 'failed';
-    }
-    const key = error instanceof RetryLaterError ? `later:${error.delayMs}` : 'backoff';
-    const delay =
-      run.retryDelay(key) ??
-      (error instanceof RetryLaterError ? error.delayMs : backoffDelay(run.lease.attempt, run.options.backoff));
-    run.retry(slot, delay, key);
-    return 'retried';
-  }
-
 
   // -------------------------------------------------------------------------- stopping chunks
 
@@ -499,10 +472,19 @@ export class Worker {
 
   private committed(commits: ChunkCommit[]): void {
     let soonest = Infinity;
+    let marked = false;
     for (const commit of commits) {
-      if (commit.close !== 'checkpoint' && this.runs.get(commit.chunkId)?.lease.leaseNo === commit.leaseNo) this.runs.delete(commit.chunkId);
+      const run = this.runs.get(commit.chunkId);
+      const ours = run?.lease.leaseNo === commit.leaseNo;
+      if (ours && commit.close !== 'checkpoint') this.runs.delete(commit.chunkId);
+      if (ours && commit.startedBefore !== undefined) {
+        run!.startLimit = Math.max(run!.startLimit, commit.startedBefore);
+        run!.markPending = false;
+        marked = true;
+      }
       for (const retry of commit.retries) soonest = Math.min(soonest, retry.delayMs);
     }
+    if (marked && this.state === 'running') this.pump();
     // Retries written by this worker become runnable at a known time: look again then
     // rather than at the next idle poll.
     if (soonest < this.settings.pollMs) setTimeout(() => this.wake(true), soonest + 1).unref();

@@ -233,9 +233,9 @@ export function fence(
  * it closes by inheritance, and how many items stop counting as leased. Shared by both stores.
  */
 export function closeChunk(
-  row: { n: number; skip: number; done: number; attempt: number },
+  row: { n: number; skip: number; done: number; attempt: number; started_before: number | null },
   c: ChunkCommit,
-): { status: ChunkStatus; done: number; attempt: number; inheritedCancelled: number; inheritedFailed: number; unleased: number } {
+): { status: ChunkStatus; done: number; attempt: number; startedBefore: number | null; inheritedCancelled: number; inheritedFailed: number; unleased: number } {
   const recorded = c.delta.succeeded + c.delta.failed + c.delta.cancelled + c.delta.moved;
   const done = row.done + recorded;
   const remaining = row.n - row.skip - done;
@@ -244,17 +244,22 @@ export function closeChunk(
   if (close === 'done' && remaining > 0) close = 'release';
   // Closing gives the lease's attempt back when none of the unrecorded items ran under it.
   const attempt = close === 'checkpoint' || close === 'done' || !c.unused ? row.attempt : row.attempt - 1;
+  // The start mark outlives the lease only where the next lease needs it: a checkpoint keeps
+  // (or raises) it, a release of a lease that started items leaves it for the next one; a
+  // release with the attempt given back (nothing unrecorded started) or a closed chunk drops it.
+  const mark = c.startedBefore ?? row.started_before;
+  const startedBefore = close === 'checkpoint' || (close === 'release' && !c.unused) ? mark : null;
   switch (close) {
     case 'checkpoint':
-      return { status: 'leased', done, attempt, inheritedCancelled: 0, inheritedFailed: 0, unleased: recorded };
+      return { status: 'leased', done, attempt, startedBefore, inheritedCancelled: 0, inheritedFailed: 0, unleased: recorded };
     case 'done':
-      return { status: 'done', done, attempt, inheritedCancelled: 0, inheritedFailed: 0, unleased: recorded };
+      return { status: 'done', done, attempt, startedBefore, inheritedCancelled: 0, inheritedFailed: 0, unleased: recorded };
     case 'release':
-      return { status: 'pending', done, attempt, inheritedCancelled: 0, inheritedFailed: 0, unleased: recorded + remaining };
+      return { status: 'pending', done, attempt, startedBefore, inheritedCancelled: 0, inheritedFailed: 0, unleased: recorded + remaining };
     case 'cancel':
-      return { status: 'cancelled', done: row.n - row.skip, attempt, inheritedCancelled: remaining, inheritedFailed: 0, unleased: recorded + remaining };
+      return { status: 'cancelled', done: row.n - row.skip, attempt, startedBefore, inheritedCancelled: remaining, inheritedFailed: 0, unleased: recorded + remaining };
     case 'fail':
-      return { status: 'failed', done: row.n - row.skip, attempt, inheritedCancelled: 0, inheritedFailed: remaining, unleased: recorded + remaining };
+      return { status: 'failed', done: row.n - row.skip, attempt, startedBefore, inheritedCancelled: 0, inheritedFailed: remaining, unleased: recorded + remaining };
   }
 }
 

@@ -112,6 +112,12 @@ export interface LeasedChunk {
   payloads: unknown[];
   /** Entries already recorded (a crash left partial progress), or null when none. */
   state: (ItemStateEntry | null)[] | null;
+  /**
+   * What the chunk's previous lease wrote ahead of starting items (ChunkCommit.startedBefore):
+   * no slot at or after this one started under it. Null when that lease wrote none, so any
+   * unrecorded slot may have started. Leasing clears it: each lease writes its own.
+   */
+  startedBefore: number | null;
   /** Options given at submit (unset ones come from the processor). */
   options: Partial<RunOptions>;
   /** Lease expiry on the store's clock. */
@@ -148,6 +154,12 @@ export interface ChunkCommit {
   close: 'checkpoint' | 'done' | 'release' | 'cancel' | 'fail';
   unused?: boolean;
   error?: ItemError;
+  /**
+   * Written before the worker starts any slot at or after the previous value: no slot at or
+   * after this one has started under this lease. If the lease is lost, the next one gives the
+   * unrecorded slots beyond it their attempt back instead of counting one they never used.
+   */
+  startedBefore?: number;
 }
 
 export interface RetryChunk {

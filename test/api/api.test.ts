@@ -313,7 +313,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(health.status).toBe('ok');
     expect(health.workersActive).toBeGreaterThanOrEqual(1);
     expect(health.batchesProcessed).toBeGreaterThan(0);
-    expect(await client().ready()).toMatchObject({ ready: true, schemaVersion: 2 });
+    expect(await client().ready()).toMatchObject({ ready: true, schemaVersion: 3 });
   });
 
   // Runs last in this file: once a key exists the API requires keys.

@@ -42,7 +42,8 @@ describe('batchline demo', () => {
   it('processes 100,000 transactions on the embedded store with a matching balance', async () => {
     const cwd = mkdtempSync(join(dir, 'demo-'));
     const { code, stdout, stderr } = await batchline(['demo', '--seed', '42'], { cwd });
-    expect(stderr).toBe('');
+    // Nothing but progress lines (printed every 5 s when not on a terminal, on a slow machine).
+    expect(stderr.split('\n').filter((line) => line !== '' && !line.startsWith('txn.apply: '))).toEqual([]);
     expect(code).toBe(0);
     expect(stdout).toContain('Total: 100,000 items, 100,000 succeeded, 0 failed');
     expect(stdout).toMatch(/Balance from the CSV: +(-?\d+\.\d\d)\nBalance from the batches: +\1 ✓ match/);
@@ -135,7 +136,7 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     const unknown = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'nope', '--file', file, '--database', database]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown processor type "nope"');
-    expect(unknown.stderr).toContain('defines crash.sum, slow.sum, txn.validate');
+    expect(unknown.stderr).toContain('defines crash.sum, slow.sum, poison.once, txn.validate');
     const missing = await batchline(['run', '--processors', join(dir, 'none.ts'), '--type', 'x', '--file', file, '--database', database]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('none.ts does not exist');
@@ -209,12 +210,12 @@ describe.each(storeKinds)('submit, status, migrate (%s)', (kind) => {
       expect(timedOut.code).toBe(1);
       expect(timedOut.stderr).toContain(`batch ${orphanId} is still queued after 500 ms (100 items left)`);
 
-      const down = await batchline(['migrate', 'down', '--steps', '2', '--json', ...db]);
+      const down = await batchline(['migrate', 'down', '--steps', '3', '--json', ...db]);
       expect(down.code).toBe(0);
-      expect(JSON.parse(down.stdout)).toMatchObject({ before: 2, current: 0, latest: 2 });
+      expect(JSON.parse(down.stdout)).toMatchObject({ before: 3, current: 0, latest: 3 });
       const up = await batchline(['migrate', ...db]);
       expect(up.code).toBe(0);
-      expect(up.stdout).toContain('schema version 0 → 2 (latest 2)');
+      expect(up.stdout).toContain('schema version 0 → 3 (latest 3)');
       expect((await batchline(['status', '--json', ...db])).stdout).toContain('"batches": []');
     } finally {
       await location.cleanup();

@@ -57,6 +57,22 @@ describe.each(storeKinds)('committer: %s', (kind) => {
     expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 2 });
   });
 
+  it('keeps the highest start mark when it merges waiting commits', async () => {
+    store = await freshStore(kind);
+    await submit(store, rows(20));
+    const [chunk] = await lease(store, { leaseMs: 200 });
+    const { seen, hooks } = track();
+    const committer = new Committer({ store, logger, ...hooks });
+    committer.enqueue({ ...commitFor(chunk!, () => null), startedBefore: 8 });
+    committer.enqueue(commitFor(chunk!, (slot) => (slot < 2 ? 'succeeded' : null), { commitNo: 1 }));
+    await committer.drain();
+    expect(seen.committed).toHaveLength(1);
+    await sleep(300);
+    await store.chunksReclaim({ limit: 10 });
+    const [again] = await lease(store);
+    expect(again).toMatchObject({ attempt: 2, startedBefore: 8 });
+  });
+
   it('writes the others while one commit keeps failing', async () => {
     store = await freshStore(kind);
     await submit(store, rows(30), { limits: { chunkItems: 10 } });

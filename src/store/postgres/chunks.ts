@@ -19,7 +19,7 @@ export class PgChunks {
   async lease(params: ChunksLeaseParams): Promise<LeasedChunk[]> {
     return this.c.tx(async (client) => {
       const candidates = await this.c.query<BatchRow>(client, this.c.sql.LEASE_CANDIDATES, [params.types]);
-      type Pending = { id: string; seq0: number | null; seqs: number[] | null; skip: number; n: number; done: number; attempt: number; partial: boolean };
+      type Pending = { id: string; seq0: number | null; seqs: number[] | null; skip: number; n: number; done: number; attempt: number; started_before: number | null; partial: boolean };
       for (const candidate of candidates) {
         const pending = await this.c.query<Pending>(client, this.c.sql.LEASE_PENDING_CHUNKS, [candidate.id]);
         if (pending.length === 0) continue;
@@ -34,6 +34,9 @@ export class PgChunks {
         if (room <= 0) return [];
         const plan = planLease(pending, room);
         const ids = plan.take.map((c) => c.id);
+        // Start marks as they were before CHUNKS_LEASE clears them (the chunks are locked). Only
+        // chunks with a state have one (marks are written by commits), and those are never split.
+        const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
         if (plan.split) ids.push(await this.splitHead(client, batch.id, plan.split.chunk, plan.split.items));
         const items = plan.items;
         type Leased = ChunkDbRow & { lease_no: number; commit_no: number; lease_expires_at: Date };
@@ -46,7 +49,7 @@ export class PgChunks {
         return rows.map((row) => ({
           chunkId: Number(row.id), batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
           attempt: row.attempt, seq0: row.seq0, seqs: row.seqs, skip: row.skip, n: row.n,
-          payloads: row.payloads, state: row.state, options, expiresAt: row.lease_expires_at,
+          payloads: row.payloads, state: row.state, startedBefore: marks.get(row.id) ?? null, options, expiresAt: row.lease_expires_at,
         }));
       }
       return [];
@@ -64,15 +67,14 @@ export class PgChunks {
     const head = (JSON.parse(row!.payloads) as unknown[]).slice(c.skip, c.skip + k);
     const seqs = c.seqs === null ? null : c.seqs.slice(c.skip, c.skip + k);
     const seq0 = c.seq0 === null ? null : c.seq0 + c.skip;
-    const [inserted] = await this.c.query<{ id: string }>(client, this.c.sql.CHUNK_INSERT, [batchId, seq0, seqs, k, JSON.stringify(head), c.attempt, 0]);
+    const [inserted] = await this.c.query<{ id: string }>(client, this.c.sql.CHUNK_INSERT, [batchId, seq0, seqs, k, JSON.stringify(head), c.attempt, 0, null]);
     await this.c.query(client, this.c.sql.CHUNK_ADVANCE_SKIP, [c.id, k]);
     return inserted!.id;
   }
 
-
   async commit(params: { commits: ChunkCommit[] }): Promise<ChunksCommitResult> {
     return this.c.tx(async (client) => {
-      type Fence = { id: string; batch_id: string; n: number; skip: number; done: number; attempt: number; lease_no: number; commit_no: number; status: string };
+      type Fence = { id: string; batch_id: string; n: number; skip: number; done: number; attempt: number; started_before: number | null; lease_no: number; commit_no: number; status: string };
       const fences = new Map(
         (await this.c.query<Fence>(client, this.c.sql.CHUNKS_FENCE, [params.commits.map((c) => c.chunkId)])).map((f) => [Number(f.id), f]),
       );
@@ -93,7 +95,7 @@ export class PgChunks {
         writes.push(
           `{"id":${c.chunkId},"state":${c.state},"done":${w.done},"succeeded":${c.delta.succeeded},` +
             `"failed":${c.delta.failed + w.inheritedFailed},"cancelled":${c.delta.cancelled + w.inheritedCancelled},` +
-            `"status":"${w.status}","attempt":${w.attempt},"error":${c.close === 'fail' ? JSON.stringify(c.error ?? null) : 'null'},"commit_no":${c.nextCommitNo}}`,
+            `"status":"${w.status}","attempt":${w.attempt},"started_before":${w.startedBefore},"error":${c.close === 'fail' ? JSON.stringify(c.error ?? null) : 'null'},"commit_no":${c.nextCommitNo}}`,
         );
         for (const r of c.retries) retryRows.push({ batchId: c.batchId, r });
         const acc = perBatch.get(c.batchId) ?? { succeeded: 0, failed: 0, cancelled: 0, leased: 0, aggregates: [] };
@@ -106,7 +108,7 @@ export class PgChunks {
       }
       if (writes.length > 0) await this.c.query(client, this.c.sql.CHUNKS_WRITE, [`[${writes.join(',')}]`]);
       for (const { batchId, r } of retryRows) {
-        await this.c.query(client, this.c.sql.CHUNK_INSERT, [batchId, null, r.seqs, r.seqs.length, r.payloads, r.attempt, r.delayMs]);
+        await this.c.query(client, this.c.sql.CHUNK_INSERT, [batchId, null, r.seqs, r.seqs.length, r.payloads, r.attempt, r.delayMs, null]);
       }
       const finished: Batch[] = [];
       const events: NewEvent[] = [];
@@ -139,7 +141,6 @@ export class PgChunks {
     const renewed = new Set(rows.map((r) => Number(r.id)));
     return { lost: params.leases.map((l) => l.chunkId).filter((id) => !renewed.has(id)) };
   }
-
 
   async reclaim(params: { limit: number; batchId?: string }): Promise<ReclaimResult> {
     return this.c.tx(async (client) => {

@@ -154,4 +154,10 @@ ALTER TABLE ${s}.workers DROP COLUMN batches, DROP COLUMN in_flight;
 DROP TABLE ${s}.api_keys;
 `,
   },
+  {
+    version: 3,
+    name: 'chunks remember how far their last lease may have started items',
+    up: (s) => `ALTER TABLE ${s}.chunks ADD COLUMN started_before int;`,
+    down: (s) => `ALTER TABLE ${s}.chunks DROP COLUMN started_before;`,
+  },
 ];

@@ -291,7 +291,7 @@ export class PostgresStore implements Store {
       if (seqs.length === 0) return { batch: toBatch(current), retried: 0 };
       for (let i = 0; i < seqs.length; i += RETRY_CHUNK_ITEMS) {
         const part = seqs.slice(i, i + RETRY_CHUNK_ITEMS);
-        await this.c.query(client, this.c.sql.CHUNK_INSERT, [current.id, null, part, part.length, `[${payloads.slice(i, i + RETRY_CHUNK_ITEMS).join(',')}]`, 0, 0]);
+        await this.c.query(client, this.c.sql.CHUNK_INSERT, [current.id, null, part, part.length, `[${payloads.slice(i, i + RETRY_CHUNK_ITEMS).join(',')}]`, 0, 0, null]);
       }
       const [row] = await this.c.query<BatchRow>(client, this.c.sql.BATCH_REOPEN, [current.id, seqs.length, BATCH_ACTIONS.retryFailed]);
       if (!row) throw statusConflict(await this.c.batchRow(client, ref), 'retryFailed');

@@ -154,7 +154,7 @@ SELECT b.* FROM ${s}.batches b
 
     /** The first runnable pending chunks of a batch, locked, skipping those another worker is taking. */
     LEASE_PENDING_CHUNKS: `
-SELECT id, seq0, seqs, skip, n, done, attempt, state IS NOT NULL AS partial
+SELECT id, seq0, seqs, skip, n, done, attempt, started_before, state IS NOT NULL AS partial
   FROM ${s}.chunks
  WHERE batch_id = $1 AND status = 'pending' AND run_after <= now()
  ORDER BY id
@@ -166,18 +166,21 @@ SELECT id, seq0, seqs, skip, n, done, attempt, state IS NOT NULL AS partial
 
     /** Inserts one chunk (a split head or a retry chunk), pending; returns its id. */
     CHUNK_INSERT: `
-INSERT INTO ${s}.chunks (batch_id, seq0, seqs, n, payloads, attempt, run_after)
-VALUES ($1, $2, $3, $4, $5::json, $6, now() + $7 * interval '1 millisecond')
+INSERT INTO ${s}.chunks (batch_id, seq0, seqs, n, payloads, attempt, run_after, started_before)
+VALUES ($1, $2, $3, $4, $5::json, $6, now() + $7 * interval '1 millisecond', $8)
 RETURNING id`,
 
     /** Gives up a chunk's first `$2` slots to a split-off chunk. */
     CHUNK_ADVANCE_SKIP: `UPDATE ${s}.chunks SET skip = skip + $2 WHERE id = $1`,
 
-    /** Leases locked chunks: a new lease number (the fencing token), an attempt used, an expiry. */
+    /**
+     * Leases locked chunks: a new lease number (the fencing token), an attempt used, an expiry.
+     * The start mark of the previous lease is cleared (the caller read it with LEASE_PENDING_CHUNKS).
+     */
     CHUNKS_LEASE: `
 UPDATE ${s}.chunks
    SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1, lease_owner = $2,
-       lease_expires_at = now() + $3 * interval '1 millisecond'
+       lease_expires_at = now() + $3 * interval '1 millisecond', started_before = NULL
  WHERE id = ANY($1::bigint[])
 RETURNING id, seq0, seqs, skip, n, payloads, state, attempt, lease_no, commit_no, lease_expires_at`,
 
@@ -200,7 +203,7 @@ UPDATE ${s}.batches
 
     /** Locks the chunks a flush writes, in id order, and reads what the fence and close need. */
     CHUNKS_FENCE: `
-SELECT id, batch_id, n, skip, done, attempt, lease_no, commit_no, status FROM ${s}.chunks
+SELECT id, batch_id, n, skip, done, attempt, started_before, lease_no, commit_no, status FROM ${s}.chunks
  WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
 
     /**
@@ -210,12 +213,12 @@ SELECT id, batch_id, n, skip, done, attempt, lease_no, commit_no, status FROM ${
     CHUNKS_WRITE: `
 UPDATE ${s}.chunks c
    SET state = v.state, done = v.done, succeeded = c.succeeded + v.succeeded, failed = c.failed + v.failed,
-       cancelled = c.cancelled + v.cancelled, status = v.status, attempt = v.attempt,
+       cancelled = c.cancelled + v.cancelled, status = v.status, attempt = v.attempt, started_before = v.started_before,
        error = coalesce(v.error, c.error), run_after = now(), commit_no = v.commit_no,
        lease_owner = CASE WHEN v.status = 'leased' THEN c.lease_owner END,
        lease_expires_at = CASE WHEN v.status = 'leased' THEN c.lease_expires_at END
   FROM json_to_recordset($1::json) AS v(id bigint, state json, done int, succeeded int, failed int,
-                                        cancelled int, status text, attempt int, error json, commit_no int)
+                                        cancelled int, status text, attempt int, started_before int, error json, commit_no int)
  WHERE c.id = v.id`,
 
     /** Extends leases still held under their lease numbers; returns the ids extended. */

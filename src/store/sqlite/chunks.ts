@@ -16,7 +16,6 @@ import * as sql from './statements.js';
 export class SqliteChunks {
   constructor(private readonly c: SqliteConnection) {}
 
-
   async lease(params: ChunksLeaseParams): Promise<LeasedChunk[]> {
     await this.c.turn();
     return this.c.tx(() => {
@@ -25,9 +24,12 @@ export class SqliteChunks {
       if (!batch) return [];
       const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
       const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
-      type Pending = { id: number; seq0: number | null; seqs: string | null; skip: number; n: number; done: number; attempt: number; partial: number };
+      type Pending = { id: number; seq0: number | null; seqs: string | null; skip: number; n: number; done: number; attempt: number; started_before: number | null; partial: number };
       const plan = planLease(this.c.stmt(sql.LEASE_PENDING_CHUNKS).all(batch.id, now) as Pending[], room);
       const ids = plan.take.map((c) => c.id);
+      // Start marks as they were before CHUNKS_LEASE clears them. Only chunks with a state
+      // have one (marks are written by commits), and those are never split.
+      const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
       if (plan.split) ids.push(this.splitHead(batch.id, plan.split.chunk, plan.split.items));
       const items = plan.items;
       if (ids.length === 0) return [];
@@ -41,7 +43,7 @@ export class SqliteChunks {
         return {
           chunkId: chunk.id, batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
           attempt: chunk.attempt, seq0: chunk.seq0, seqs: chunk.seqs, skip: chunk.skip, n: chunk.n,
-          payloads: chunk.payloads, state: chunk.state, options, expiresAt: new Date(expires),
+          payloads: chunk.payloads, state: chunk.state, startedBefore: marks.get(chunk.id) ?? null, options, expiresAt: new Date(expires),
         };
       });
     });
@@ -53,11 +55,10 @@ export class SqliteChunks {
     const head = (JSON.parse(payloads) as unknown[]).slice(c.skip, c.skip + k);
     const seqs = c.seqs === null ? null : JSON.stringify((JSON.parse(c.seqs) as number[]).slice(c.skip, c.skip + k));
     const seq0 = c.seq0 === null ? null : c.seq0 + c.skip;
-    const info = this.c.stmt(sql.CHUNK_INSERT).run(batchId, seq0, seqs, k, JSON.stringify(head), c.attempt, 0);
+    const info = this.c.stmt(sql.CHUNK_INSERT).run(batchId, seq0, seqs, k, JSON.stringify(head), c.attempt, 0, null);
     this.c.stmt(sql.CHUNK_ADVANCE_SKIP).run(k, c.id);
     return Number(info.lastInsertRowid);
   }
-
 
   async commit(params: { commits: ChunkCommit[] }): Promise<ChunksCommitResult> {
     await this.c.turn();
@@ -68,7 +69,7 @@ export class SqliteChunks {
       const perBatch = new Map<string, { succeeded: number; failed: number; cancelled: number; leased: number; aggregates: Record<string, string> }>();
       for (const c of params.commits) {
         const row = this.c.stmt(sql.CHUNK_FENCE).get(c.chunkId) as
-          | { batch_id: string; n: number; skip: number; done: number; attempt: number; lease_no: number; commit_no: number; status: string }
+          | { batch_id: string; n: number; skip: number; done: number; attempt: number; started_before: number | null; lease_no: number; commit_no: number; status: string }
           | undefined;
         const verdict = fence(row, c);
         if (verdict !== 'apply') {
@@ -78,10 +79,10 @@ export class SqliteChunks {
         const w = closeChunk(row!, c);
         this.c.stmt(sql.CHUNK_WRITE).run(
           c.state, w.done, c.delta.succeeded, c.delta.failed + w.inheritedFailed, c.delta.cancelled + w.inheritedCancelled,
-          w.status, w.attempt, c.close === 'fail' ? JSON.stringify(c.error ?? null) : null, now, c.nextCommitNo, w.status, w.status, c.chunkId,
+          w.status, w.attempt, w.startedBefore, c.close === 'fail' ? JSON.stringify(c.error ?? null) : null, now, c.nextCommitNo, w.status, w.status, c.chunkId,
         );
         for (const r of c.retries) {
-          this.c.stmt(sql.CHUNK_INSERT).run(c.batchId, null, JSON.stringify(r.seqs), r.seqs.length, r.payloads, r.attempt, now + r.delayMs);
+          this.c.stmt(sql.CHUNK_INSERT).run(c.batchId, null, JSON.stringify(r.seqs), r.seqs.length, r.payloads, r.attempt, now + r.delayMs, null);
         }
         const acc = perBatch.get(c.batchId) ?? { succeeded: 0, failed: 0, cancelled: 0, leased: 0, aggregates: {} };
         acc.succeeded += c.delta.succeeded;
@@ -131,7 +132,6 @@ export class SqliteChunks {
       return { lost };
     });
   }
-
 
   async reclaim(params: { limit: number; batchId?: string }): Promise<ReclaimResult> {
     await this.c.turn();

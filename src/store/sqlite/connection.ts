@@ -60,7 +60,7 @@ export function toChunkRow(row: ChunkDbRow): ChunkRow {
   };
 }
 
-/** The embedded SQLite store. See the module comment for its concurrency model. *//** One SQLite database file, opened in WAL mode with a busy timeout. */
+/** One SQLite database file, opened in WAL mode with a busy timeout. */
 export class SqliteConnection {
   readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();

@@ -173,4 +173,10 @@ ALTER TABLE workers DROP COLUMN in_flight;
 DROP TABLE api_keys;
 `,
   },
+  {
+    version: 3,
+    name: 'chunks remember how far their last lease may have started items',
+    up: `ALTER TABLE chunks ADD COLUMN started_before INTEGER;`,
+    down: `ALTER TABLE chunks DROP COLUMN started_before;`,
+  },
 ];

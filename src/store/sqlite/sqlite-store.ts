@@ -59,8 +59,6 @@ import * as sql from './statements.js';
 
 export type { SqliteStoreOptions } from './connection.js';
 
-/** The embedded SQLite store. See the module comment for its concurrency model. */
-
 type KeyRow = Parameters<typeof toApiKey>[0];
 
 /** Parameters of sql.BATCH_FILTER (each twice). */
@@ -71,6 +69,8 @@ function batchFilter(params: Omit<BatchListParams, 'before' | 'limit'>): (string
   const labels = params.labels && Object.keys(params.labels).length > 0 ? JSON.stringify(params.labels) : null;
   return [tenant, tenant, type, type, statuses, statuses, labels, labels];
 }
+
+/** The embedded SQLite store. See the module comment for its concurrency model. */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly description: string;
@@ -275,7 +275,7 @@ export class SqliteStore implements Store {
       if (seqs.length === 0) return { batch: toBatch(row), retried: 0 };
       for (let i = 0; i < seqs.length; i += RETRY_CHUNK_ITEMS) {
         const part = seqs.slice(i, i + RETRY_CHUNK_ITEMS);
-        this.c.stmt(sql.CHUNK_INSERT).run(row.id, null, JSON.stringify(part), part.length, JSON.stringify(payloads.slice(i, i + RETRY_CHUNK_ITEMS)), 0, now);
+        this.c.stmt(sql.CHUNK_INSERT).run(row.id, null, JSON.stringify(part), part.length, JSON.stringify(payloads.slice(i, i + RETRY_CHUNK_ITEMS)), 0, now, null);
       }
       const status: BatchStatus = row.status === 'paused' ? 'paused' : row.started_at ? 'running' : 'queued';
       this.c.stmt(sql.BATCH_UPDATE_PROGRESS).run(

@@ -113,7 +113,7 @@ SELECT b.* FROM batches b
 
 /** The first runnable pending chunks of a batch, in order, with their unrecorded item counts. */
 export const LEASE_PENDING_CHUNKS = `
-SELECT id, seq0, seqs, skip, n, done, attempt, state IS NOT NULL AS partial
+SELECT id, seq0, seqs, skip, n, done, attempt, started_before, state IS NOT NULL AS partial
   FROM chunks
  WHERE batch_id = ? AND status = 'pending' AND run_after <= ?
  ORDER BY id
@@ -124,28 +124,32 @@ export const CHUNK_PAYLOADS = `SELECT payloads FROM chunks WHERE id = ?`;
 
 /** Inserts a chunk (a split head, a retry chunk, a retry-failed chunk), pending. */
 export const CHUNK_INSERT = `
-INSERT INTO chunks (batch_id, seq0, seqs, n, payloads, attempt, run_after) VALUES (?, ?, ?, ?, ?, ?, ?)`;
+INSERT INTO chunks (batch_id, seq0, seqs, n, payloads, attempt, run_after, started_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
 
 /** Gives up a chunk's first `k` slots to a split-off chunk. */
 export const CHUNK_ADVANCE_SKIP = `UPDATE chunks SET skip = skip + ? WHERE id = ?`;
 
-/** Leases chunks: a new lease number (the fencing token), an attempt used, an expiry. */
+/**
+ * Leases chunks: a new lease number (the fencing token), an attempt used, an expiry. The start
+ * mark of the previous lease is cleared (the caller read it with LEASE_PENDING_CHUNKS).
+ */
 export const CHUNKS_LEASE = `
 UPDATE chunks
-   SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1, lease_owner = ?, lease_expires_at = ?
+   SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1, lease_owner = ?, lease_expires_at = ?,
+       started_before = NULL
  WHERE id IN (SELECT value FROM json_each(?))
 RETURNING id, batch_id, seq0, seqs, skip, n, done, payloads, state, status, attempt, lease_no, commit_no, error`;
 
 // ---------------------------------------------------------------------------- committing
 
 /** The fields a commit checks its fence against and computes from. */
-export const CHUNK_FENCE = `SELECT batch_id, n, skip, done, attempt, lease_no, commit_no, status FROM chunks WHERE id = ?`;
+export const CHUNK_FENCE = `SELECT batch_id, n, skip, done, attempt, started_before, lease_no, commit_no, status FROM chunks WHERE id = ?`;
 
 /** Writes a chunk's state after a commit; the caller verified the fence in this transaction. */
 export const CHUNK_WRITE = `
 UPDATE chunks
    SET state = ?, done = ?, succeeded = succeeded + ?, failed = failed + ?, cancelled = cancelled + ?,
-       status = ?, attempt = ?, error = coalesce(?, error), run_after = ?, commit_no = ?,
+       status = ?, attempt = ?, started_before = ?, error = coalesce(?, error), run_after = ?, commit_no = ?,
        lease_owner = CASE WHEN ? = 'leased' THEN lease_owner END,
        lease_expires_at = CASE WHEN ? = 'leased' THEN lease_expires_at END
  WHERE id = ?`;

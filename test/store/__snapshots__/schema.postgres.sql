@@ -50,6 +50,7 @@ chunks.lease_owner text
 chunks.lease_expires_at timestamp with time zone
 chunks.run_after timestamp with time zone not null default '-infinity'::timestamp with time zone
 chunks.error json
+chunks.started_before integer
 events.id bigint not null
 events.txid xid8 not null default pg_current_xact_id()
 events.batch_id uuid

@@ -86,7 +86,7 @@ CREATE TABLE chunks (
   lease_expires_at INTEGER,
   run_after        INTEGER NOT NULL DEFAULT 0,
   error            TEXT
-);
+, started_before INTEGER);
 
 -- table events
 CREATE TABLE events (

@@ -1,0 +1,68 @@
+/**
+ * What a handler's return or throw makes of an item, recorded in its chunk run: a success with
+ * its result, a failure with its error, a retry with its backoff, or a cancellation. No I/O:
+ * the chunk's next commit writes it.
+ */
+
+import { backoffDelay } from '../core/backoff.js';
+import { isPermanent, ItemAbortedError, RetryLaterError } from '../core/errors.js';
+import type { ChunkRun } from './chunk-run.js';
+import type { ItemContext } from './item-context.js';
+import { describeError } from './item-errors.js';
+
+/** What became of one run of an item. */
+export type ItemOutcome = 'succeeded' | 'failed' | 'retried' | 'cancelled';
+
+/** Records a returned value: the item succeeds with it as its result, unless it cannot be stored. */
+export function recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext, maxResultBytes: number): ItemOutcome {
+  if (value === undefined) {
+    run.succeed(slot, undefined, ctx.aggregates);
+    return 'succeeded';
+  }
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    return invalidResult(run, slot, `the result is not JSON-serialisable: ${(error as Error).message}`);
+  }
+  if (json === undefined) return invalidResult(run, slot, `the result (${typeof value}) is not JSON-serialisable`);
+  // Byte length only when the string could be too long: it costs a pass over the string.
+  if (json.length > maxResultBytes / 3 && Buffer.byteLength(json) > maxResultBytes) {
+    return invalidResult(run, slot, `the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${maxResultBytes}`);
+  }
+  run.succeed(slot, json, ctx.aggregates);
+  return 'succeeded';
+}
+
+function invalidResult(run: ChunkRun, slot: number, message: string): ItemOutcome {
+  run.fail(slot, { kind: 'invalid_result', message });
+  return 'failed';
+}
+
+/**
+ * Records a throw: cancelled if the batch was cancelled meanwhile; failed at once if
+ * permanent or on the last attempt; otherwise moved to a retry chunk after its delay
+ * (RetryLaterError's, or the backoff's).
+ */
+export function recordFailure(run: ChunkRun, slot: number, error: unknown): ItemOutcome {
+  if (run.stopped === 'cancelled') {
+    run.cancel(slot);
+    return 'cancelled';
+  }
+  if (isPermanent(error)) {
+    run.fail(slot, describeError(error, 'permanent'));
+    return 'failed';
+  }
+  const kind = error instanceof ItemAbortedError && error.reason === 'timeout' ? 'timeout' : 'transient';
+  if (run.lease.attempt >= run.options.maxAttempts) {
+    run.fail(slot, describeError(error, kind));
+    return 'failed';
+  }
+  // Items failing in the same commit window with the same delay share one retry chunk.
+  const key = error instanceof RetryLaterError ? `later:${error.delayMs}` : 'backoff';
+  const delay =
+    run.retryDelay(key) ??
+    (error instanceof RetryLaterError ? error.delayMs : backoffDelay(run.lease.attempt, run.options.backoff));
+  run.retry(slot, delay, key);
+  return 'retried';
+}

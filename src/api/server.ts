@@ -39,6 +39,11 @@ export interface ServerOptions {
   defaultTenant?: string;
   /** Requests per caller (API key, or client address without keys); false turns the limit off. */
   rateLimit?: RateLimitOptions | false;
+  /**
+   * A streamed upload that sends nothing for this long (default 30 s) is cut off and creates
+   * nothing: its submission holds a database transaction open while it reads.
+   */
+  uploadIdleMs?: number;
 }
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -149,6 +154,10 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         if (format) {
           const query = parse(createBatchQuery, request.query, 'query');
           const labels = parseLabels(query.label);
+          // The submission's transaction stays open while the body arrives: a client that
+          // stops sending must not hold it (and a pool connection) for ever.
+          const idleMs = options.uploadIdleMs ?? 30_000;
+          request.raw.setTimeout(idleMs, () => request.raw.destroy(new Error(`nothing arrived for ${idleMs} ms`)));
           submitted = await bl.submit(query.type, streamItems(request.raw, format), {
             tenant: request.caller.tenant,
             ...(query.priority !== undefined ? { priority: query.priority } : {}),
@@ -156,7 +165,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
             ...(query.timeoutMs !== undefined ? { timeoutMs: query.timeoutMs } : {}),
             ...(Object.keys(labels).length > 0 ? { labels } : {}),
             ...(idempotencyKey ?? query.idempotencyKey ? { idempotencyKey: idempotencyKey ?? query.idempotencyKey } : {}),
-          });
+          }).finally(() => request.raw.setTimeout(0));
         } else if (contentType === 'application/json') {
           const { type, items, ...rest } = parse(createBatchBody, request.body, 'body');
           submitted = await bl.submit(type, items, {

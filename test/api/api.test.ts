@@ -215,6 +215,31 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
   });
 
+  it('cuts off an upload that stops sending, and creates nothing', async () => {
+    const idle = await createServer({ batchline: bl, uploadIdleMs: 300 });
+    await idle.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const before = (await bl.listBatches({ limit: 500 })).length;
+      const port = (idle.server.address() as AddressInfo).port;
+      const started = Date.now();
+      const ended = await new Promise<string>((resolve) => {
+        const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/batches?type=echo', headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } });
+        req.on('error', (error) => resolve(`error: ${error.message}`));
+        req.on('response', (response) => resolve(`status ${response.statusCode}`));
+        for (let i = 0; i < 1_000; i++) req.write(`{"n":${i}}\n`);
+        // ... and nothing more: the client neither sends nor ends.
+      });
+      expect(ended).toMatch(/socket hang up|ECONNRESET|status 400/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
+      // The transaction was rolled back and its connection freed: the server still submits.
+      const ok = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches?type=echo', { body: '{"n":1}\n', headers: { 'content-type': 'application/x-ndjson' } });
+      expect(ok.status).toBe(201);
+    } finally {
+      await idle.close();
+    }
+  });
+
   it('exports every item\'s outcome as NDJSON and CSV', async () => {
     const batch = await client().createBatch({ type: 'picky', items: Array.from({ length: 2_500 }, (_, n) => ({ n })) });
     await bl.wait(batch.id, { timeoutMs: 30_000 });

@@ -1,11 +1,13 @@
 /**
  * `batchline serve` and `batchline keys` as real processes: a key created on the command line
  * opens the API, the server's workers run what is submitted over HTTP, a revoked key is
- * refused, SIGTERM drains and exits 0, and a non-loopback address without keys is refused.
+ * refused, SIGTERM drains and exits 0, and a non-loopback address without keys or a port in
+ * use is refused with exit 2.
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchlineClient } from '../../src/client/index.js';
@@ -28,6 +30,19 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
     const refused = await batchline(['serve', '--host', '0.0.0.0', '--port', '0', ...dbArgs]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('refusing to serve on 0.0.0.0 without API keys');
+  });
+
+  it('says why it cannot listen on a port in use (exit 2)', async () => {
+    const taken = createNetServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = String((taken.address() as AddressInfo).port);
+      const refused = await batchline(['serve', '--port', port, ...dbArgs]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the port is in use`);
+    } finally {
+      taken.close();
+    }
   });
 
   it('serves with keys and workers, refuses a revoked key, and drains on SIGTERM', async () => {
@@ -68,6 +83,10 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
         const bad = await batchline(['submit', '--type', 'txn.validate', '--file', join(dir, 'bad.jsonl')], { env: { BATCHLINE_URL: address, BATCHLINE_API_KEY: token } });
         expect(bad.code).toBe(2);
         expect(bad.stderr).toContain('request body:2: malformed JSON');
+        // The key decides the tenant: asking for another one is a usage error, not ignored.
+        const tenant = await batchline(['submit', '--server', address, '--api-key', token, '--type', 'txn.validate', '--file', join(dir, 'ok.csv'), '--tenant', 'globex']);
+        expect(tenant.code).toBe(2);
+        expect(tenant.stderr).toContain("with --server the API key's tenant owns the batch");
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

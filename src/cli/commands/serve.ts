@@ -27,6 +27,13 @@ export function isLoopback(host: string): boolean {
   return host === '::1';
 }
 
+/** Why `listen` failed, for the errors a user fixes with --host or --port. */
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'the port is in use (another batchline serve?); choose another with --port',
+  EACCES: 'not allowed to bind that port (below 1024 needs privileges); choose another with --port',
+  EADDRNOTAVAIL: 'this machine has no such address; check --host',
+};
+
 /** The `serve` command. */
 export function serveCommand(): Command {
   return withDatabase(
@@ -61,7 +68,10 @@ export function serveCommand(): Command {
         logger: bl.logger,
         rateLimit: options.rateLimit === 0 ? false : { perSecond: options.rateLimit, burst: options.rateLimit * 2 },
       });
-      const address = await app.listen({ host: options.host, port: options.port });
+      const address = await app.listen({ host: options.host, port: options.port }).catch((error: NodeJS.ErrnoException) => {
+        const why = LISTEN_ERRORS[error.code ?? ''];
+        throw why ? new CliError(`cannot listen on ${options.host}:${options.port}: ${why}`, EXIT.usage) : error;
+      });
       if (types.length > 0) await bl.start({ concurrency: options.concurrency, handleSignals: false });
       // Tests and scripts read the address from this line (with --port 0 it is the only way to know it).
       console.log(`listening on ${address}`);

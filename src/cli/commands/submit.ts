@@ -16,7 +16,7 @@ interface SubmitCommandOptions extends SourceOptions {
   type: string;
   file: string;
   batches: number;
-  tenant: string;
+  tenant?: string;
   priority?: number;
   idempotencyKey?: string;
   maxAttempts?: number;
@@ -38,7 +38,7 @@ export function submitCommand(): Command {
       .requiredOption('--type <type>', 'processor type of the items')
       .requiredOption('--file <path>', 'items as .csv, .jsonl or .ndjson')
       .option('--batches <n>', 'split the file into this many contiguous batches', integer(1, 10_000), 1)
-      .option('--tenant <name>', 'owner of the batches', 'default')
+      .option('--tenant <name>', 'owner of the batches (default: default); with --server the API key decides')
       .option('--priority <n>', 'priority 0-10, higher first (default 5)', integer(0, 10))
       .option('--idempotency-key <key>', 'a repeated submit with the same key and file returns the first batches')
       .option('--max-attempts <n>', "attempts per item (default: the processor's, else 3)", integer(1, 1000))
@@ -52,7 +52,7 @@ export function submitCommand(): Command {
     try {
       const batches = await bl.submitFile(options.type, options.file, {
         batches: options.batches,
-        tenant: options.tenant,
+        tenant: options.tenant ?? 'default',
         priority: options.priority,
         idempotencyKey: options.idempotencyKey,
         maxAttempts: options.maxAttempts,
@@ -82,6 +82,7 @@ export function submitCommand(): Command {
 async function submitThroughServer(server: string, options: SubmitCommandOptions): Promise<void> {
   if (options.batches !== 1) throw new CliError('with --server the file becomes one batch: drop --batches, or split the file', EXIT.usage);
   if (options.concurrencyCap !== undefined) throw new CliError('--concurrency-cap is not available through the API', EXIT.usage);
+  if (options.tenant !== undefined) throw new CliError("with --server the API key's tenant owns the batch: drop --tenant, or use a key of that tenant", EXIT.usage);
   try {
     await access(options.file);
   } catch {

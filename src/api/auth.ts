@@ -55,6 +55,13 @@ export class Authenticator {
   }
 }
 
+/** Whether a caller's key still works (not revoked or deleted since it was checked). */
+export async function stillValid(store: Store, caller: Caller): Promise<boolean> {
+  if (caller.keyId === null) return true;
+  const key = await store.keyFind({ id: caller.keyId });
+  return key !== null && key.revokedAt === null;
+}
+
 /** The tenant filter for reads and actions: undefined (every tenant) for admins. */
 export function tenantScope(caller: Caller): string | undefined {
   return caller.admin ? undefined : caller.tenant;

@@ -21,9 +21,9 @@ import { progressOf } from '../core/progress.js';
 import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
 import { streamItems } from '../engine/sources.js';
-import { Authenticator, tenantScope } from './auth.js';
+import { Authenticator, stillValid, tenantScope } from './auth.js';
 import { instrument } from './metrics.js';
-import { streamEvents } from './sse.js';
+import { streamEvents, type StreamScope } from './sse.js';
 import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { fieldErrors, problem, ProblemError, sendProblem, toProblem } from './problem.js';
@@ -44,6 +44,8 @@ export interface ServerOptions {
    * nothing: its submission holds a database transaction open while it reads.
    */
   uploadIdleMs?: number;
+  /** Event streams (SSE) one API key (or client address without keys) may hold open (default 20). */
+  maxStreamsPerKey?: number;
 }
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -119,6 +121,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const closing = new AbortController();
   app.addHook('preClose', async () => closing.abort());
   const limiter = options.rateLimit === false ? null : new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
+  const maxStreams = options.maxStreamsPerKey ?? 20;
   /** Probes that must answer without a key (liveness) or are scraped by infrastructure. */
   const open = new Set(['/api/v1/health', '/api/v1/ready', '/api/v1/openapi.json']);
   app.decorateRequest('caller', null as never);
@@ -241,14 +244,36 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           .send(Readable.from(lines()));
       });
 
+      /**
+       * Runs one event stream, at most `maxStreamsPerKey` at once per key (each polls the
+       * store), ended when the key is revoked.
+       */
+      const openStreams = new Map<string, number>();
+      const stream = async (request: FastifyRequest, reply: FastifyReply, scope: StreamScope) => {
+        const caller = request.caller;
+        const who = caller.keyId ?? request.ip;
+        const open = openStreams.get(who) ?? 0;
+        if (open >= maxStreams) {
+          throw new ProblemError(problem('RATE_LIMITED', `this ${caller.keyId ? 'API key' : 'client'} already has ${open} event streams open, the most allowed; close one first`));
+        }
+        openStreams.set(who, open + 1);
+        try {
+          await streamEvents(bl, request, reply, { ...scope, allowed: () => stillValid(bl.store, caller) }, closing.signal);
+        } finally {
+          const left = (openStreams.get(who) ?? 1) - 1;
+          if (left === 0) openStreams.delete(who);
+          else openStreams.set(who, left);
+        }
+      };
+
       api.get('/events', async (request, reply) => {
-        await streamEvents(bl, request, reply, { tenant: tenantScope(request.caller) }, closing.signal);
+        await stream(request, reply, { tenant: tenantScope(request.caller) });
       });
 
       api.get('/batches/:id/events', async (request, reply) => {
         const { id } = parse(idParams, request.params, 'path');
         const batch = await visibleBatch(request, id);
-        await streamEvents(bl, request, reply, { tenant: tenantScope(request.caller), batchId: id, snapshot: batchView(batch) }, closing.signal);
+        await stream(request, reply, { tenant: tenantScope(request.caller), batchId: id, snapshot: batchView(batch) });
       });
 
       const action = (path: string, run: (id: string) => Promise<Batch>) =>

@@ -7,6 +7,7 @@
  * Each SSE message's `id` is that cursor, so a client that reconnects with `Last-Event-ID`
  * resumes exactly after the last event it saw. Progress snapshots are thinned to at most two
  * per second per batch; a comment line every 15 s keeps proxies from closing an idle stream.
+ * A stream checks every few seconds that its caller may still read (a revoked key ends it).
  */
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -16,6 +17,7 @@ import type { Batchline } from '../engine/batchline.js';
 const POLL_MS = 250;
 const PROGRESS_EVERY_MS = 500;
 const KEEPALIVE_MS = 15_000;
+const RECHECK_MS = 5_000;
 
 export interface StreamScope {
   /** Only this tenant's events; undefined for admins. */
@@ -24,6 +26,8 @@ export interface StreamScope {
   batchId?: string;
   /** Sent first (the per-batch stream's current state). */
   snapshot?: unknown;
+  /** Asked every few seconds; false ends the stream (the caller's key was revoked). */
+  allowed?: () => Promise<boolean>;
 }
 
 function message(event: { id?: string; type: string; data: unknown }): string {
@@ -44,6 +48,9 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
   reply.hijack();
   const out = reply.raw;
   out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  // Send the headers now: without a first event the client would not see the 200 (and an
+  // EventSource would not open) until the first keepalive, 15 s later.
+  out.flushHeaders();
   let open = true;
   request.raw.on('close', () => (open = false));
   if (scope.snapshot !== undefined) out.write(message({ type: 'batch:snapshot', data: scope.snapshot }));
@@ -61,7 +68,15 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
   }
 
   async function follow(): Promise<void> {
+    let checkedAt = Date.now();
     while (open && !out.destroyed && !closing.aborted) {
+      if (scope.allowed && Date.now() - checkedAt >= RECHECK_MS) {
+        checkedAt = Date.now();
+        if (!(await scope.allowed())) {
+          out.write(message({ type: 'stream:closed', data: { reason: 'the API key was revoked' } }));
+          return;
+        }
+      }
       const { events, cursor: next } = await bl.store.eventsFollow({ after: cursor, tenant: scope.tenant, limit: 500 });
       for (const event of events) {
         cursor = event.cursor;

@@ -390,7 +390,25 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const tenantWorkers = (await raw(base, 'GET', '/workers', { headers: { authorization: `Bearer ${globex.token}` } })).body.workers;
     expect(tenantWorkers.every((w: { batches: string[] }) => w.batches.length === 0)).toBe(true);
     expect((await raw(base, 'GET', '/ready')).status).toBe(200);
-    await bl.store.keyRevoke({ id: acme.key.id });
+
+    // A key holds a bounded number of event streams, and revoking it ends them.
+    const capped = await createServer({ batchline: bl, maxStreamsPerKey: 1 });
+    await capped.listen({ host: '127.0.0.1', port: 0 });
+    const cappedBase = `http://127.0.0.1:${(capped.server.address() as AddressInfo).port}`;
+    try {
+      const auth = { authorization: `Bearer ${acme.token}` };
+      const stream = await fetch(`${cappedBase}/api/v1/events`, { headers: auth });
+      expect(stream.status).toBe(200);
+      expect(await raw(cappedBase, 'GET', '/events', { headers: auth })).toMatchObject({ status: 429, body: { code: 'RATE_LIMITED' } });
+      expect((await fetch(`${cappedBase}/api/v1/events`, { headers: { authorization: `Bearer ${globex.token}` }, signal: AbortSignal.timeout(300) }).catch(() => null))?.status).toBe(200);
+      await bl.store.keyRevoke({ id: acme.key.id });
+      const revokedAt = Date.now();
+      const text = await readFor(stream, 'stream:closed');
+      expect(text).toContain('event: stream:closed');
+      expect(Date.now() - revokedAt).toBeLessThan(8_000);
+    } finally {
+      await capped.close();
+    }
     await expect(as(acme.token).listBatches()).rejects.toMatchObject({ status: 401 });
     // Liveness needs no key.
     expect((await raw(base, 'GET', '/health')).status).toBe(200);

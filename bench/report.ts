@@ -70,6 +70,8 @@ function engineSection(file: string, saved: EngineResults): string[] {
     `computed from the file). Items: ${fmt(saved.options.items)}; worker concurrency: ${saved.options.concurrency}; workers in the submitting process.`,
     '',
     '- **noop**: items whose handler does nothing, submitted as one batch.',
+    '- **noop-once**: the same with `maxAttempts: 1`, so every item runs on its final attempt and',
+    '  the worker commits a start mark ahead of the items it starts (what a crash may fail).',
     '- **transactions**: the workload of the batch framework Batchline replaces: a CSV of random',
     '  DEPOSIT/WITHDRAWAL rows, read and submitted as 10 batches, each row validated and added to an',
     '  exact decimal balance.',

@@ -46,12 +46,16 @@ async function database(store: 'sqlite' | 'postgres', options: ScenarioOptions):
   return { database: join(dir, 'bench.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** 100,000 no-op items: one submit, workers in this process, until all are recorded. */
-async function batchlineNoop(store: 'sqlite' | 'postgres', options: ScenarioOptions): Promise<Omit<ScenarioResult, 'maxRssMb'>> {
+/**
+ * 100,000 no-op items: one submit, workers in this process, until all are recorded. With
+ * `maxAttempts: 1` (scenario noop-once) every lease is an item's final attempt, so the worker
+ * writes start marks ahead of the items it starts: that scenario prices them.
+ */
+async function batchlineNoop(store: 'sqlite' | 'postgres', options: ScenarioOptions, maxAttempts = 3): Promise<Omit<ScenarioResult, 'maxRssMb'>> {
   const { database: db, cleanup } = await database(store, options);
   const bl = await Batchline.open({ database: db, logLevel: 'warn' });
   try {
-    bl.define('noop', async () => {});
+    bl.define('noop', async () => {}, { maxAttempts });
     await bl.start({ concurrency: options.concurrency });
     const items = Array.from({ length: options.items }, (_, i) => ({ i }));
     const started = performance.now();
@@ -59,7 +63,8 @@ async function batchlineNoop(store: 'sqlite' | 'postgres', options: ScenarioOpti
     const done = await bl.wait(batch.id);
     const ms = performance.now() - started;
     if (done.succeeded !== options.items) throw new Error(`only ${done.succeeded} of ${options.items} items succeeded`);
-    return { scenario: 'noop', system: 'batchline', store, items: options.items, ms, itemsPerSecond: (options.items * 1000) / ms };
+    const scenario = maxAttempts === 1 ? 'noop-once' : 'noop';
+    return { scenario, system: 'batchline', store, items: options.items, ms, itemsPerSecond: (options.items * 1000) / ms };
   } finally {
     await bl.close();
     cleanup();
@@ -110,6 +115,8 @@ type Runner = (options: ScenarioOptions) => Promise<Omit<ScenarioResult, 'maxRss
 export const SCENARIOS: Record<string, () => Promise<Runner>> = {
   'batchline-sqlite-noop': async () => (o) => batchlineNoop('sqlite', o),
   'batchline-postgres-noop': async () => (o) => batchlineNoop('postgres', o),
+  'batchline-sqlite-noop-once': async () => (o) => batchlineNoop('sqlite', o, 1),
+  'batchline-postgres-noop-once': async () => (o) => batchlineNoop('postgres', o, 1),
   'batchline-sqlite-transactions': async () => (o) => batchlineTransactions('sqlite', o),
   'batchline-postgres-transactions': async () => (o) => batchlineTransactions('postgres', o),
 };

@@ -14,6 +14,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { progressOf, type Progress } from '../../core/progress.js';
 import { NotFoundError } from '../../core/errors.js';
+import { isTerminalBatchStatus, type BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
 import { ApiError, type ApiBatch } from '../../client/index.js';
 import { CliError, count, EXIT, printJson, table, withDatabase } from '../common.js';
@@ -42,6 +43,23 @@ interface Watched {
   type: string;
   tenant: string;
   progress: Progress;
+}
+
+/** Statuses of batches that may still change. */
+const OPEN: BatchStatus[] = ['queued', 'running', 'paused'];
+
+/** `fn` over `items`, at most `limit` at once, results in order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
 }
 
 function watched(batch: Batch | ApiBatch): Watched {
@@ -111,14 +129,21 @@ export function monitorCommand(): Command {
 async function monitor(source: BatchSource, ids: string[], options: MonitorOptions): Promise<void> {
   const started = Date.now();
   const live = Boolean(process.stdout.isTTY) && !options.json;
+  const selected = ids.length === 0;
   let watchIds = ids;
-  if (ids.length === 0) {
-    const open = await source.listBatches({ tenant: options.tenant, status: ['queued', 'running', 'paused'] });
-    watchIds = open.map((b) => b.id);
-  }
+  if (selected) watchIds = (await source.listBatches({ tenant: options.tenant, status: OPEN })).map((b) => b.id);
+  // A day's run can be hundreds of batches (one per organisation). Each refresh reads only what
+  // can still change: finished batches are kept as they were last read; with --tenant or --all
+  // one listing (500 a page) brings every open batch, and only batches that left it are read one
+  // by one, a few at a time (a server limits each key's requests per second).
+  const finished = new Map<string, Watched>();
   const fetchAll = async (): Promise<Watched[]> => {
     try {
-      return (await Promise.all(watchIds.map((id) => source.getBatch(id)))).map(watched);
+      const open = selected ? new Map((await source.listBatches({ tenant: options.tenant, status: OPEN })).map((b) => [b.id, watched(b)])) : null;
+      const read = await mapLimit(watchIds.filter((id) => !finished.has(id) && !open?.has(id)), 8, async (id) => watched(await source.getBatch(id)));
+      for (const row of read) if (isTerminalBatchStatus(row.progress.status)) finished.set(row.id, row);
+      const byId = new Map(read.map((row) => [row.id, row]));
+      return watchIds.map((id) => finished.get(id) ?? open?.get(id) ?? byId.get(id)!);
     } catch (error) {
       if (error instanceof NotFoundError || (error instanceof ApiError && error.status === 404)) throw new CliError(error.message, EXIT.usage);
       throw error;

@@ -46,6 +46,12 @@ export interface ServerOptions {
   uploadIdleMs?: number;
   /** Event streams (SSE) one API key (or client address without keys) may hold open (default 20). */
   maxStreamsPerKey?: number;
+  /**
+   * Streamed uploads this process reads at once (default 4); more are refused with 503 and
+   * Retry-After. Each holds a database connection for as long as its body takes, and the
+   * workers in the same process need connections too.
+   */
+  maxConcurrentUploads?: number;
 }
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -122,6 +128,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addHook('preClose', async () => closing.abort());
   const limiter = options.rateLimit === false ? null : new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
   const maxStreams = options.maxStreamsPerKey ?? 20;
+  const maxUploads = options.maxConcurrentUploads ?? 4;
+  let uploads = 0;
   /** Probes that must answer without a key (liveness) or are scraped by infrastructure. */
   const open = new Set(['/api/v1/health', '/api/v1/ready', '/api/v1/openapi.json']);
   app.decorateRequest('caller', null as never);
@@ -157,6 +165,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         if (format) {
           const query = parse(createBatchQuery, request.query, 'query');
           const labels = parseLabels(query.label);
+          if (uploads >= maxUploads) {
+            request.raw.resume(); // read the body away, so the client gets this answer rather than a reset
+            return sendProblem(reply, problem('UNAVAILABLE', `${uploads} uploads are being read already, the most this server takes at once; retry shortly`), { 'retry-after': '1' });
+          }
+          uploads++;
           // The submission's transaction stays open while the body arrives: a client that
           // stops sending must not hold it (and a pool connection) for ever.
           const idleMs = options.uploadIdleMs ?? 30_000;
@@ -168,7 +181,10 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
             ...(query.timeoutMs !== undefined ? { timeoutMs: query.timeoutMs } : {}),
             ...(Object.keys(labels).length > 0 ? { labels } : {}),
             ...(idempotencyKey ?? query.idempotencyKey ? { idempotencyKey: idempotencyKey ?? query.idempotencyKey } : {}),
-          }).finally(() => request.raw.setTimeout(0));
+          }).finally(() => {
+            uploads--;
+            request.raw.setTimeout(0);
+          });
         } else if (contentType === 'application/json') {
           const { type, items, ...rest } = parse(createBatchBody, request.body, 'body');
           submitted = await bl.submit(type, items, {

@@ -215,6 +215,32 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
   });
 
+  it('reads a bounded number of uploads at once, refusing more with 503 and Retry-After', async () => {
+    const busy = await createServer({ batchline: bl, maxConcurrentUploads: 1 });
+    await busy.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const port = (busy.server.address() as AddressInfo).port;
+      const slow = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/batches?type=echo', headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } });
+      const answer = new Promise<number>((resolve, reject) => {
+        slow.on('response', (response) => resolve(response.statusCode!));
+        slow.on('error', reject);
+      });
+      slow.write('{"n":1}\n');
+      await new Promise((r) => setTimeout(r, 200));
+      const refused = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches?type=echo', { body: '{"n":2}\n', headers: { 'content-type': 'application/x-ndjson' } });
+      expect(refused).toMatchObject({ status: 503, body: { code: 'UNAVAILABLE' } });
+      expect(refused.headers.get('retry-after')).toBe('1');
+      // JSON bodies are not streamed and are not counted.
+      expect((await raw(`http://127.0.0.1:${port}`, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ n: 3 }] }), headers: { 'content-type': 'application/json' } })).status).toBe(201);
+      slow.end('{"n":4}\n');
+      expect(await answer).toBe(201);
+      const after = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches?type=echo', { body: '{"n":5}\n', headers: { 'content-type': 'application/x-ndjson' } });
+      expect(after.status).toBe(201);
+    } finally {
+      await busy.close();
+    }
+  });
+
   it('cuts off an upload that stops sending, and creates nothing', async () => {
     const idle = await createServer({ batchline: bl, uploadIdleMs: 300 });
     await idle.listen({ host: '127.0.0.1', port: 0 });

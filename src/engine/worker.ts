@@ -224,7 +224,15 @@ export class Worker {
 
   // -------------------------------------------------------------------------- leasing
 
-  /** Average item duration (ms) seen for a type, or undefined before its first item. */
+  /** Attempts each type allows where its batch sets none (the store marks final leases by it). */
+  private get maxAttemptsByType(): Record<string, number> {
+    return Object.fromEntries(this.registry.types().map((type) => [type, this.registry.resolve(type, {}).maxAttempts]));
+  }
+
+  /**
+   * How many items of a type keep every slot busy for `targetLeaseMs`, by its average item
+   * duration (at most `maxLeaseItems`); one per slot before its first item has run.
+   */
   private wantFor(type: string): number {
     const ms = this.itemMs.get(type);
     if (ms === undefined) return this.settings.concurrency;
@@ -268,6 +276,7 @@ export class Worker {
           types: plan.types,
           maxItems: this.settings.maxLeaseItems,
           maxItemsByType: plan.maxItemsByType,
+          maxAttemptsByType: this.maxAttemptsByType,
           leaseMs: this.settings.leaseMs,
         });
         failures = 0;
@@ -336,10 +345,13 @@ export class Worker {
         this.queue.splice(i, 1);
         continue;
       }
-      if (now > run.startDeadline || this.atCap(run) || !this.mayStart(run)) {
+      if (now > run.startDeadline || this.atCap(run)) {
         i++;
         continue;
       }
+      // Waiting for its start mark: later chunks wait too, or each would get a mark (and a
+      // crash would then fail the items of every chunk this worker holds).
+      if (!this.mayStart(run)) break;
       const slot = run.takeSlot();
       this.unstarted--;
       this.startItem(run, slot, now);
@@ -356,7 +368,7 @@ export class Worker {
     if (run.startLimit === Infinity) return true;
     const next = run.peekSlot();
     const window = Math.max(this.settings.concurrency, Math.ceil(this.wantFor(run.lease.type) / 10));
-    if (!run.markPending && next + window / 2 >= run.startLimit) {
+    if (!run.markPending && run.startLimit < run.lease.n && next + window / 2 >= run.startLimit) {
       run.markPending = true;
       const startedBefore = Math.min(run.lease.n, Math.max(next, run.startLimit) + window);
       this.committer.enqueue(run.commit('checkpoint', Date.now(), { startedBefore }));

@@ -8,7 +8,7 @@ import { ConflictError, NotFoundError } from '../core/errors.js';
 import { BATCH_ACTIONS, type BatchAction, type BatchStatus } from '../core/statuses.js';
 import type { ApiKey, Batch, BatchEvent, EventType, RunOptions } from '../core/types.js';
 import type { ChunkStatus } from '../core/item-state.js';
-import type { BatchesSubmitParams, ChunkCommit, NewBatch } from './store.js';
+import type { BatchesSubmitParams, ChunkCommit, ChunksLeaseParams, NewBatch } from './store.js';
 
 /** The batch columns both stores have, as their drivers return them. */
 export interface BatchRowBase {
@@ -212,6 +212,15 @@ export function planLease<T extends { n: number; skip: number; done: number; par
     break;
   }
   return { take, split: null, items };
+}
+
+/**
+ * Whether leasing a chunk now is its items' final attempt or past it (see
+ * ChunksLeaseParams.maxAttemptsByType): false when the allowed attempts are not known.
+ */
+export function isFinalLease(attemptsUsed: number, batchMaxAttempts: number | null, type: string, params: ChunksLeaseParams): boolean {
+  const allowed = batchMaxAttempts !== null ? Number(batchMaxAttempts) : params.maxAttemptsByType?.[type];
+  return allowed !== undefined && attemptsUsed + 1 >= allowed;
 }
 
 /**

@@ -91,6 +91,12 @@ export interface ChunksLeaseParams {
   maxItems: number;
   /** Per-type bounds that replace `maxItems` for batches of those types (slow types lease less). */
   maxItemsByType?: Record<string, number>;
+  /**
+   * Attempts each type allows where its batch sets none. A lease that is its items' final
+   * attempt (or past it) starts with a start mark of 0: its worker starts nothing without
+   * writing one, so should it die, nothing the next lease finds unrecorded ran under it.
+   */
+  maxAttemptsByType?: Record<string, number>;
   leaseMs: number;
 }
 
@@ -114,8 +120,9 @@ export interface LeasedChunk {
   state: (ItemStateEntry | null)[] | null;
   /**
    * What the chunk's previous lease wrote ahead of starting items (ChunkCommit.startedBefore):
-   * no slot at or after this one started under it. Null when that lease wrote none, so any
-   * unrecorded slot may have started. Leasing clears it: each lease writes its own.
+   * no slot at or after this one started under it. Null when that lease kept none, so any
+   * unrecorded slot may have started. Each lease starts its own: 0 on a final attempt (see
+   * ChunksLeaseParams.maxAttemptsByType), null otherwise.
    */
   startedBefore: number | null;
   /** Options given at submit (unset ones come from the processor). */

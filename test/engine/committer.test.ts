@@ -64,13 +64,17 @@ describe.each(storeKinds)('committer: %s', (kind) => {
     const { seen, hooks } = track();
     const committer = new Committer({ store, logger, ...hooks });
     committer.enqueue({ ...commitFor(chunk!, () => null), startedBefore: 8 });
-    committer.enqueue(commitFor(chunk!, (slot) => (slot < 2 ? 'succeeded' : null), { commitNo: 1 }));
+    committer.enqueue({ ...commitFor(chunk!, (slot) => (slot < 2 ? 'succeeded' : null), { commitNo: 1 }), startedBefore: 5 });
+    // A third with no mark and nothing new (a plain checkpoint).
+    const nothingNew = { succeeded: 0, failed: 0, cancelled: 0, moved: 0 };
+    committer.enqueue({ ...commitFor(chunk!, (slot) => (slot < 2 ? 'succeeded' : null), { commitNo: 2 }), delta: nothingNew, aggregates: {} });
     await committer.drain();
     expect(seen.committed).toHaveLength(1);
     await sleep(300);
     await store.chunksReclaim({ limit: 10 });
     const [again] = await lease(store);
     expect(again).toMatchObject({ attempt: 2, startedBefore: 8 });
+    expect(again!.state!.filter((entry) => entry?.s === 'succeeded')).toHaveLength(2);
   });
 
   it('writes the others while one commit keeps failing', async () => {

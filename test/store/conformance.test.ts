@@ -257,6 +257,29 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(third).toMatchObject({ attempt: 3, startedBefore: null });
   });
 
+  it('starts a final-attempt lease with a start mark of 0: nothing started', async () => {
+    // The batch allows 2 attempts; type `u` allows 1 by the worker's processors.
+    await submit(store, rows(4), { maxAttempts: 2 });
+    await submit(store, rows(4), { type: 'u' });
+    const byType = { t: 5, u: 1 };
+    const [first] = await lease(store, { leaseMs: 200, maxAttemptsByType: byType });
+    expect(first).toMatchObject({ attempt: 1, startedBefore: null });
+    const [once] = await lease(store, { leaseMs: 200, types: ['u'], maxAttemptsByType: byType });
+    await sleep(300);
+    await store.chunksReclaim({ limit: 100 });
+    // What each lease reports is its predecessor's mark: attempt 1 of 2 (the batch's setting
+    // beats the processor's 5) was not final, so unknown; attempt 1 of 1 was, so 0; and the
+    // third lease follows attempt 2 of 2, final again.
+    const [second] = await lease(store, { leaseMs: 200, maxAttemptsByType: byType });
+    expect(second).toMatchObject({ chunkId: first!.chunkId, attempt: 2, startedBefore: null });
+    const [twice] = await lease(store, { leaseMs: 200, types: ['u'], maxAttemptsByType: byType });
+    expect(twice).toMatchObject({ chunkId: once!.chunkId, attempt: 2, startedBefore: 0 });
+    await sleep(300);
+    await store.chunksReclaim({ limit: 100 });
+    const [third] = await lease(store, { maxAttemptsByType: byType });
+    expect(third).toMatchObject({ chunkId: first!.chunkId, attempt: 3, startedBefore: 0 });
+  });
+
   it('leases a chunk with a start mark whole, even into a smaller lease', async () => {
     await submit(store, rows(10));
     const [chunk] = await lease(store, { leaseMs: 200 });

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { mergeAggregates } from '../../core/decimal.js';
 import type { BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, fence, finishedEventData, planLease, progressEventData, toBatch } from '../shared.js';
+import { closeChunk, fence, finishedEventData, isFinalLease, planLease, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import type { BatchRow, ChunkDbRow, NewEvent, PgConnection } from './connection.js';
 
@@ -37,10 +37,15 @@ export class PgChunks {
         // Start marks as they were before CHUNKS_LEASE clears them (the chunks are locked). Only
         // chunks with a state have one (marks are written by commits), and those are never split.
         const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
-        if (plan.split) ids.push(await this.splitHead(client, batch.id, plan.split.chunk, plan.split.items));
+        const final = plan.take.filter((c) => isFinalLease(c.attempt, batch.max_attempts, batch.type, params)).map((c) => c.id);
+        if (plan.split) {
+          const head = await this.splitHead(client, batch.id, plan.split.chunk, plan.split.items);
+          ids.push(head);
+          if (isFinalLease(plan.split.chunk.attempt, batch.max_attempts, batch.type, params)) final.push(head);
+        }
         const items = plan.items;
         type Leased = ChunkDbRow & { lease_no: number; commit_no: number; lease_expires_at: Date };
-        const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs]);
+        const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs, final]);
         await this.c.query(client, this.c.sql.BATCH_MARK_LEASED, [batch.id, items]);
         if (batch.status === 'queued') {
           await this.c.events(client, [{ batch_id: batch.id, tenant: batch.tenant, type: 'batch:started', data: {} }]);

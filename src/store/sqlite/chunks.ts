@@ -7,7 +7,7 @@
 import { mergeAggregates } from '../../core/decimal.js';
 import { isTerminalBatchStatus, type BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, fence, finishedEventData, planLease, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
+import { closeChunk, fence, finishedEventData, isFinalLease, planLease, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import { iso, toChunkRow, type BatchRow, type ChunkDbRow, type SqliteConnection } from './connection.js';
 import * as sql from './statements.js';
@@ -30,11 +30,16 @@ export class SqliteChunks {
       // Start marks as they were before CHUNKS_LEASE clears them. Only chunks with a state
       // have one (marks are written by commits), and those are never split.
       const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
-      if (plan.split) ids.push(this.splitHead(batch.id, plan.split.chunk, plan.split.items));
+      const final = plan.take.filter((c) => isFinalLease(c.attempt, batch.max_attempts, batch.type, params)).map((c) => c.id);
+      if (plan.split) {
+        const head = this.splitHead(batch.id, plan.split.chunk, plan.split.items);
+        ids.push(head);
+        if (isFinalLease(plan.split.chunk.attempt, batch.max_attempts, batch.type, params)) final.push(head);
+      }
       const items = plan.items;
       if (ids.length === 0) return [];
       const expires = now + params.leaseMs;
-      const rows = this.c.stmt(sql.CHUNKS_LEASE).all(params.workerId, expires, JSON.stringify(ids)) as (ChunkDbRow & { lease_no: number; commit_no: number })[];
+      const rows = this.c.stmt(sql.CHUNKS_LEASE).all(params.workerId, expires, JSON.stringify(final), JSON.stringify(ids)) as (ChunkDbRow & { lease_no: number; commit_no: number })[];
       this.c.stmt(sql.BATCH_MARK_LEASED).run(now, items, iso(now), batch.id);
       if (batch.status === 'queued') this.c.event(batch, 'batch:started', {}, now);
       const options = toBatch(batch).options;

@@ -11,6 +11,7 @@
  * in memory, and a dropped connection rolls the whole batch back.
  */
 
+import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
@@ -93,6 +94,28 @@ function parseLabels(label: string | string[] | undefined): Record<string, strin
 
 const STREAMED: Record<string, 'jsonl' | 'csv'> = { 'application/x-ndjson': 'jsonl', 'application/jsonl': 'jsonl', 'text/csv': 'csv' };
 
+/**
+ * Destroys a request whose body stops arriving: no byte for `idleMs` while the server waits for
+ * one (nothing of the body is left unread). Once the body is complete it never fires, so a slow
+ * commit after the last byte is not mistaken for an idle client. Returns the stop function.
+ */
+function cutOffWhenIdle(request: IncomingMessage, idleMs: number): () => void {
+  let bytes = request.socket.bytesRead;
+  let lastProgress = Date.now();
+  const timer = setInterval(() => {
+    if (request.complete || request.destroyed) return clearInterval(timer);
+    if (request.socket.bytesRead !== bytes || request.readableLength > 0) {
+      bytes = request.socket.bytesRead;
+      lastProgress = Date.now();
+    } else if (Date.now() - lastProgress >= idleMs) {
+      clearInterval(timer);
+      request.destroy(new Error(`nothing arrived for ${idleMs} ms`));
+    }
+  }, Math.max(50, Math.min(1_000, idleMs / 4)));
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Builds the API server (not yet listening). */
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const bl = options.batchline;
@@ -172,19 +195,20 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           uploads++;
           // The submission's transaction stays open while the body arrives: a client that
           // stops sending must not hold it (and a pool connection) for ever.
-          const idleMs = options.uploadIdleMs ?? 30_000;
-          request.raw.setTimeout(idleMs, () => request.raw.destroy(new Error(`nothing arrived for ${idleMs} ms`)));
-          submitted = await bl.submit(query.type, streamItems(request.raw, format), {
-            tenant: request.caller.tenant,
-            ...(query.priority !== undefined ? { priority: query.priority } : {}),
-            ...(query.maxAttempts !== undefined ? { maxAttempts: query.maxAttempts } : {}),
-            ...(query.timeoutMs !== undefined ? { timeoutMs: query.timeoutMs } : {}),
-            ...(Object.keys(labels).length > 0 ? { labels } : {}),
-            ...(idempotencyKey ?? query.idempotencyKey ? { idempotencyKey: idempotencyKey ?? query.idempotencyKey } : {}),
-          }).finally(() => {
+          const stopWatching = cutOffWhenIdle(request.raw, options.uploadIdleMs ?? 30_000);
+          try {
+            submitted = await bl.submit(query.type, streamItems(request.raw, format), {
+              tenant: request.caller.tenant,
+              ...(query.priority !== undefined ? { priority: query.priority } : {}),
+              ...(query.maxAttempts !== undefined ? { maxAttempts: query.maxAttempts } : {}),
+              ...(query.timeoutMs !== undefined ? { timeoutMs: query.timeoutMs } : {}),
+              ...(Object.keys(labels).length > 0 ? { labels } : {}),
+              ...(idempotencyKey ?? query.idempotencyKey ? { idempotencyKey: idempotencyKey ?? query.idempotencyKey } : {}),
+            });
+          } finally {
             uploads--;
-            request.raw.setTimeout(0);
-          });
+            stopWatching();
+          }
         } else if (contentType === 'application/json') {
           const { type, items, ...rest } = parse(createBatchBody, request.body, 'body');
           submitted = await bl.submit(type, items, {

@@ -215,6 +215,29 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
   });
 
+  it('does not cut off an upload whose body has all arrived, however long the commit takes', async () => {
+    const idle = await createServer({ batchline: bl, uploadIdleMs: 300 });
+    await idle.listen({ host: '127.0.0.1', port: 0 });
+    // The store takes 1 s to commit after reading the last row: longer than the idle limit.
+    const submit = bl.store.batchesSubmit;
+    bl.store.batchesSubmit = (params) =>
+      submit.call(bl.store, {
+        ...params,
+        chunks: (async function* () {
+          yield* params.chunks;
+          await new Promise((r) => setTimeout(r, 1_000));
+        })(),
+      });
+    try {
+      const port = (idle.server.address() as AddressInfo).port;
+      const created = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches?type=echo', { body: '{"n":1}\n{"n":2}\n', headers: { 'content-type': 'application/x-ndjson' } });
+      expect(created).toMatchObject({ status: 201, body: { total: 2 } });
+    } finally {
+      bl.store.batchesSubmit = submit;
+      await idle.close();
+    }
+  });
+
   it('reads a bounded number of uploads at once, refusing more with 503 and Retry-After', async () => {
     const busy = await createServer({ batchline: bl, maxConcurrentUploads: 1 });
     await busy.listen({ host: '127.0.0.1', port: 0 });

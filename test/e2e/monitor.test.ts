@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Batchline } from '../../src/index.js';
+import { sleep } from '../helpers/factory.js';
 import { batchline, exited, FIXTURE_PROCESSORS, serveAddress, spawnBatchline } from '../helpers/cli.js';
 
 describe('monitor', () => {
@@ -89,6 +90,36 @@ describe('monitor', () => {
       await exited(server);
     }
   });
+
+  it('sees a finished batch that runs again (retry-failed) and waits for it', async () => {
+    const database = join(dir, 'retried.sqlite');
+    const own = ['--database', database];
+    const bl = await Batchline.open({ database, logLevel: 'silent' });
+    try {
+      const retried = await submit(mixed, 'txn.validate', own);
+      const slow = await bl.submit('slow.sum', Array.from({ length: 40 }, (_, id) => ({ id, amount: '1.00' })));
+      const watching = spawnBatchline(['monitor', '--all', '--timeout', '12s', '--interval', '200ms', '--json', ...own]);
+      await sleep(1_000);
+      const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--concurrency', '2', ...own]);
+      try {
+        while ((await bl.getBatch(retried)).status !== 'completed') await sleep(100);
+        await sleep(600); // the monitor has read it finished
+        // Run its failed item again, and hold it: the monitor must not count it as done.
+        await bl.retryFailed(retried);
+        await bl.pause(retried);
+        const exit = await exited(watching);
+        const report = JSON.parse(watching.output().slice(watching.output().indexOf('{')));
+        expect(exit.code).toBe(1);
+        expect(report).toMatchObject({ ok: false, incomplete: [retried] });
+        expect((await bl.getBatch(slow.id)).status).toBe('completed');
+      } finally {
+        worker.kill('SIGTERM');
+        await exited(worker);
+      }
+    } finally {
+      await bl.close();
+    }
+  }, 30_000);
 
   it('watches hundreds of batches through a rate-limited server, reading each finished one once', async () => {
     // A day's run of one batch per organisation: 300 batches of 100 ms items, watched with

@@ -133,17 +133,22 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
   let watchIds = ids;
   if (selected) watchIds = (await source.listBatches({ tenant: options.tenant, status: OPEN })).map((b) => b.id);
   // A day's run can be hundreds of batches (one per organisation). Each refresh reads only what
-  // can still change: finished batches are kept as they were last read; with --tenant or --all
-  // one listing (500 a page) brings every open batch, and only batches that left it are read one
-  // by one, a few at a time (a server limits each key's requests per second).
+  // can still change: finished batches are kept as they were last read (a retried one shows up
+  // in the listing again, or at the next full read); with --tenant or --all one listing (500 a
+  // page) brings every open batch, and only batches that left it are read one by one, a few at
+  // a time (a server limits each key's requests per second).
   const finished = new Map<string, Watched>();
+  let refreshes = 0;
   const fetchAll = async (): Promise<Watched[]> => {
+    // A finished batch can run again (retry-failed): every tenth refresh reads them all anew.
+    if (++refreshes % 10 === 0) finished.clear();
     try {
       const open = selected ? new Map((await source.listBatches({ tenant: options.tenant, status: OPEN })).map((b) => [b.id, watched(b)])) : null;
+      for (const id of open?.keys() ?? []) finished.delete(id);
       const read = await mapLimit(watchIds.filter((id) => !finished.has(id) && !open?.has(id)), 8, async (id) => watched(await source.getBatch(id)));
       for (const row of read) if (isTerminalBatchStatus(row.progress.status)) finished.set(row.id, row);
       const byId = new Map(read.map((row) => [row.id, row]));
-      return watchIds.map((id) => finished.get(id) ?? open?.get(id) ?? byId.get(id)!);
+      return watchIds.map((id) => open?.get(id) ?? finished.get(id) ?? byId.get(id)!);
     } catch (error) {
       if (error instanceof NotFoundError || (error instanceof ApiError && error.status === 404)) throw new CliError(error.message, EXIT.usage);
       throw error;

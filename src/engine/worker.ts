@@ -50,7 +50,10 @@ export const workerOptionsSchema = z
     /** Most items one lease takes (fast types hit it; measured in bench/peers W1: 8,000 beat 2,000 by ~20 %). */
     maxLeaseItems: z.number().int().min(1).default(8_000),
     heartbeatMs: z.number().int().min(100).default(5_000),
-    /** After a cancel, how long running items get to stop before the chunk closes without them. */
+    /**
+     * After a cancel, how long running items get to stop before the chunk closes without them;
+     * after a timeout, how long the item keeps its slot while its handler has not returned.
+     */
     cancelGraceMs: z.number().int().min(0).default(2_000),
     /** Results bigger than this (as JSON) fail the item. */
     maxResultBytes: z.number().int().min(1).default(1 << 20),
@@ -66,7 +69,13 @@ interface InFlight {
   ctx: ItemContext;
   startedAt: number;
   deadline: number;
+  /** Its outcome is recorded (a result, an error, or a timeout). */
   settled: boolean;
+  /**
+   * Timed out, but the handler has not returned: its slot stays taken until it does, or until
+   * this time, so a handler that ignores its signal cannot push the work past `concurrency`.
+   */
+  holdUntil: number | null;
 }
 
 /** Hooks the Batchline facade uses to hear about outcomes. */
@@ -385,7 +394,7 @@ export class Worker {
     this.active++;
     this.runningByBatch.set(run.batchId, (this.runningByBatch.get(run.batchId) ?? 0) + 1);
     const ctx = new ItemContext(run.batchId, run.seqOf(slot), run.lease.attempt, this.logger);
-    const flight: InFlight = { run, slot, ctx, startedAt: now, deadline: now + run.options.timeoutMs, settled: false };
+    const flight: InFlight = { run, slot, ctx, startedAt: now, deadline: now + run.options.timeoutMs, settled: false, holdUntil: null };
     this.inflight.add(flight);
     let result: unknown;
     try {
@@ -400,15 +409,18 @@ export class Worker {
     );
   }
 
-  private settle(flight: InFlight, value: unknown, error: unknown, threw: boolean): void {
-    if (flight.settled) return;
+  /**
+   * Records how an item's run ended and frees its slot; `holdMs` keeps the slot taken that much
+   * longer unless the handler returns first (a timeout: the handler may still be running).
+   */
+  private settle(flight: InFlight, value: unknown, error: unknown, threw: boolean, holdMs = 0): void {
+    if (flight.settled) {
+      // The handler of a timed-out item returned at last: its slot is free now.
+      if (flight.holdUntil !== null) this.freeSlot(flight);
+      return;
+    }
     flight.settled = true;
-    this.inflight.delete(flight);
-    this.active--;
     const { run, slot, ctx } = flight;
-    const batchRunning = this.runningByBatch.get(run.batchId)! - 1;
-    if (batchRunning === 0) this.runningByBatch.delete(run.batchId);
-    else this.runningByBatch.set(run.batchId, batchRunning);
     const now = Date.now();
     const type = run.lease.type;
     const previous = this.itemMs.get(type);
@@ -422,12 +434,23 @@ export class Worker {
       if (run.complete) this.committer.enqueue(run.commit('done', now));
       else if (run.stopped && run.running === 0) this.closeStopped(run);
     }
+    if (holdMs > 0) flight.holdUntil = now + holdMs;
+    else this.freeSlot(flight);
+  }
 
+  /** Gives a settled item's slot back to the pool (and to its batch's cap), and refills it. */
+  private freeSlot(flight: InFlight): void {
+    flight.holdUntil = null;
+    this.inflight.delete(flight);
+    this.active--;
+    const batchRunning = this.runningByBatch.get(flight.run.batchId)! - 1;
+    if (batchRunning === 0) this.runningByBatch.delete(flight.run.batchId);
+    else this.runningByBatch.set(flight.run.batchId, batchRunning);
     if (this.active === 0) for (const resolve of this.settledWaiters.splice(0)) resolve();
     if (this.state !== 'running') return;
     this.pump();
     if (this.unstarted === 0 || this.unstarted < this.prefetchBelow) {
-      if (now >= this.idleUntil) this.wakeup.wake();
+      if (Date.now() >= this.idleUntil) this.wakeup.wake();
     }
   }
 
@@ -519,10 +542,19 @@ export class Worker {
   private sweep(): void {
     const now = Date.now();
     for (const flight of this.inflight) {
-      if (now <= flight.deadline) continue;
+      if (flight.holdUntil !== null) {
+        if (now < flight.holdUntil) continue;
+        this.logger.warn(
+          { batchId: flight.run.batchId, seq: flight.run.seqOf(flight.slot), heldMs: this.settings.cancelGraceMs },
+          'a timed-out handler ignores its abort signal and is still running; its slot is given to another item',
+        );
+        this.freeSlot(flight);
+        continue;
+      }
+      if (flight.settled || now <= flight.deadline) continue;
       const error = new ItemAbortedError('timeout', `the attempt took longer than ${flight.run.options.timeoutMs} ms`);
       flight.ctx.abort(error);
-      this.settle(flight, undefined, error, true);
+      this.settle(flight, undefined, error, true, this.settings.cancelGraceMs);
     }
     for (const run of this.runs.values()) {
       if (!run.closed && run.dirty && now - run.lastCommitAt >= this.settings.checkpointMs) {

@@ -234,6 +234,31 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(item).toMatchObject({ status: 'failed', attempts: 2, error: { kind: 'timeout' } });
   });
 
+  it('keeps a timed-out item\'s slot while its handler ignores the signal, for a grace period at most', async () => {
+    const bl = await openBl();
+    let running = 0;
+    let most = 0;
+    // Ignores its signal: returns 400 ms after starting, whatever the timeout says. Item 2 never returns.
+    bl.define('stubborn', async (row: { i: number }) => {
+      running++;
+      most = Math.max(most, running);
+      try {
+        await new Promise((resolve) => (row.i === 2 ? undefined : setTimeout(resolve, 400)));
+      } finally {
+        running--;
+      }
+    }, { timeoutMs: 100, maxAttempts: 1 });
+    const batch = await bl.submit('stubborn', rowsOf(5));
+    await bl.start({ concurrency: 1, cancelGraceMs: 700 });
+    const done = await bl.wait(batch.id, { timeoutMs: 15_000 });
+    expect(done).toMatchObject({ status: 'completed', failed: 5 });
+    // One slot: a timed-out handler still running kept it, so no two handlers ran at once,
+    // except after the grace period let the one that never returns go.
+    const items = await bl.items(batch.id);
+    expect(items.every((item) => item.error?.kind === 'timeout')).toBe(true);
+    expect(most).toBe(2);
+  });
+
   it('honours RetryLaterError delays and fails results that are not JSON', async () => {
     const bl = await openBl();
     const seen: number[] = [];

@@ -58,7 +58,10 @@ export interface ClientOptions {
   apiKey?: string;
   /** Replaces the global fetch (tests, proxies). */
   fetch?: typeof fetch;
-  /** How many times a 429 is retried after its Retry-After (default 5; bodies that are streams are never retried). */
+  /**
+   * How many times a 429, or a 503 with Retry-After, is retried after waiting as it says
+   * (default 5). A streamed body is retried only when given as a function that opens it again.
+   */
   retries?: number;
 }
 
@@ -86,11 +89,13 @@ export class BatchlineClient {
 
   /**
    * Creates a batch from a streamed NDJSON or CSV body (a string, bytes, or a stream such as
-   * `Readable.toWeb(createReadStream(file))`), without holding it in memory.
+   * `Readable.toWeb(createReadStream(file))`), without holding it in memory. Pass a function
+   * that opens the stream to let the client send it again when the server asks to retry later
+   * (429, or 503 with Retry-After while it reads its most uploads at once).
    */
   async uploadBatch(
     type: string,
-    body: BodyInit,
+    body: BodyInit | (() => BodyInit),
     options: { format: 'ndjson' | 'csv'; priority?: number; maxAttempts?: number; timeoutMs?: number; labels?: Record<string, string>; idempotencyKey?: string },
   ): Promise<ApiBatch & { created: boolean }> {
     const query: Query = {
@@ -112,8 +117,7 @@ export class BatchlineClient {
     return { ...((await res.json()) as ApiBatch), created: res.status === 201 };
   }
 
-  /** Batches, newest first; pass `nextCursor` back as `cursor` for the next page. */
-  /** Batches, newest first; `total` counts every page; `labels` must all match. */
+  /** Batches, newest first; `total` counts every page; `labels` must all match; pass `nextCursor` back as `cursor` for the next page. */
   async listBatches(
     query: { status?: BatchStatus | BatchStatus[]; type?: string; labels?: Record<string, string>; limit?: number; cursor?: string } = {},
   ): Promise<{ batches: ApiBatch[]; total: number; nextCursor: string | null }> {
@@ -175,29 +179,33 @@ export class BatchlineClient {
   private async send(
     method: string,
     path: string,
-    init: { query?: Query; body?: BodyInit; headers?: Record<string, string>; duplex?: 'half' } = {},
+    init: { query?: Query; body?: BodyInit | (() => BodyInit); headers?: Record<string, string>; duplex?: 'half' } = {},
   ): Promise<Response> {
     const url = new URL(`${this.base}${path}`);
     for (const [key, value] of Object.entries(init.query ?? {})) {
       if (value === undefined) continue;
       for (const v of [value].flat()) url.searchParams.append(key, String(v));
     }
-    const request = {
-      method,
-      body: init.body,
-      headers: { accept: 'application/json', ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}), ...init.headers },
-      ...(init.duplex ? { duplex: init.duplex } : {}),
-    } as RequestInit;
-    const replayable = init.body === undefined || typeof init.body === 'string';
+    const request = (): RequestInit =>
+      ({
+        method,
+        body: typeof init.body === 'function' ? init.body() : init.body,
+        headers: { accept: 'application/json', ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}), ...init.headers },
+        ...(init.duplex ? { duplex: init.duplex } : {}),
+      }) as RequestInit;
+    // A stream can be sent once; a string, nothing, or a function that opens the stream again, any number of times.
+    const replayable = init.body === undefined || typeof init.body === 'string' || typeof init.body === 'function';
     let res: Response;
     for (let attempt = 0; ; attempt++) {
       try {
-        res = await this.fetchImpl(url, request);
+        res = await this.fetchImpl(url, request());
       } catch (error) {
         const cause = (error as { cause?: { message?: string } }).cause?.message ?? (error as Error).message;
         throw new ApiError(0, { type: 'about:blank', title: 'Server unreachable', status: 0, detail: `cannot reach ${this.options.baseUrl}: ${cause}`, code: 'UNAVAILABLE' });
       }
-      if (res.status !== 429 || !replayable || attempt >= (this.options.retries ?? 5)) break;
+      // Asked to come back later: too many requests, or (503 with Retry-After) too busy right now.
+      const later = res.status === 429 || (res.status === 503 && res.headers.has('retry-after'));
+      if (!later || !replayable || attempt >= (this.options.retries ?? 5)) break;
       await res.body?.cancel();
       const wait = Number(res.headers.get('retry-after') ?? 1);
       await new Promise((resolve) => setTimeout(resolve, Math.min(60, Number.isFinite(wait) ? wait : 1) * 1000));

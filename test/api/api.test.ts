@@ -255,8 +255,18 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       expect(refused.headers.get('retry-after')).toBe('1');
       // JSON bodies are not streamed and are not counted.
       expect((await raw(`http://127.0.0.1:${port}`, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ n: 3 }] }), headers: { 'content-type': 'application/json' } })).status).toBe(201);
+      // The typed client, given a way to open its body again, waits its turn.
+      let opened = 0;
+      const body = () => {
+        opened++;
+        return new Blob(['{"n":6}\n{"n":7}\n']).stream();
+      };
+      const waiting = new BatchlineClient({ baseUrl: `http://127.0.0.1:${port}` }).uploadBatch('echo', body, { format: 'ndjson' });
+      await new Promise((r) => setTimeout(r, 1_500));
       slow.end('{"n":4}\n');
       expect(await answer).toBe(201);
+      expect(await waiting).toMatchObject({ created: true, total: 2 });
+      expect(opened).toBeGreaterThan(1);
       const after = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches?type=echo', { body: '{"n":5}\n', headers: { 'content-type': 'application/x-ndjson' } });
       expect(after.status).toBe(201);
     } finally {

@@ -88,8 +88,11 @@ async function submitThroughServer(server: string, options: SubmitCommandOptions
   } catch {
     throw new CliError(`cannot read ${options.file}: no such file`, EXIT.usage);
   }
-  const client = new BatchlineClient({ baseUrl: server, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY });
-  const body = Readable.toWeb(createReadStream(options.file)) as ReadableStream<Uint8Array>;
+  // A busy server answers 503 with Retry-After: 1 while it reads its most uploads at once;
+  // wait up to a minute for a turn rather than fail.
+  const client = new BatchlineClient({ baseUrl: server, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY, retries: 60 });
+  // A function, so the client can send the file again if the server asks it to retry later.
+  const body = () => Readable.toWeb(createReadStream(options.file)) as ReadableStream<Uint8Array>;
   const batch = await client.uploadBatch(options.type, body, {
     format: formatOf(options.file) === 'csv' ? 'csv' : 'ndjson',
     ...(options.priority !== undefined ? { priority: options.priority } : {}),

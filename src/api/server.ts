@@ -294,7 +294,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         const who = caller.keyId ?? request.ip;
         const open = openStreams.get(who) ?? 0;
         if (open >= maxStreams) {
-          throw new ProblemError(problem('RATE_LIMITED', `this ${caller.keyId ? 'API key' : 'client'} already has ${open} event streams open, the most allowed; close one first`));
+          const detail = `this ${caller.keyId ? 'API key' : 'client'} already has ${open} event streams open, the most allowed; close one first`;
+          return sendProblem(reply, problem('RATE_LIMITED', detail), { 'retry-after': '5' });
         }
         openStreams.set(who, open + 1);
         try {
@@ -306,14 +307,12 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         }
       };
 
-      api.get('/events', async (request, reply) => {
-        await stream(request, reply, { tenant: tenantScope(request.caller) });
-      });
+      api.get('/events', async (request, reply) => stream(request, reply, { tenant: tenantScope(request.caller) }));
 
       api.get('/batches/:id/events', async (request, reply) => {
         const { id } = parse(idParams, request.params, 'path');
         const batch = await visibleBatch(request, id);
-        await stream(request, reply, { tenant: tenantScope(request.caller), batchId: id, snapshot: batchView(batch) });
+        return stream(request, reply, { tenant: tenantScope(request.caller), batchId: id, snapshot: batchView(batch) });
       });
 
       const action = (path: string, run: (id: string) => Promise<Batch>) =>

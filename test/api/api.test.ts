@@ -458,7 +458,9 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       const auth = { authorization: `Bearer ${acme.token}` };
       const stream = await fetch(`${cappedBase}/api/v1/events`, { headers: auth });
       expect(stream.status).toBe(200);
-      expect(await raw(cappedBase, 'GET', '/events', { headers: auth })).toMatchObject({ status: 429, body: { code: 'RATE_LIMITED' } });
+      const tooMany = await raw(cappedBase, 'GET', '/events', { headers: auth });
+      expect(tooMany).toMatchObject({ status: 429, body: { code: 'RATE_LIMITED' } });
+      expect(tooMany.headers.get('retry-after')).toBe('5');
       expect((await fetch(`${cappedBase}/api/v1/events`, { headers: { authorization: `Bearer ${globex.token}` }, signal: AbortSignal.timeout(300) }).catch(() => null))?.status).toBe(200);
       await bl.store.keyRevoke({ id: acme.key.id });
       const revokedAt = Date.now();

@@ -16,6 +16,7 @@ export const PROBLEM_CODES = [
   'FORBIDDEN',
   'NOT_FOUND',
   'METHOD_NOT_ALLOWED',
+  'REQUEST_TIMEOUT',
   'CONFLICT',
   'IDEMPOTENCY_CONFLICT',
   'PAYLOAD_TOO_LARGE',
@@ -57,6 +58,7 @@ const TITLES: Record<ProblemCode, [number, string]> = {
   FORBIDDEN: [403, 'Needs an admin key'],
   NOT_FOUND: [404, 'Not found'],
   METHOD_NOT_ALLOWED: [405, 'Method not allowed'],
+  REQUEST_TIMEOUT: [408, 'The request body stopped arriving'],
   CONFLICT: [409, 'Conflict with the current state'],
   IDEMPOTENCY_CONFLICT: [409, 'Idempotency key reused with a different request'],
   PAYLOAD_TOO_LARGE: [413, 'Payload too large'],
@@ -90,7 +92,10 @@ export function toProblem(error: unknown): Problem {
   if (error instanceof ProblemError) return error.problem;
   if (error instanceof z.ZodError) return problem('VALIDATION_ERROR', 'the request has invalid fields', fieldErrors(error, 'body'));
   if (error instanceof ConflictError) return problem(error.code === 'idempotency_conflict' ? 'IDEMPOTENCY_CONFLICT' : 'CONFLICT', error.message);
-  if (error instanceof InputError) return problem(error.code === 'payload_too_large' ? 'PAYLOAD_TOO_LARGE' : 'VALIDATION_ERROR', error.message);
+  if (error instanceof InputError) {
+    if (error.code === 'body_idle') return problem('REQUEST_TIMEOUT', error.message);
+    return problem(error.code === 'payload_too_large' ? 'PAYLOAD_TOO_LARGE' : 'VALIDATION_ERROR', error.message);
+  }
   if (error instanceof BatchlineError) {
     switch (error.code) {
       case 'not_found':

@@ -18,6 +18,7 @@ import { stringify } from 'csv-stringify/sync';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { InputError } from '../core/errors.js';
 import { progressOf } from '../core/progress.js';
 import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
@@ -95,11 +96,13 @@ function parseLabels(label: string | string[] | undefined): Record<string, strin
 const STREAMED: Record<string, 'jsonl' | 'csv'> = { 'application/x-ndjson': 'jsonl', 'application/jsonl': 'jsonl', 'text/csv': 'csv' };
 
 /**
- * Destroys a request whose body stops arriving: no byte for `idleMs` while the server waits for
- * one (nothing of the body is left unread). Once the body is complete it never fires, so a slow
- * commit after the last byte is not mistaken for an idle client. Returns the stop function.
+ * Fails a request body that stops arriving: no byte for `idleMs` while the server waits for one
+ * (nothing of the body is left unread). The body's readers see an InputError (`body_idle`), so
+ * the submission rolls back and the client is answered 408. Once the body is complete it never
+ * fires, so a slow commit after the last byte is not mistaken for an idle client. Returns the
+ * stop function.
  */
-function cutOffWhenIdle(request: IncomingMessage, idleMs: number): () => void {
+function cutOffWhenIdle(request: IncomingMessage, idleMs: number, log: FastifyBaseLogger): () => void {
   let bytes = request.socket.bytesRead;
   let lastProgress = Date.now();
   const timer = setInterval(() => {
@@ -109,7 +112,8 @@ function cutOffWhenIdle(request: IncomingMessage, idleMs: number): () => void {
       lastProgress = Date.now();
     } else if (Date.now() - lastProgress >= idleMs) {
       clearInterval(timer);
-      request.destroy(new Error(`nothing arrived for ${idleMs} ms`));
+      log.warn({ idleMs, bytesRead: bytes }, 'upload cut off: its body stopped arriving');
+      request.emit('error', new InputError(`nothing of the body arrived for ${idleMs} ms; the upload is cut off and nothing was created`, { code: 'body_idle' }));
     }
   }, Math.max(50, Math.min(1_000, idleMs / 4)));
   timer.unref();
@@ -141,7 +145,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     if (!request.raw.readableEnded) request.raw.resume();
     const p = toProblem(error);
     if (p.status >= 500) request.log.error({ err: error }, 'request failed');
-    return sendProblem(reply, p);
+    // A client that stopped sending gets its answer, then the connection is closed rather
+    // than left waiting for a body that is not coming.
+    return sendProblem(reply, p, p.status === 408 ? { connection: 'close' } : {});
   });
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
@@ -195,7 +201,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           uploads++;
           // The submission's transaction stays open while the body arrives: a client that
           // stops sending must not hold it (and a pool connection) for ever.
-          const stopWatching = cutOffWhenIdle(request.raw, options.uploadIdleMs ?? 30_000);
+          const stopWatching = cutOffWhenIdle(request.raw, options.uploadIdleMs ?? 30_000, request.log);
           try {
             submitted = await bl.submit(query.type, streamItems(request.raw, format), {
               tenant: request.caller.tenant,

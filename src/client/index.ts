@@ -43,7 +43,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly problem: Problem,
   ) {
-    super(`${status} ${problem.code}: ${problem.detail}${problem.errors ? ` (${problem.errors.map((e) => `${e.path}: ${e.message}`).join('; ')})` : ''}`);
+    // Status 0 is not HTTP's: the server was not reached, and the code says so.
+    super(`${status === 0 ? '' : `${status} `}${problem.code}: ${problem.detail}${problem.errors ? ` (${problem.errors.map((e) => `${e.path}: ${e.message}`).join('; ')})` : ''}`);
     this.name = 'ApiError';
   }
 

@@ -158,6 +158,8 @@ const MAX_LINE_CHARS = 2 << 20;
 
 /** The stream's own failure (a dropped connection), as an input error: it is the client's, not the database's. */
 function bodyEnded(error: unknown, where: string): InputError {
+  // Already ours (the server cut off an idle upload): keep its code.
+  if (error instanceof InputError) return error;
   return new InputError(`the request body ended early: ${(error as Error).message}`, { where, code: 'body_aborted', cause: error });
 }
 

@@ -94,6 +94,9 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
       const revoked = await batchline(['keys', 'revoke', key.id, ...dbArgs]);
       expect(revoked.code).toBe(0);
       await expect(client.listBatches()).rejects.toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+      const again = await batchline(['keys', 'revoke', key.id, ...dbArgs]);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(`key ${key.id} (tenant acme) was already revoked at`);
       const unknown = await batchline(['keys', 'revoke', 'nope', ...dbArgs]);
       expect(unknown.code).toBe(2);
     } finally {

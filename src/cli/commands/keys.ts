@@ -66,8 +66,10 @@ export function keysCommand(): Command {
       async (id: string, options: JsonOption) => {
         const bl = await openBatchline(options);
         try {
+          const before = await bl.store.keyFind({ id });
           const key = await bl.store.keyRevoke({ id });
-          if (options.json) printJson({ key: view(key) });
+          if (options.json) printJson({ key: view(key), alreadyRevoked: Boolean(before?.revokedAt) });
+          else if (before?.revokedAt) console.log(`key ${key.id} (tenant ${key.tenant}) was already revoked at ${key.revokedAt!.toISOString()}`);
           else console.log(`revoked key ${key.id} (tenant ${key.tenant})`);
         } finally {
           await bl.close();

@@ -5,10 +5,8 @@
  *        ▲                                                                             │
  *        └── wakes when slots free up or work is announced      committer ◄── chunk done / checkpoint
  *
- * Lease size adapts to item duration (DESIGN.md): a per-type moving average of item time says
- * how many items keep every slot busy for `targetLeaseMs`. Fast types lease up to
- * `maxLeaseItems` at once and prefetch the next lease while the current one runs; slow types
- * lease only as many items as there are idle slots, so they are never hoarded.
+ * Lease size adapts to item duration (lease-sizing.ts): fast types lease many items and
+ * prefetch, slow types only as many as there are idle slots.
  *
  * Safety: an item starts only before its chunk's local start deadline (lease request time +
  * lease - margin, moved by each renewal), so a worker cut off from the store stops starting
@@ -31,6 +29,7 @@ import { Committer } from './committer.js';
 import { ItemContext } from './item-context.js';
 import { recordFailure, recordSuccess, type ItemOutcome } from './item-outcomes.js';
 import type { Registry } from './registry.js';
+import { LeaseSizing, type LeasePlan } from './lease-sizing.js';
 import { Wakeup } from './wakeup.js';
 
 export const workerOptionsSchema = z
@@ -101,7 +100,7 @@ export class Worker {
   private active = 0;
   private unstarted = 0;
   private readonly runningByBatch = new Map<string, number>();
-  private readonly itemMs = new Map<string, number>();
+  private readonly sizing: LeaseSizing;
   private readonly committer: Committer;
   private readonly wakeup = new Wakeup();
   private idleUntil = 0;
@@ -124,6 +123,7 @@ export class Worker {
     const parsed = workerOptionsSchema.safeParse(options);
     if (!parsed.success) throw new InputError(`worker options: ${z.prettifyError(parsed.error)}`);
     this.settings = parsed.data;
+    this.sizing = new LeaseSizing(this.settings);
     this.id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.committer = new Committer({
       store,
@@ -238,34 +238,11 @@ export class Worker {
     return Object.fromEntries(this.registry.types().map((type) => [type, this.registry.resolve(type, {}).maxAttempts]));
   }
 
-  /**
-   * How many items of a type keep every slot busy for `targetLeaseMs`, by its average item
-   * duration (at most `maxLeaseItems`); one per slot before its first item has run.
-   */
-  private wantFor(type: string): number {
-    const ms = this.itemMs.get(type);
-    if (ms === undefined) return this.settings.concurrency;
-    const want = Math.ceil((this.settings.targetLeaseMs * this.settings.concurrency) / Math.max(ms, 0.01));
-    return Math.min(this.settings.maxLeaseItems, Math.max(1, want));
-  }
-
   /** Which types to lease now and how many items of each; null when nothing is needed. */
-  private leasePlan(): { types: string[]; maxItemsByType: Record<string, number> } | null {
-    const free = this.settings.concurrency - this.active - this.unstarted;
-    const maxItemsByType: Record<string, number> = {};
-    let prefetchBelow = 0;
-    for (const type of this.registry.types()) {
-      const want = this.wantFor(type);
-      if (want <= this.settings.concurrency) {
-        if (free > 0) maxItemsByType[type] = free;
-      } else {
-        prefetchBelow = Math.max(prefetchBelow, want / 2);
-        if (this.unstarted < want / 2) maxItemsByType[type] = want;
-      }
-    }
+  private leasePlan(): LeasePlan | null {
+    const { plan, prefetchBelow } = this.sizing.plan(this.registry.types(), { active: this.active, unstarted: this.unstarted });
     this.prefetchBelow = prefetchBelow;
-    const types = Object.keys(maxItemsByType);
-    return types.length > 0 ? { types, maxItemsByType } : null;
+    return plan;
   }
 
   private async runLeaseLoop(): Promise<void> {
@@ -376,7 +353,7 @@ export class Worker {
   private mayStart(run: ChunkRun): boolean {
     if (run.startLimit === Infinity) return true;
     const next = run.peekSlot();
-    const window = Math.max(this.settings.concurrency, Math.ceil(this.wantFor(run.lease.type) / 10));
+    const window = Math.max(this.settings.concurrency, Math.ceil(this.sizing.want(run.lease.type) / 10));
     if (!run.markPending && run.startLimit < run.lease.n && next + window / 2 >= run.startLimit) {
       run.markPending = true;
       const startedBefore = Math.min(run.lease.n, Math.max(next, run.startLimit) + window);
@@ -423,9 +400,8 @@ export class Worker {
     const { run, slot, ctx } = flight;
     const now = Date.now();
     const type = run.lease.type;
-    const previous = this.itemMs.get(type);
     const elapsed = now - flight.startedAt;
-    this.itemMs.set(type, previous === undefined ? elapsed : previous + 0.2 * (elapsed - previous));
+    this.sizing.observe(type, elapsed);
     this.processed++;
 
     if (!run.closed) {

@@ -1,0 +1,64 @@
+/**
+ * How many items a worker leases, from how long items take (DESIGN.md: chunk size adapts to
+ * item duration). A per-type moving average of item time says how many items keep every slot
+ * busy for `targetLeaseMs`: fast types lease up to `maxLeaseItems` at once and prefetch the
+ * next lease while the current one runs; slow types lease only as many items as there are idle
+ * slots, so they are never hoarded. No I/O.
+ */
+
+export interface LeaseSizingOptions {
+  concurrency: number;
+  targetLeaseMs: number;
+  maxLeaseItems: number;
+}
+
+export interface LeasePlan {
+  types: string[];
+  maxItemsByType: Record<string, number>;
+}
+
+/** Item durations per type, and the lease sizes they call for. */
+export class LeaseSizing {
+  private readonly itemMs = new Map<string, number>();
+
+  constructor(private readonly options: LeaseSizingOptions) {}
+
+  /** Folds one item's duration into its type's moving average. */
+  observe(type: string, ms: number): void {
+    const previous = this.itemMs.get(type);
+    this.itemMs.set(type, previous === undefined ? ms : previous + 0.2 * (ms - previous));
+  }
+
+  /**
+   * How many items of a type keep every slot busy for `targetLeaseMs`, by its average item
+   * duration (at most `maxLeaseItems`); one per slot before its first item has run.
+   */
+  want(type: string): number {
+    const ms = this.itemMs.get(type);
+    if (ms === undefined) return this.options.concurrency;
+    const want = Math.ceil((this.options.targetLeaseMs * this.options.concurrency) / Math.max(ms, 0.01));
+    return Math.min(this.options.maxLeaseItems, Math.max(1, want));
+  }
+
+  /**
+   * Which types to lease now and how many items of each (`plan`, null when nothing is needed),
+   * given the slots running and the items leased but not started; and below how many unstarted
+   * items the next lease should already be asked for (`prefetchBelow`).
+   */
+  plan(types: string[], now: { active: number; unstarted: number }): { plan: LeasePlan | null; prefetchBelow: number } {
+    const free = this.options.concurrency - now.active - now.unstarted;
+    const maxItemsByType: Record<string, number> = {};
+    let prefetchBelow = 0;
+    for (const type of types) {
+      const want = this.want(type);
+      if (want <= this.options.concurrency) {
+        if (free > 0) maxItemsByType[type] = free;
+      } else {
+        prefetchBelow = Math.max(prefetchBelow, want / 2);
+        if (now.unstarted < want / 2) maxItemsByType[type] = want;
+      }
+    }
+    const leased = Object.keys(maxItemsByType);
+    return { plan: leased.length > 0 ? { types: leased, maxItemsByType } : null, prefetchBelow };
+  }
+}

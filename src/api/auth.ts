@@ -66,3 +66,17 @@ export async function stillValid(store: Store, caller: Caller): Promise<boolean>
 export function tenantScope(caller: Caller): string | undefined {
   return caller.admin ? undefined : caller.tenant;
 }
+
+/**
+ * The tenant a listing covers when the caller asks for `asked`: any tenant for an admin, its
+ * own for a tenant key. A tenant key naming another tenant is refused (403) rather than shown
+ * an empty list, which would read as "that tenant has no batches"; the refusal says nothing
+ * about the other tenant, whose name came from the caller.
+ */
+export function listingScope(caller: Caller, asked: string | undefined): string | undefined {
+  if (asked === undefined || caller.admin) return asked ?? tenantScope(caller);
+  if (asked !== caller.tenant) {
+    throw new ProblemError(problem('FORBIDDEN', `this API key belongs to tenant ${JSON.stringify(caller.tenant)}; it cannot list tenant ${JSON.stringify(asked)} (use an admin key)`));
+  }
+  return asked;
+}

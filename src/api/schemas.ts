@@ -43,6 +43,8 @@ export const listQuery = z
   .object({
     status: z.union([z.enum(BATCH_STATUSES), z.array(z.enum(BATCH_STATUSES))]).optional(),
     type: typeName.optional(),
+    /** Only this tenant's batches; a tenant key may name its own tenant only. */
+    tenant: submitOptionsSchema.shape.tenant,
     /** `label=k:v`, repeatable; a batch must carry all of them. */
     label: z.union([z.string(), z.array(z.string())]).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),

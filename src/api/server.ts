@@ -23,7 +23,7 @@ import { progressOf } from '../core/progress.js';
 import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
 import { streamItems } from '../engine/sources.js';
-import { Authenticator, stillValid, tenantScope } from './auth.js';
+import { Authenticator, listingScope, stillValid, tenantScope } from './auth.js';
 import { instrument } from './metrics.js';
 import { streamEvents, type StreamScope } from './sse.js';
 import { openApiDocument } from './openapi.js';
@@ -233,7 +233,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         const query = parse(listQuery, request.query, 'query');
         const labels = parseLabels(query.label);
         const filter = {
-          tenant: tenantScope(request.caller),
+          tenant: listingScope(request.caller, query.tenant),
           ...(query.status ? { status: [query.status].flat() } : {}),
           ...(query.type ? { type: query.type } : {}),
           ...(Object.keys(labels).length > 0 ? { labels } : {}),

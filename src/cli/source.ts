@@ -69,8 +69,8 @@ function fromServer(client: BatchlineClient): BatchSource {
     async listBatches({ tenant, status }) {
       const all: ApiBatch[] = [];
       for (let cursor: string | undefined; ; ) {
-        const page = await client.listBatches({ status, limit: 500, cursor });
-        all.push(...page.batches.filter((b) => tenant === undefined || b.tenant === tenant));
+        const page = await client.listBatches({ status, tenant, limit: 500, cursor });
+        all.push(...page.batches);
         if (!page.nextCursor) return all;
         cursor = page.nextCursor;
       }

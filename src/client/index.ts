@@ -118,9 +118,13 @@ export class BatchlineClient {
     return { ...((await res.json()) as ApiBatch), created: res.status === 201 };
   }
 
-  /** Batches, newest first; `total` counts every page; `labels` must all match; pass `nextCursor` back as `cursor` for the next page. */
+  /**
+   * Batches, newest first; `total` counts every page; `labels` must all match; `tenant` narrows
+   * an admin key's view (a tenant key may name only its own); pass `nextCursor` back as `cursor`
+   * for the next page.
+   */
   async listBatches(
-    query: { status?: BatchStatus | BatchStatus[]; type?: string; labels?: Record<string, string>; limit?: number; cursor?: string } = {},
+    query: { status?: BatchStatus | BatchStatus[]; type?: string; tenant?: string; labels?: Record<string, string>; limit?: number; cursor?: string } = {},
   ): Promise<{ batches: ApiBatch[]; total: number; nextCursor: string | null }> {
     const { labels, ...rest } = query;
     return (await this.send('GET', '/batches', { query: { ...rest, label: labels ? Object.entries(labels).map(([k, v]) => `${k}:${v}`) : undefined } })).json() as never;

@@ -440,6 +440,13 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const adminList = await as(admin.token).listBatches({ limit: 500 });
     expect(adminList.batches.map((b) => b.id)).toEqual(expect.arrayContaining([mine.id, theirs.id]));
     expect((await as(admin.token).getBatch(mine.id)).id).toBe(mine.id);
+    // ?tenant= narrows an admin's listing; a tenant key may name only its own tenant.
+    const adminGlobex = await as(admin.token).listBatches({ tenant: 'globex', limit: 500 });
+    expect([adminGlobex.total, adminGlobex.batches.map((b) => b.id)]).toEqual([1, [theirs.id]]);
+    expect((await as(acme.token).listBatches({ tenant: 'acme' })).batches.map((b) => b.id)).toEqual([mine.id]);
+    const snooping = await raw(base, 'GET', '/batches?tenant=globex', { headers: { authorization: `Bearer ${acme.token}` } });
+    expect(snooping).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    expect(snooping.body.detail).toContain('"acme"');
     expect((await as(acme.token).cancel(mine.id)).status).toBe('cancelled');
 
     const wrong: Record<string, string>[] = [{}, { authorization: 'Bearer bl_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, { authorization: 'Basic Zm9vOmJhcg==' }, { authorization: `Bearer ${acme.token}x` }];

@@ -85,6 +85,13 @@ describe('monitor', () => {
       expect(JSON.parse(out.stdout)).toMatchObject({ ok: true, succeeded: 200, remaining: 0, batches: [{ id, status: 'completed', percent: 100 }] });
       const missing = await batchline(['monitor', '01890000-0000-7000-8000-000000000000', '--server', address]);
       expect(missing.code).toBe(2);
+      // A tenant key asking for another tenant is told so, not shown an empty "nothing left".
+      const key = JSON.parse((await batchline(['keys', 'create', '--tenant', 'acme', '--json', ...db])).stdout).token as string;
+      for (const command of ['monitor', 'status']) {
+        const snooping = await batchline([command, '--tenant', 'globex', '--server', address, '--api-key', key]);
+        expect([command, snooping.code]).toEqual([command, 2]);
+        expect(snooping.stderr).toContain('cannot list tenant "globex"');
+      }
     } finally {
       server.kill('SIGTERM');
       await exited(server);

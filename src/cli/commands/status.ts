@@ -72,7 +72,7 @@ async function statusThroughServer(client: BatchlineClient, ids: string[], optio
   const fetchAll = async () =>
     ids.length > 0
       ? Promise.all(ids.map((id) => client.getBatch(id)))
-      : (await client.listBatches({ limit: options.limit })).batches.filter((b) => options.tenant === undefined || b.tenant === options.tenant);
+      : (await client.listBatches({ tenant: options.tenant, limit: options.limit })).batches;
   let batches = await fetchAll();
   if (options.wait) {
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;

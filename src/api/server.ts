@@ -96,13 +96,12 @@ function parseLabels(label: string | string[] | undefined): Record<string, strin
 const STREAMED: Record<string, 'jsonl' | 'csv'> = { 'application/x-ndjson': 'jsonl', 'application/jsonl': 'jsonl', 'text/csv': 'csv' };
 
 /**
- * Fails a request body that stops arriving: no byte for `idleMs` while the server waits for one
- * (nothing of the body is left unread). The body's readers see an InputError (`body_idle`), so
- * the submission rolls back and the client is answered 408. Once the body is complete it never
+ * Calls `onIdle` once if a request body stops arriving: no byte for `idleMs` while the server
+ * waits for one (nothing of the body is left unread). Once the body is complete it never
  * fires, so a slow commit after the last byte is not mistaken for an idle client. Returns the
  * stop function.
  */
-function cutOffWhenIdle(request: IncomingMessage, idleMs: number, log: FastifyBaseLogger): () => void {
+function whenIdle(request: IncomingMessage, idleMs: number, onIdle: (bytesRead: number) => void): () => void {
   let bytes = request.socket.bytesRead;
   let lastProgress = Date.now();
   const timer = setInterval(() => {
@@ -112,18 +111,43 @@ function cutOffWhenIdle(request: IncomingMessage, idleMs: number, log: FastifyBa
       lastProgress = Date.now();
     } else if (Date.now() - lastProgress >= idleMs) {
       clearInterval(timer);
-      log.warn({ idleMs, bytesRead: bytes }, 'upload cut off: its body stopped arriving');
-      request.emit('error', new InputError(`nothing of the body arrived for ${idleMs} ms; the upload is cut off and nothing was created`, { code: 'body_idle' }));
+      onIdle(bytes);
     }
   }, Math.max(50, Math.min(1_000, idleMs / 4)));
   timer.unref();
   return () => clearInterval(timer);
 }
 
+/**
+ * Fails an upload whose body stops arriving: its readers see an InputError (`body_idle`), so
+ * the submission rolls back and the client is answered 408.
+ */
+function cutOffWhenIdle(request: IncomingMessage, idleMs: number, log: FastifyBaseLogger): () => void {
+  return whenIdle(request, idleMs, (bytesRead) => {
+    log.warn({ idleMs, bytesRead }, 'upload cut off: its body stopped arriving');
+    request.emit('error', new InputError(`nothing of the body arrived for ${idleMs} ms; the upload is cut off and nothing was created`, { code: 'body_idle' }));
+  });
+}
+
+/**
+ * Reads away the rest of a body the server has already answered (a refused or failed upload),
+ * so a client still sending gets the answer rather than a reset connection; a client that
+ * stops sending is disconnected after `idleMs` instead of holding the socket for ever.
+ */
+function readAway(request: IncomingMessage, idleMs: number, log: FastifyBaseLogger): void {
+  if (request.readableEnded || request.destroyed) return;
+  request.resume();
+  whenIdle(request, idleMs, (bytesRead) => {
+    log.warn({ idleMs, bytesRead }, 'connection closed: the rest of an answered body stopped arriving');
+    request.socket.destroy();
+  });
+}
+
 /** Builds the API server (not yet listening). */
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const bl = options.batchline;
   const auth = new Authenticator(bl.store, options.defaultTenant ?? 'default');
+  const uploadIdleMs = options.uploadIdleMs ?? 30_000;
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger | undefined,
     // Requests are counted by /metrics; logging each one would drown the worker's log.
@@ -142,7 +166,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.setErrorHandler((error, request, reply) => {
     // A streamed upload that failed part-way leaves body unread; read it to the end so the
     // client, still sending, gets the answer instead of a reset connection.
-    if (!request.raw.readableEnded) request.raw.resume();
+    readAway(request.raw, uploadIdleMs, request.log);
     const p = toProblem(error);
     if (p.status >= 500) request.log.error({ err: error }, 'request failed');
     // A client that stopped sending gets its answer, then the connection is closed rather
@@ -195,13 +219,13 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           const query = parse(createBatchQuery, request.query, 'query');
           const labels = parseLabels(query.label);
           if (uploads >= maxUploads) {
-            request.raw.resume(); // read the body away, so the client gets this answer rather than a reset
+            readAway(request.raw, uploadIdleMs, request.log);
             return sendProblem(reply, problem('UNAVAILABLE', `${uploads} uploads are being read already, the most this server takes at once; retry shortly`), { 'retry-after': '1' });
           }
           uploads++;
           // The submission's transaction stays open while the body arrives: a client that
           // stops sending must not hold it (and a pool connection) for ever.
-          const stopWatching = cutOffWhenIdle(request.raw, options.uploadIdleMs ?? 30_000, request.log);
+          const stopWatching = cutOffWhenIdle(request.raw, uploadIdleMs, request.log);
           try {
             submitted = await bl.submit(query.type, streamItems(request.raw, format), {
               tenant: request.caller.tenant,

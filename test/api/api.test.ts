@@ -274,6 +274,37 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     }
   });
 
+  it('answers a refused or failed upload, then closes the connection if its body stops arriving', async () => {
+    // maxConcurrentUploads 0: every streamed upload is refused.
+    const strict = await createServer({ batchline: bl, maxConcurrentUploads: 0, uploadIdleMs: 300 });
+    await strict.listen({ host: '127.0.0.1', port: 0 });
+    const refusing = (strict.server.address() as AddressInfo).port;
+    const idle = await createServer({ batchline: bl, uploadIdleMs: 300 });
+    await idle.listen({ host: '127.0.0.1', port: 0 });
+    const reading = (idle.server.address() as AddressInfo).port;
+    try {
+      const answeredThenClosed = (port: number, lines: string) =>
+        new Promise<string>((resolve) => {
+          const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/batches?type=echo', headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } });
+          let status = 'no answer';
+          req.on('error', () => undefined);
+          req.on('response', (response) => {
+            status = String(response.statusCode);
+            response.resume();
+          });
+          req.on('close', () => resolve(`${status} then closed`));
+          req.write(lines); // ... and nothing more: the client neither sends nor ends.
+        });
+      const started = Date.now();
+      expect(await answeredThenClosed(refusing, '{"n":1}\n')).toBe('503 then closed');
+      expect(await answeredThenClosed(reading, '{"n":1}\nnot json\n')).toBe('400 then closed');
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await strict.close();
+      await idle.close();
+    }
+  });
+
   it('cuts off an upload that stops sending, and creates nothing', async () => {
     const idle = await createServer({ batchline: bl, uploadIdleMs: 300 });
     await idle.listen({ host: '127.0.0.1', port: 0 });

@@ -71,7 +71,7 @@ function engineSection(file: string, saved: EngineResults): string[] {
     '',
     '- **noop**: items whose handler does nothing, submitted as one batch.',
     '- **noop-once**: the same with `maxAttempts: 1`, so every item runs on its final attempt and',
-    '  the worker commits a start mark ahead of the items it starts (what a crash may fail).',
+    '  start marks (what a crash may fail) stay a window ahead of the items started.',
     '- **transactions**: the workload of the batch framework Batchline replaces: a CSV of random',
     '  DEPOSIT/WITHDRAWAL rows, read and submitted as 10 batches, each row validated and added to an',
     '  exact decimal balance.',

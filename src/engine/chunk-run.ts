@@ -38,8 +38,8 @@ export class ChunkRun {
    * items that may have run. Infinity when no mark is needed.
    */
   startLimit = Infinity;
-  /** A start mark is being written. */
-  markPending = false;
+  /** The furthest start mark asked for (written, or on its way): at least startLimit. */
+  markAsked = 0;
   lastCommitAt: number;
   /** Commit number the next commit builds on (each commit advances it by one). */
   private commitNo: number;

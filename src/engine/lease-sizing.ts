@@ -34,10 +34,19 @@ export class LeaseSizing {
    * duration (at most `maxLeaseItems`); one per slot before its first item has run.
    */
   want(type: string): number {
-    const ms = this.itemMs.get(type);
-    if (ms === undefined) return this.options.concurrency;
-    const want = Math.ceil((this.options.targetLeaseMs * this.options.concurrency) / Math.max(ms, 0.01));
-    return Math.min(this.options.maxLeaseItems, Math.max(1, want));
+    if (!this.itemMs.has(type)) return this.options.concurrency;
+    return Math.min(this.options.maxLeaseItems, this.itemsIn(type, this.options.targetLeaseMs));
+  }
+
+  /**
+   * How many items of a type every slot together runs in `ms` milliseconds, by its average
+   * item duration (at least 1, not capped by lease size); `concurrency` before its first item
+   * has run.
+   */
+  itemsIn(type: string, ms: number): number {
+    const itemMs = this.itemMs.get(type);
+    if (itemMs === undefined) return this.options.concurrency;
+    return Math.max(1, Math.ceil((ms * this.options.concurrency) / Math.max(itemMs, 0.01)));
   }
 
   /**

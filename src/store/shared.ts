@@ -224,6 +224,23 @@ export function isFinalLease(attemptsUsed: number, batchMaxAttempts: number | nu
 }
 
 /**
+ * The start marks a lease writes itself (ChunksLeaseParams.startMarkByType), by chunk id, for
+ * the final-attempt chunks among `chunks` (in the order their items start): up to `budget`
+ * slots from the first chunk on, 0 once it is spent. Other chunks get no entry (no mark).
+ */
+export function leaseMarks<Id extends string | number>(chunks: { id: Id; skip: number; n: number; final: boolean }[], budget: number): Map<Id, number> {
+  const marks = new Map<Id, number>();
+  let left = Math.max(0, Math.floor(budget));
+  for (const c of chunks) {
+    if (!c.final) continue;
+    const mark = Math.min(c.n, c.skip + left);
+    marks.set(c.id, mark);
+    left -= mark - c.skip;
+  }
+  return marks;
+}
+
+/**
  * Whether a commit applies to a chunk row: `apply` when the lease and commit numbers are the
  * ones the commit was built on; `applied` when this very commit already landed (a retry after
  * a lost COMMIT reply); otherwise `lost` (the lease moved on, or the chunk is gone).

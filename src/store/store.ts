@@ -93,10 +93,18 @@ export interface ChunksLeaseParams {
   maxItemsByType?: Record<string, number>;
   /**
    * Attempts each type allows where its batch sets none. A lease that is its items' final
-   * attempt (or past it) starts with a start mark of 0: its worker starts nothing without
-   * writing one, so should it die, nothing the next lease finds unrecorded ran under it.
+   * attempt (or past it) starts with a start mark (0 unless startMarkByType says more): its
+   * worker starts nothing beyond it without writing a further one, so should it die, nothing
+   * the next lease finds unrecorded beyond the mark ran under it.
    */
   maxAttemptsByType?: Record<string, number>;
+  /**
+   * How many items of a final-attempt lease (per type) the lease marks as startable itself,
+   * counted across its chunks in the order they are returned: the worker may start those at
+   * once, and writes a start mark before any beyond (default 0: none). A crash fails up to
+   * this many items that may not have run, so keep it to a short window of work.
+   */
+  startMarkByType?: Record<string, number>;
   leaseMs: number;
 }
 
@@ -121,10 +129,15 @@ export interface LeasedChunk {
   /**
    * What the chunk's previous lease wrote ahead of starting items (ChunkCommit.startedBefore):
    * no slot at or after this one started under it. Null when that lease kept none, so any
-   * unrecorded slot may have started. Each lease starts its own: 0 on a final attempt (see
-   * ChunksLeaseParams.maxAttemptsByType), null otherwise.
+   * unrecorded slot may have started. Each lease starts its own (startLimit).
    */
   startedBefore: number | null;
+  /**
+   * This lease's own start mark on a final attempt (see ChunksLeaseParams.startMarkByType):
+   * slots before it may start at once; later ones only after a commit moves it on
+   * (ChunkCommit.startedBefore). Null when the lease is not a final attempt.
+   */
+  startLimit: number | null;
   /** Options given at submit (unset ones come from the processor). */
   options: Partial<RunOptions>;
   /** Lease expiry on the store's clock. */

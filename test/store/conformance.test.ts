@@ -280,6 +280,31 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(third).toMatchObject({ chunkId: first!.chunkId, attempt: 3, startedBefore: 0 });
   });
 
+  it('marks a final-attempt lease startable up to its budget, across chunks in the order returned', async () => {
+    // Type `u` allows 1 attempt: every lease of it is final. Chunks of 500, 500 and 200 items.
+    await submit(store, rows(1_200), { type: 'u' });
+    const byType = { t: 5, u: 1 };
+    const leased = await lease(store, { leaseMs: 200, types: ['u'], maxItems: 1_200, maxAttemptsByType: byType, startMarkByType: { u: 700 } });
+    expect(leased.map((c) => [c.n, c.startLimit])).toEqual([[500, 500], [500, 200], [200, 0]]);
+    expect(leased.map((c) => c.chunkId)).toEqual([...leased.map((c) => c.chunkId)].sort((a, b) => a - b));
+    // A lease that is not final gets no mark, whatever the budget.
+    await submit(store, rows(10));
+    expect((await lease(store, { types: ['t'], maxAttemptsByType: byType, startMarkByType: { t: 700 } }))[0]).toMatchObject({ startLimit: null });
+    // The lease's marks are what its successor finds, once it is lost.
+    await sleep(300);
+    await store.chunksReclaim({ limit: 100 });
+    const again = await lease(store, { types: ['u'], maxItems: 1_200, maxAttemptsByType: byType });
+    expect(again.map((c) => [c.attempt, c.startedBefore, c.startLimit])).toEqual([[2, 500, 0], [2, 200, 0], [2, 0, 0]]);
+  });
+
+  it('marks a split head like any chunk of a final lease', async () => {
+    await submit(store, rows(500), { type: 'u' });
+    const [head] = await lease(store, { types: ['u'], maxItems: 300, maxAttemptsByType: { u: 1 }, startMarkByType: { u: 120 } });
+    expect(head).toMatchObject({ n: 300, startLimit: 120 });
+    const [rest] = await lease(store, { types: ['u'], maxItems: 500, maxAttemptsByType: { u: 1 }, startMarkByType: { u: 1_000 } });
+    expect(rest).toMatchObject({ n: 500, skip: 300, startLimit: 500 });
+  });
+
   it('leases a chunk with a start mark whole, even into a smaller lease', async () => {
     await submit(store, rows(10));
     const [chunk] = await lease(store, { leaseMs: 200 });

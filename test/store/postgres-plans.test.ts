@@ -71,7 +71,7 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
   it.each([
     ['LEASE_CANDIDATES', () => [sql.LEASE_CANDIDATES, [['t']]]],
     ['LEASE_PENDING_CHUNKS', () => [sql.LEASE_PENDING_CHUNKS, [open]]],
-    ['CHUNKS_LEASE', () => [sql.CHUNKS_LEASE, [[leased.chunkId], 'w', 1000, [leased.chunkId]]]],
+    ['CHUNKS_LEASE', () => [sql.CHUNKS_LEASE, [[leased.chunkId], 'w', 1000, JSON.stringify({ [leased.chunkId]: 10 })]]],
     ['BATCH_LOCK', () => [sql.BATCH_LOCK, [open]]],
     ['BATCH_MARK_LEASED', () => [sql.BATCH_MARK_LEASED, [open, 1]]],
     ['CHUNKS_FENCE', () => [sql.CHUNKS_FENCE, [[leased.chunkId]]]],

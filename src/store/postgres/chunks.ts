@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { mergeAggregates } from '../../core/decimal.js';
 import type { BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, fence, finishedEventData, isFinalLease, planLease, progressEventData, toBatch } from '../shared.js';
+import { closeChunk, fence, finishedEventData, isFinalLease, leaseMarks, planLease, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import type { BatchRow, ChunkDbRow, NewEvent, PgConnection } from './connection.js';
 
@@ -37,15 +37,19 @@ export class PgChunks {
         // Start marks as they were before CHUNKS_LEASE clears them (the chunks are locked). Only
         // chunks with a state have one (marks are written by commits), and those are never split.
         const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
-        const final = plan.take.filter((c) => isFinalLease(c.attempt, batch.max_attempts, batch.type, params)).map((c) => c.id);
+        const final = (c: { attempt: number }) => isFinalLease(c.attempt, batch.max_attempts, batch.type, params);
+        const order = plan.take.map((c) => ({ id: c.id, skip: c.skip, n: c.n, final: final(c) }));
         if (plan.split) {
           const head = await this.splitHead(client, batch.id, plan.split.chunk, plan.split.items);
           ids.push(head);
-          if (isFinalLease(plan.split.chunk.attempt, batch.max_attempts, batch.type, params)) final.push(head);
+          order.push({ id: head, skip: 0, n: plan.split.items, final: final(plan.split.chunk) });
         }
+        const limits = leaseMarks(order, params.startMarkByType?.[batch.type] ?? 0);
         const items = plan.items;
         type Leased = ChunkDbRow & { lease_no: number; commit_no: number; lease_expires_at: Date };
-        const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs, final]);
+        const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs, JSON.stringify(Object.fromEntries(limits))]);
+        // In the order the marks were counted in, which is the order to start them in.
+        rows.sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id));
         await this.c.query(client, this.c.sql.BATCH_MARK_LEASED, [batch.id, items]);
         if (batch.status === 'queued') {
           await this.c.events(client, [{ batch_id: batch.id, tenant: batch.tenant, type: 'batch:started', data: {} }]);
@@ -54,7 +58,8 @@ export class PgChunks {
         return rows.map((row) => ({
           chunkId: Number(row.id), batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
           attempt: row.attempt, seq0: row.seq0, seqs: row.seqs, skip: row.skip, n: row.n,
-          payloads: row.payloads, state: row.state, startedBefore: marks.get(row.id) ?? null, options, expiresAt: row.lease_expires_at,
+          payloads: row.payloads, state: row.state, startedBefore: marks.get(row.id) ?? null, startLimit: limits.get(row.id) ?? null,
+          options, expiresAt: row.lease_expires_at,
         }));
       }
       return [];

@@ -176,13 +176,14 @@ RETURNING id`,
     /**
      * Leases locked chunks: a new lease number (the fencing token), an attempt used, an expiry.
      * The start mark of the previous lease (read by the caller with LEASE_PENDING_CHUNKS) gives
-     * way to this lease's: 0 (nothing started) for the chunks in $4, final attempts; else unknown.
+     * way to this lease's: $4 maps the final-attempt chunks' ids to their marks (leaseMarks);
+     * other chunks get none (unknown).
      */
     CHUNKS_LEASE: `
 UPDATE ${s}.chunks
    SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1, lease_owner = $2,
        lease_expires_at = now() + $3 * interval '1 millisecond',
-       started_before = CASE WHEN id = ANY($4::bigint[]) THEN 0 END
+       started_before = ($4::jsonb ->> id::text)::int
  WHERE id = ANY($1::bigint[])
 RETURNING id, seq0, seqs, skip, n, payloads, state, attempt, lease_no, commit_no, lease_expires_at`,
 

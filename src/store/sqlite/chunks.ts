@@ -7,7 +7,7 @@
 import { mergeAggregates } from '../../core/decimal.js';
 import { isTerminalBatchStatus, type BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, fence, finishedEventData, isFinalLease, planLease, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
+import { closeChunk, fence, finishedEventData, isFinalLease, leaseMarks, planLease, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import { iso, toChunkRow, type BatchRow, type ChunkDbRow, type SqliteConnection } from './connection.js';
 import * as sql from './statements.js';
@@ -30,16 +30,20 @@ export class SqliteChunks {
       // Start marks as they were before CHUNKS_LEASE clears them. Only chunks with a state
       // have one (marks are written by commits), and those are never split.
       const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
-      const final = plan.take.filter((c) => isFinalLease(c.attempt, batch.max_attempts, batch.type, params)).map((c) => c.id);
+      const final = (c: { attempt: number }) => isFinalLease(c.attempt, batch.max_attempts, batch.type, params);
+      const order = plan.take.map((c) => ({ id: c.id, skip: c.skip, n: c.n, final: final(c) }));
       if (plan.split) {
         const head = this.splitHead(batch.id, plan.split.chunk, plan.split.items);
         ids.push(head);
-        if (isFinalLease(plan.split.chunk.attempt, batch.max_attempts, batch.type, params)) final.push(head);
+        order.push({ id: head, skip: 0, n: plan.split.items, final: final(plan.split.chunk) });
       }
+      const limits = leaseMarks(order, params.startMarkByType?.[batch.type] ?? 0);
       const items = plan.items;
       if (ids.length === 0) return [];
       const expires = now + params.leaseMs;
-      const rows = this.c.stmt(sql.CHUNKS_LEASE).all(params.workerId, expires, JSON.stringify(final), JSON.stringify(ids)) as (ChunkDbRow & { lease_no: number; commit_no: number })[];
+      const rows = this.c.stmt(sql.CHUNKS_LEASE).all(params.workerId, expires, JSON.stringify(Object.fromEntries(limits)), JSON.stringify(ids)) as (ChunkDbRow & { lease_no: number; commit_no: number })[];
+      // In the order the marks were counted in, which is the order to start them in.
+      rows.sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id));
       this.c.stmt(sql.BATCH_MARK_LEASED).run(now, items, iso(now), batch.id);
       if (batch.status === 'queued') this.c.event(batch, 'batch:started', {}, now);
       const options = toBatch(batch).options;
@@ -48,7 +52,8 @@ export class SqliteChunks {
         return {
           chunkId: chunk.id, batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
           attempt: chunk.attempt, seq0: chunk.seq0, seqs: chunk.seqs, skip: chunk.skip, n: chunk.n,
-          payloads: chunk.payloads, state: chunk.state, startedBefore: marks.get(chunk.id) ?? null, options, expiresAt: new Date(expires),
+          payloads: chunk.payloads, state: chunk.state, startedBefore: marks.get(chunk.id) ?? null, startLimit: limits.get(chunk.id) ?? null,
+          options, expiresAt: new Date(expires),
         };
       });
     });

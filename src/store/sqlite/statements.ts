@@ -132,12 +132,13 @@ export const CHUNK_ADVANCE_SKIP = `UPDATE chunks SET skip = skip + ? WHERE id = 
 /**
  * Leases chunks: a new lease number (the fencing token), an attempt used, an expiry. The start
  * mark of the previous lease (read by the caller with LEASE_PENDING_CHUNKS) gives way to this
- * lease's: 0 (nothing started) for the chunks in the second list, final attempts; else unknown.
+ * lease's: the JSON object maps the final-attempt chunks' ids to their marks (leaseMarks);
+ * other chunks get none (unknown).
  */
 export const CHUNKS_LEASE = `
 UPDATE chunks
    SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1, lease_owner = ?, lease_expires_at = ?,
-       started_before = CASE WHEN id IN (SELECT value FROM json_each(?)) THEN 0 END
+       started_before = (SELECT value FROM json_each(?) WHERE key = CAST(chunks.id AS TEXT))
  WHERE id IN (SELECT value FROM json_each(?))
 RETURNING id, batch_id, seq0, seqs, skip, n, done, payloads, state, status, attempt, lease_no, commit_no, error`;
 

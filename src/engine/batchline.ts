@@ -287,7 +287,12 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   async cancel(id: string, options: { timeoutMs?: number } = {}): Promise<Batch> {
     const result = await this.store.batchCancel({ id });
     this.worker?.applyBatchStatus(id, 'cancelled');
-    if (result.leased > 0) await this.waitForLeases(id, options.timeoutMs);
+    if (result.leased > 0) {
+      await this.waitForLeases(id, options.timeoutMs);
+      // Leases that expired without being let go (a worker died or stalls) are handed back
+      // now, so a stalled worker's renewals and commits find them lost rather than extend them.
+      await this.store.chunksReclaim({ limit: 10_000, batchId: id });
+    }
     // Workers that let go (or committed just as the cancel did) may have handed items back or
     // written retries: cancel those too.
     await this.store.batchesSweepCancelled({ id });

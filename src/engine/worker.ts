@@ -327,9 +327,10 @@ export class Worker {
   // -------------------------------------------------------------------------- the pool
 
   private pump(): void {
-    const now = Date.now();
     let i = 0;
     while (this.active < this.settings.concurrency && i < this.queue.length) {
+      // Read for every start: a handler that runs synchronously for long delays the next.
+      const now = Date.now();
       const run = this.queue[i]!;
       if (run.unstarted === 0) {
         this.queue.splice(i, 1);

@@ -181,10 +181,10 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     const { reconciler, handleSignals, shutdownMs, ...workerOptions } = options;
     const worker = new Worker(this.store, this.registry, this.logger, workerOptions, {
       onFinished: (batches) => this.finished(batches),
-      onLeaseLost: (chunk) => this.emit('worker:lease-lost', chunk),
+      onLeaseLost: (chunk) => this.guarded('worker:lease-lost', () => this.emit('worker:lease-lost', chunk)),
       // Per item, on the hot path: build the event only when someone listens (metrics).
       onItem: (type, outcome, ms) => {
-        if (this.listenerCount('worker:item') > 0) this.emit('worker:item', { type, outcome, ms });
+        if (this.listenerCount('worker:item') > 0) this.guarded('worker:item', () => this.emit('worker:item', { type, outcome, ms }));
       },
     });
     await worker.start();
@@ -200,7 +200,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     if (handleSignals) {
       this.signalHandler = (signal) => {
         this.logger.info({ signal }, 'stopping: finishing or handing back in-flight items');
-        void this.stop({ timeoutMs: shutdownMs }).then(() => this.emit('worker:stopped', { signal }));
+        void this.stop({ timeoutMs: shutdownMs }).then(() => this.guarded('worker:stopped', () => this.emit('worker:stopped', { signal })));
       };
       process.once('SIGTERM', this.signalHandler);
       process.once('SIGINT', this.signalHandler);
@@ -219,6 +219,18 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     await worker?.stop(options);
     await this.reconciler?.stop();
     this.reconciler = null;
+  }
+
+  /**
+   * Emits a worker event. A listener that throws is logged and ignored: the worker calls this
+   * in the middle of its bookkeeping, which a user's bug must not leave half done.
+   */
+  private guarded(event: keyof BatchlineEventMap, emit: () => void): void {
+    try {
+      emit();
+    } catch (error) {
+      this.logger.error({ err: error, event }, 'an event listener threw; ignored');
+    }
   }
 
   private finished(batches: Batch[]): void {

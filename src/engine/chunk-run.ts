@@ -12,6 +12,18 @@ import type { ItemError, RunOptions } from '../core/types.js';
 import type { ChunkCommit, LeasedChunk, RetryChunk } from '../store/store.js';
 import type { Processor } from './registry.js';
 
+/**
+ * JSON text every store can hold: PostgreSQL's JSON functions refuse the escapes of U+0000
+ * and of lone surrogates (which JSON.stringify writes for strings that contain them), and one
+ * such result or error message would keep its chunk from ever committing. Those characters
+ * become U+FFFD, the replacement character, on every store alike. An escape counts only
+ * after an even run of backslashes (`\\u0000` is a backslash and the text "u0000").
+ */
+export function storableJson(json: string): string {
+  if (!json.includes('\\u')) return json;
+  return json.replace(/(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/gi, '$1\\ufffd');
+}
+
 /** Why a chunk stopped starting items before all of them ran. */
 export type StopReason = 'cancelled' | 'paused' | 'draining' | 'lost';
 
@@ -168,7 +180,7 @@ export class ChunkRun {
 
   /** Records the outcome of a started slot. Only started slots are recorded one by one. */
   private record(slot: number, entry: string): void {
-    this.entries[slot] = entry;
+    this.entries[slot] = storableJson(entry);
     this.running--;
   }
 

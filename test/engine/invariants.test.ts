@@ -278,6 +278,24 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(Math.max(...seen) - Math.min(...seen)).toBeGreaterThanOrEqual(250);
   });
 
+  it('stores results and errors holding U+0000 or lone surrogates, and shrugs off a listener that throws', async () => {
+    const bl = await openBl();
+    bl.define<Row>('odd.text', async (row) => {
+      if (row.i === 1) throw new PermanentError('bad byte \u0000 here');
+      return { text: `nul \u0000, lone \ud800, pair \ud83d\ude00` };
+    });
+    bl.on('worker:item', () => {
+      throw new Error('a metrics bug');
+    });
+    const batch = await bl.submit('odd.text', rowsOf(3));
+    await bl.start({ concurrency: 2 });
+    expect(await bl.wait(batch.id, { timeoutMs: 20_000 })).toMatchObject({ status: 'completed', succeeded: 2, failed: 1 });
+    const [first, second] = await bl.items(batch.id);
+    expect(first!.result).toEqual({ text: 'nul \ufffd, lone \ufffd, pair \ud83d\ude00' });
+    expect(second!.error).toMatchObject({ kind: 'permanent', message: 'bad byte \ufffd here' });
+    expect(await counterMismatches(kind, location)).toEqual([]);
+  });
+
   it('commits the finished part of a long chunk before the chunk is done', async () => {
     const bl = await openBl();
     bl.define('slow', async () => sleep(40));

@@ -40,7 +40,15 @@ export function withDatabase(command: Command, logLevel = 'warn'): Command {
   return command
     .option('--database <url>', 'postgres://… URL or SQLite file (default: $DATABASE_URL, then ./.batchline/batchline.db)')
     .option('--schema <name>', 'PostgreSQL schema (default: batchline, or ?schema= in the URL)')
-    .option('--log-level <level>', 'log level for stderr: fatal, error, warn, info, debug, silent', logLevel);
+    .option('--log-level <level>', `log level for stderr: ${LOG_LEVELS.join(', ')}`, logLevelOf, logLevel);
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** A parser for --log-level, for commander: one of pino's levels. */
+function logLevelOf(value: string): string {
+  if (!LOG_LEVELS.includes(value)) throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}.`);
+  return value;
 }
 
 /**

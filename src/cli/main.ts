@@ -23,11 +23,17 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 const program = new Command('batchline')
   .description('Batchline: run batches of items through your TypeScript processors, exactly, on SQLite or PostgreSQL.')
   .version(version)
-  .showHelpAfterError('(run with --help for usage)')
   .addHelpText('after', '\nExit codes: 0 all done, 1 failures or incomplete, 2 usage error (bad flags, input, type or database).')
   .exitOverride();
 
+/** Commander's own errors (unknown option, bad value) in the one-line form of every other error. */
+const output = {
+  outputError: (message: string, write: (text: string) => void) => write(`batchline: ${message.trim()} (run with --help for usage)\n`),
+};
+program.configureOutput(output);
+
 for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), monitorCommand(), loadtestCommand(), keysCommand(), migrateCommand()]) {
+  for (const sub of [command, ...command.commands]) sub.configureOutput(output);
   program.addCommand(command.exitOverride());
 }
 

@@ -9,7 +9,7 @@ import type { BatchStatus } from '../core/statuses.js';
 import type { Batch } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
 import { BatchlineClient, type ApiBatch } from '../client/index.js';
-import { openBatchline, type DatabaseOptions } from './common.js';
+import { CliError, EXIT, openBatchline, type DatabaseOptions } from './common.js';
 
 export interface SourceOptions extends DatabaseOptions {
   server?: string;
@@ -83,9 +83,37 @@ function fromServer(client: BatchlineClient): BatchSource {
   };
 }
 
+/**
+ * The server a command goes through, or null for the database: --server, else $BATCHLINE_URL
+ * unless --database names a database (an explicit flag beats the environment). Giving both
+ * flags, or a URL that is not http(s), is a usage error that names where the value came from.
+ */
+export function serverOf(options: SourceOptions): string | null {
+  if (options.server !== undefined && options.database !== undefined) {
+    throw new CliError('--server and --database name two places to work on: give one', EXIT.usage);
+  }
+  const [server, from] = options.server !== undefined ? [options.server, '--server'] : [options.database === undefined ? process.env.BATCHLINE_URL : undefined, '$BATCHLINE_URL'];
+  if (!server) return null;
+  let url: URL | null = null;
+  try {
+    url = new URL(server);
+  } catch {
+    // reported below
+  }
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+    throw new CliError(`${from} ${JSON.stringify(server)} is not an http(s) URL; for example http://127.0.0.1:7700`, EXIT.usage);
+  }
+  return server;
+}
+
+/** A client for `server` with --api-key, else $BATCHLINE_API_KEY. */
+export function clientFor(server: string, options: SourceOptions, extra: { retries?: number } = {}): BatchlineClient {
+  return new BatchlineClient({ baseUrl: server, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY, ...extra });
+}
+
 /** The API when --server (or BATCHLINE_URL) is given, the database otherwise. */
 export async function openSource(options: SourceOptions): Promise<BatchSource> {
-  const server = options.server ?? process.env.BATCHLINE_URL;
-  if (server) return fromServer(new BatchlineClient({ baseUrl: server, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY }));
+  const server = serverOf(options);
+  if (server) return fromServer(clientFor(server, options));
   return fromDatabase(await openBatchline(options));
 }

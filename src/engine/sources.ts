@@ -42,6 +42,19 @@ async function ensureReadable(path: string): Promise<void> {
   }
 }
 
+/**
+ * The header line's names as the records' keys, each once: a repeated name would silently
+ * keep only its last column's values.
+ */
+function csvColumns(header: string[]): string[] {
+  const seen = new Set<string>();
+  for (const name of header) {
+    if (seen.has(name)) throw new InputError(`malformed CSV: the header names column ${JSON.stringify(name)} twice; each column needs a name of its own`, { code: 'malformed_csv' });
+    seen.add(name);
+  }
+  return header;
+}
+
 const CSV_OPTIONS = { bom: true, skip_empty_lines: true } as const;
 
 /**
@@ -59,7 +72,7 @@ class CsvSource implements FileSource {
   /** Line where record `records` (1-based, header excluded) ends; 1 (the header) for 0. */
   private async lineOf(records: number): Promise<number> {
     if (records === 0) return 1;
-    const parser = createReadStream(this.path).pipe(parse({ ...CSV_OPTIONS, columns: true, info: true }));
+    const parser = createReadStream(this.path).pipe(parse({ ...CSV_OPTIONS, columns: csvColumns, info: true }));
     let seen = 0;
     let line = 1;
     try {
@@ -76,6 +89,7 @@ class CsvSource implements FileSource {
   }
 
   private async rethrow(error: unknown, records: number): Promise<never> {
+    if (error instanceof InputError) throw new InputError(error.message, { where: `${this.path}:1`, code: error.code });
     const { code, lines } = error as { code?: string; lines?: number };
     // An unclosed quote runs to the end of the file; the bad record starts after the last good one.
     const line = code === 'CSV_QUOTE_NOT_CLOSED' || lines === undefined ? (await this.lineOf(records)) + 1 : lines;
@@ -84,7 +98,7 @@ class CsvSource implements FileSource {
 
   async *[Symbol.asyncIterator](): AsyncIterator<unknown> {
     await ensureReadable(this.path);
-    const parser = createReadStream(this.path).pipe(parse({ ...CSV_OPTIONS, columns: true }));
+    const parser = createReadStream(this.path).pipe(parse({ ...CSV_OPTIONS, columns: csvColumns }));
     let records = 0;
     try {
       for await (const record of parser as AsyncIterable<Record<string, string>>) {
@@ -179,7 +193,15 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
     return {
       where,
       async *[Symbol.asyncIterator]() {
-        const parser = parse({ ...CSV_OPTIONS, columns: true, info: true, max_record_size: MAX_LINE_CHARS });
+        let parsed = 1; // the header
+        const parser = parse({
+          ...CSV_OPTIONS,
+          columns: csvColumns,
+          info: true,
+          max_record_size: MAX_LINE_CHARS,
+          // The line of the last record parsed, which may not have been read yet when an error ends the stream.
+          on_record: (record, context) => ((parsed = context.lines), record),
+        });
         // pipe, not pipeline: a parse error must not destroy the request (the answer still has
         // to be written); an input error is handed to the parser by hand.
         input.pipe(parser);
@@ -191,9 +213,12 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
             yield record;
           }
         } catch (error) {
+          if (error instanceof InputError && error.code === 'malformed_csv') throw new InputError(error.message, { where: `${label}:1`, code: error.code });
           const lines = (error as { lines?: number }).lines;
-          if (typeof lines === 'number') line = lines;
           const code = (error as { code?: string }).code;
+          // An unclosed quote runs to the end of the body; the bad record starts after the last good one.
+          if (code === 'CSV_QUOTE_NOT_CLOSED') line = parsed + 1;
+          else if (typeof lines === 'number') line = lines;
           if (code === 'CSV_MAX_RECORD_SIZE') throw new InputError(`a CSV record is longer than ${MAX_LINE_CHARS} characters`, { where: where(), code: 'payload_too_large' });
           if (code?.startsWith('CSV_')) throw new InputError(`malformed CSV: ${(error as Error).message}`, { where: where(), code: 'malformed_csv', cause: error });
           throw bodyEnded(inputError ?? error, where());

@@ -136,7 +136,7 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     const unknown = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'nope', '--file', file, '--database', database]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown processor type "nope"');
-    expect(unknown.stderr).toContain('defines crash.sum, slow.sum, poison.once, txn.validate');
+    expect(unknown.stderr).toContain('defines crash.sum, cpu.busy, slow.sum, poison.once, txn.validate');
     const missing = await batchline(['run', '--processors', join(dir, 'none.ts'), '--type', 'x', '--file', file, '--database', database]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('none.ts does not exist');
@@ -152,7 +152,20 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     expect(bad.stderr).toContain("option '--items <n>' argument 'lots' is invalid");
     const unknown = await batchline(['status', '--frobnicate']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("unknown option '--frobnicate'");
+    expect(unknown.stderr).toBe("batchline: error: unknown option '--frobnicate' (run with --help for usage)\n");
+    const level = await batchline(['status', '--log-level', 'loud', '--database', database]);
+    expect(level.code).toBe(2);
+    expect(level.stderr).toContain("option '--log-level <level>' argument 'loud' is invalid. expected one of fatal, error, warn");
+    // Where to work: a URL that is not http(s) names its flag or variable; both places at once
+    // is ambiguous; an explicit --database beats $BATCHLINE_URL.
+    const scheme = await batchline(['status', '--server', '127.0.0.1:7700']);
+    expect([scheme.code, scheme.stderr]).toEqual([2, 'batchline: error: --server "127.0.0.1:7700" is not an http(s) URL; for example http://127.0.0.1:7700\n']);
+    const envScheme = await batchline(['monitor', '--all', '--no-follow'], { env: { BATCHLINE_URL: 'localhost:7700' } });
+    expect([envScheme.code, envScheme.stderr]).toEqual([2, 'batchline: error: $BATCHLINE_URL "localhost:7700" is not an http(s) URL; for example http://127.0.0.1:7700\n']);
+    const both = await batchline(['status', '--server', 'http://127.0.0.1:1', '--database', database]);
+    expect([both.code, both.stderr]).toEqual([2, 'batchline: error: --server and --database name two places to work on: give one\n']);
+    const explicit = await batchline(['status', '--database', database, '--json'], { env: { BATCHLINE_URL: 'http://127.0.0.1:1' } });
+    expect(explicit.code).toBe(0);
     const direction = await batchline(['migrate', 'sideways', '--database', database]);
     expect(direction.code).toBe(2);
     expect(direction.stderr).toContain('direction must be up or down');

@@ -47,4 +47,13 @@ describe(`loadtest against serve (${kind})`, () => {
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toContain('cannot use the server at http://127.0.0.1:9');
   });
+
+  // Runs last: once a key exists the server requires keys.
+  it('exits 2 before sending a batch when the server refuses its key', async () => {
+    const keyed = await batchline(['keys', 'create', '--tenant', 'acme', '--database', db.database, ...(db.schema ? ['--schema', db.schema] : [])]);
+    expect(keyed.code).toBe(0);
+    const refused = await batchline(['loadtest', '--server', address, '--batches', '2', '--items', '5', '--api-key', 'bl_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`cannot use the server at ${address}: 401 UNAUTHORIZED`);
+  });
 });

@@ -82,7 +82,9 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
         expect(JSON.parse(waited.stdout)).toMatchObject({ batches: [{ id: sentId, status: 'completed', succeeded: 2, aggregates: { amount: '3.00' } }] });
         const bad = await batchline(['submit', '--type', 'txn.validate', '--file', join(dir, 'bad.jsonl')], { env: { BATCHLINE_URL: address, BATCHLINE_API_KEY: token } });
         expect(bad.code).toBe(2);
-        expect(bad.stderr).toContain('request body:2: malformed JSON');
+        // The server names a line of its request body; the CLI names it as the file's.
+        expect(bad.stderr).toContain(`${join(dir, 'bad.jsonl')}:2: malformed JSON`);
+        expect(bad.stderr).toContain('(400 VALIDATION_ERROR)');
         // The key decides the tenant: asking for another one is a usage error, not ignored.
         const tenant = await batchline(['submit', '--server', address, '--api-key', token, '--type', 'txn.validate', '--file', join(dir, 'ok.csv'), '--tenant', 'globex']);
         expect(tenant.code).toBe(2);

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/core/errors.js';
-import { countItems, formatOf, openFile, type FileSource } from '../../src/engine/sources.js';
+import { Readable } from 'node:stream';
+import { countItems, formatOf, openFile, streamItems, type FileSource } from '../../src/engine/sources.js';
 
 let dir: string;
 beforeAll(() => {
@@ -98,6 +99,34 @@ describe('CSV files', () => {
   it('report an unclosed quote at the line that opened it', async () => {
     const path = file('unclosed-at-3.csv', 'id,name\n1,Ann\n2,"Bob\n3,Cy\n4,Di\n');
     expect((await readError(openFile(path))).where).toBe(`${path}:3`);
+  });
+
+  it('reject a header that names a column twice, at line 1', async () => {
+    const path = file('twice.csv', 'id,amount,amount\n1,2,3\n');
+    const error = await readError(openFile(path));
+    expect([error.where, error.code]).toEqual([`${path}:1`, 'malformed_csv']);
+    expect(error.message).toContain('the header names column "amount" twice');
+  });
+});
+
+describe('streamed CSV (an upload)', () => {
+  const streamError = async (text: string) => {
+    const error = await readAll(streamItems(Readable.from([text]), 'csv') as unknown as FileSource).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InputError);
+    return error as InputError;
+  };
+
+  it('reports an unclosed quote at the line that opened it, as files do', async () => {
+    expect((await streamError('id,name\n1,Ann\n2,"Bob\n3,Cy\n4,Di\n')).where).toBe('request body:3');
+    expect((await streamError('id,name\n1,"Ann\n')).where).toBe('request body:2');
+  });
+
+  it('rejects a header that names a column twice', async () => {
+    const error = await streamError('a,a\n1,2\n');
+    expect([error.where, error.code]).toEqual(['request body:1', 'malformed_csv']);
   });
 });
 

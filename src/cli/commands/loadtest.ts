@@ -19,6 +19,7 @@ import { ApiError, BatchlineClient, type ApiBatch } from '../../client/index.js'
 import { CliError, count, EXIT, integer, printJson } from '../common.js';
 import type { LoadItem } from '../loadtest-processors.js';
 import { duration } from './monitor.js';
+import { clientFor, serverOf } from '../source.js';
 
 interface LoadtestOptions {
   batches: number;
@@ -70,10 +71,12 @@ export function loadtestCommand(): Command {
     .option('--api-key <key>', 'API key (default: $BATCHLINE_API_KEY)')
     .option('--json', 'print the report as JSON')
     .action(async (options: LoadtestOptions) => {
-      const baseUrl = options.server ?? process.env.BATCHLINE_URL ?? 'http://127.0.0.1:7700';
-      const client = new BatchlineClient({ baseUrl, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY });
+      const baseUrl = serverOf({ server: options.server }) ?? 'http://127.0.0.1:7700';
+      const client = clientFor(baseUrl, options);
       try {
         await client.ready();
+        // Readiness needs no key: a listing checks the key before any batch is sent.
+        await client.listBatches({ limit: 1 });
       } catch (error) {
         throw new CliError(`cannot use the server at ${baseUrl}: ${(error as Error).message}`, EXIT.usage);
       }
@@ -185,6 +188,8 @@ function printReport(r: Awaited<ReturnType<typeof loadtest>>): void {
   console.log(`created ${count(r.created)}, deduplicated ${count(r.deduplicated)} (repeated on purpose: ${count(r.expectedDeduplicated)}), failed requests ${count(r.failedRequests)}`);
   console.log(`${r.submissionsPerSecond} submissions/s, ${count(r.itemsPerSecond)} items/s end to end`);
   console.log(`latency p50 ${r.latencyMs.p50} ms, p95 ${r.latencyMs.p95} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms`);
-  console.log(r.countsAddUp ? 'every batch\'s counts and amount add up' : 'MISMATCHES:');
+  if (!r.countsAddUp) console.log('MISMATCHES:');
+  else if (r.ok) console.log('every batch\'s counts and amount add up');
+  else console.log(`the ${count(r.created)} batches created add up, but requests failed:`);
   for (const line of [...r.errors, ...r.mismatches]) console.error(`  ${line}`);
 }

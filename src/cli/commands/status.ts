@@ -6,10 +6,10 @@
 import { Command } from 'commander';
 import { isTerminalBatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { BatchlineClient } from '../../client/index.js';
+import type { BatchlineClient } from '../../client/index.js';
 import { allSucceeded, batchSummary, count, EXIT, integer, openBatchline, printJson, table, withDatabase, type BatchCounts } from '../common.js';
 import { ProgressReporter } from '../progress.js';
-import { withServer, type SourceOptions } from '../source.js';
+import { clientFor, serverOf, withServer, type SourceOptions } from '../source.js';
 
 interface StatusOptions extends SourceOptions {
   wait?: boolean;
@@ -35,8 +35,8 @@ export function statusCommand(): Command {
       .option('--tenant <name>', 'only batches of this tenant')
       .option('--json', 'print the batches as JSON'),
   )).action(async (ids: string[], options: StatusOptions) => {
-    const server = options.server ?? process.env.BATCHLINE_URL;
-    if (server) return statusThroughServer(new BatchlineClient({ baseUrl: server, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY }), ids, options);
+    const server = serverOf(options);
+    if (server) return statusThroughServer(clientFor(server, options), ids, options);
     const bl = await openBatchline(options);
     try {
       let batches: Batch[] =

@@ -7,10 +7,10 @@ import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
-import { BatchlineClient } from '../../client/index.js';
+import { ApiError } from '../../client/index.js';
 import { formatOf } from '../../engine/sources.js';
 import { CliError, count, EXIT, integer, openBatchline, printJson, table, withDatabase } from '../common.js';
-import { withServer, type SourceOptions } from '../source.js';
+import { clientFor, serverOf, withServer, type SourceOptions } from '../source.js';
 
 interface SubmitCommandOptions extends SourceOptions {
   type: string;
@@ -46,7 +46,7 @@ export function submitCommand(): Command {
       .option('--concurrency-cap <n>', 'most items of each batch running at once across all workers', integer(1))
       .option('--json', 'print the batches as JSON'),
   )).action(async (options: SubmitCommandOptions) => {
-    const server = options.server ?? process.env.BATCHLINE_URL;
+    const server = serverOf(options);
     if (server) return submitThroughServer(server, options);
     const bl = await openBatchline(options);
     try {
@@ -90,17 +90,25 @@ async function submitThroughServer(server: string, options: SubmitCommandOptions
   }
   // A busy server answers 503 with Retry-After: 1 while it reads its most uploads at once;
   // wait up to a minute for a turn rather than fail.
-  const client = new BatchlineClient({ baseUrl: server, apiKey: options.apiKey ?? process.env.BATCHLINE_API_KEY, retries: 60 });
+  const client = clientFor(server, options, { retries: 60 });
   // A function, so the client can send the file again if the server asks it to retry later.
   const body = () => Readable.toWeb(createReadStream(options.file)) as ReadableStream<Uint8Array>;
-  const batch = await client.uploadBatch(options.type, body, {
-    format: formatOf(options.file) === 'csv' ? 'csv' : 'ndjson',
-    ...(options.priority !== undefined ? { priority: options.priority } : {}),
-    ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
-    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-    ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
-    labels: { file: basename(options.file) },
-  });
+  const batch = await client
+    .uploadBatch(options.type, body, {
+      format: formatOf(options.file) === 'csv' ? 'csv' : 'ndjson',
+      ...(options.priority !== undefined ? { priority: options.priority } : {}),
+      ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+      labels: { file: basename(options.file) },
+    })
+    .catch((error: unknown) => {
+      // The server names lines of its request body; the user knows them as lines of the file.
+      if (error instanceof ApiError && error.problem.detail?.startsWith('request body:')) {
+        throw new CliError(`${options.file}${error.problem.detail.slice('request body'.length)} (${error.status} ${error.code})`, EXIT.usage);
+      }
+      throw error;
+    });
   if (options.json) {
     printJson({ created: batch.created, batches: [{ id: batch.id, type: batch.type, tenant: batch.tenant, status: batch.status, total: batch.total, priority: batch.priority }] });
     return;

@@ -23,6 +23,15 @@ export function isTerminalBatchStatus(status: BatchStatus): boolean {
   return TERMINAL_BATCH.has(status);
 }
 
+/**
+ * True once a batch has settled: its status is terminal and so is every item. A cancelled
+ * batch is terminal at once, while workers that held its items are still letting go (cancel()
+ * returns once they have); until then its counters still move.
+ */
+export function isSettledBatch(batch: { status: BatchStatus; remaining: number }): boolean {
+  return isTerminalBatchStatus(batch.status) && batch.remaining === 0;
+}
+
 /** True when an item in this status will never run again (except by retry-failed). */
 export function isTerminalItemStatus(status: ItemStatus): boolean {
   return TERMINAL_ITEM.has(status);

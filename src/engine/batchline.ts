@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { BatchlineError, InputError } from '../core/errors.js';
-import { isTerminalBatchStatus, type BatchStatus, type ItemStatus } from '../core/statuses.js';
+import { isSettledBatch, isTerminalBatchStatus, type BatchStatus, type ItemStatus } from '../core/statuses.js';
 import type { Batch, BatchEvent, EventType, Item, WorkerInfo } from '../core/types.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
@@ -241,15 +241,16 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   }
 
   /**
-   * Resolves with the batch once it is completed, failed or cancelled. Works whichever process
-   * runs the batch. Rejects with a timeout error after `timeoutMs` (default: never).
+   * Resolves with the batch once it is completed, failed or cancelled and its counters are
+   * final (no item left to settle: see isSettledBatch). Works whichever process runs the
+   * batch. Rejects with a timeout error after `timeoutMs` (default: never).
    */
   async wait(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Batch> {
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     let delay = 20;
     for (;;) {
       const batch = await this.getBatch(id);
-      if (isTerminalBatchStatus(batch.status)) return batch;
+      if (isSettledBatch(batch)) return batch;
       options.signal?.throwIfAborted();
       if (Date.now() >= deadline) {
         throw new BatchlineError('timeout', `batch ${id} is still ${batch.status} after ${options.timeoutMs} ms (${batch.remaining} items left)`);

@@ -23,9 +23,13 @@ describe.each(storeKinds)('cancel with a stalled worker: %s', (kind) => {
     try {
       const batch = await bl.submit('cpu.busy', Array.from({ length: 20 }, (_, i) => ({ i })));
       while (!worker.output().includes('started at')) await sleep(10);
+      // A watcher waiting meanwhile sees the batch once its counters are final, not as soon as
+      // its status reads cancelled while the stalled worker still holds items.
+      const watched = bl.wait(batch.id, { timeoutMs: 20_000 });
       const cancelled = await bl.cancel(batch.id);
       const returnedAt = Date.now();
-      expect(cancelled.status).toBe('cancelled');
+      expect(cancelled).toMatchObject({ status: 'cancelled', remaining: 0 });
+      expect(await watched).toMatchObject({ status: 'cancelled', remaining: 0 });
       // Give the stalled worker time to come back, renew, and try to start more.
       await sleep(3_000);
       const starts = [...worker.output().matchAll(/item (\d+) started at (\d+)/g)].map((m) => ({ seq: Number(m[1]), at: Number(m[2]) }));

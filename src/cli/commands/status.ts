@@ -4,7 +4,7 @@
  */
 
 import { Command } from 'commander';
-import { isTerminalBatchStatus } from '../../core/statuses.js';
+import { isSettledBatch, isTerminalBatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
 import type { BatchlineClient } from '../../client/index.js';
 import { allSucceeded, batchSummary, count, EXIT, integer, openBatchline, printJson, table, withDatabase, type BatchCounts } from '../common.js';
@@ -76,11 +76,11 @@ async function statusThroughServer(client: BatchlineClient, ids: string[], optio
   let batches = await fetchAll();
   if (options.wait) {
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-    while (!batches.every((b) => isTerminalBatchStatus(b.status)) && Date.now() < deadline) {
+    while (!batches.every(isSettledBatch) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(500, Math.max(0, deadline - Date.now()))));
       batches = await Promise.all(batches.map((b) => client.getBatch(b.id)));
     }
-    const open = batches.find((b) => !isTerminalBatchStatus(b.status));
+    const open = batches.find((b) => !isSettledBatch(b));
     if (open) console.error(`batchline: batch ${open.id} is still ${open.status} after ${options.timeoutMs} ms (${open.remaining} items left)`);
   }
   report(batches, options);

@@ -19,7 +19,7 @@ export interface Progress {
   percent: number;
   /** Processed items per second since the batch started (until it finished); null before it starts. */
   itemsPerSecond: number | null;
-  /** Seconds until done at that rate; 0 when done, null when unknown. */
+  /** Seconds until done at that rate; 0 when done, null when unknown or paused. */
   etaSeconds: number | null;
 }
 
@@ -32,7 +32,7 @@ export function progressOf(batch: Batch, now = Date.now()): Progress {
     const seconds = ((batch.finishedAt?.getTime() ?? now) - batch.startedAt.getTime()) / 1000;
     itemsPerSecond = seconds > 0 ? Math.round((processed / seconds) * 10) / 10 : null;
   }
-  const etaSeconds = batch.remaining === 0 ? 0 : itemsPerSecond ? Math.ceil(batch.remaining / itemsPerSecond) : null;
+  const etaSeconds = batch.remaining === 0 ? 0 : itemsPerSecond && batch.status !== 'paused' ? Math.ceil(batch.remaining / itemsPerSecond) : null;
   return {
     status: batch.status,
     total: batch.total,

@@ -76,6 +76,14 @@ export class StoreUnavailableError extends BatchlineError {
   }
 }
 
+/**
+ * The store's tables are missing or older than this version needs (a database migrated down,
+ * or never up, under a running process): unavailable until `batchline migrate` runs.
+ */
+export function schemaBehind(description: string, cause: unknown): StoreUnavailableError {
+  return new StoreUnavailableError(`${description}: the schema is missing or behind this version (${(cause as Error).message}); run \`batchline migrate\``, { cause });
+}
+
 /** True when the error asks for the item to fail without retries. */
 export function isPermanent(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { permanent?: unknown }).permanent === true;

@@ -436,6 +436,29 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(await client().ready()).toMatchObject({ ready: true, schemaVersion: 3 });
   });
 
+  it('answers 503 naming `batchline migrate` when the schema is gone from under it', async () => {
+    const db = await freshDatabase(kind);
+    const own = await Batchline.open({ database: db.database, schema: db.schema, logLevel: 'silent' });
+    const server = await createServer({ batchline: own });
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    const at = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+    try {
+      expect((await raw(at, 'GET', '/batches')).status).toBe(200);
+      await own.store.migrate({ direction: 'down', steps: 10 });
+      for (const path of ['/health', '/batches', '/ready']) {
+        const res = await raw(at, 'GET', path);
+        expect([path, res.status, res.body.code]).toEqual([path, 503, 'UNAVAILABLE']);
+        expect(res.body.detail).toMatch(/batchline migrate/);
+      }
+      await own.store.migrate({ direction: 'up' });
+      expect((await raw(at, 'GET', '/health')).status).toBe(200);
+    } finally {
+      await server.close();
+      await own.close();
+      await db.cleanup();
+    }
+  });
+
   // Runs last in this file: once a key exists the API requires keys.
   it('isolates tenants: another tenant\'s batch is 404 on every endpoint; no key, a wrong or revoked key is 401', async () => {
     const acme = await createKey(bl.store, { tenant: 'acme', admin: false });

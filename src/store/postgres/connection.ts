@@ -4,7 +4,7 @@
  */
 
 import pg from 'pg';
-import { InputError, NotFoundError, StoreUnavailableError } from '../../core/errors.js';
+import { InputError, NotFoundError, schemaBehind, StoreUnavailableError } from '../../core/errors.js';
 import { isBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import type { EventType } from '../../core/types.js';
@@ -48,6 +48,8 @@ export const toChunkRow = (r: ChunkDbRow): ChunkRow => ({
 const RETRY_CODES = new Set(['40001', '40P01']);
 /** Error codes (and socket errors) that mean the database is unreachable or going away. */
 const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '53300', '3D000', '28P01', '28000']);
+/** Undefined table, column, schema: this version's tables are not all there. */
+const SCHEMA_CODES = new Set(['42P01', '42703', '3F000']);
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN']);
 
 export interface NewEvent {
@@ -103,6 +105,7 @@ export class PgConnection {
     if (code && (UNAVAILABLE_CODES.has(code) || SOCKET_CODES.has(code))) {
       return new StoreUnavailableError(`cannot use ${this.description}: ${(error as Error).message}`, { cause: error });
     }
+    if (code && SCHEMA_CODES.has(code)) return schemaBehind(this.description, error);
     // Class 22, data exceptions: a value PostgreSQL cannot take (a NUL in text, an integer out
     // of range, a malformed cursor). The input was wrong, not the database.
     if (code?.startsWith('22') && error instanceof pg.DatabaseError) {

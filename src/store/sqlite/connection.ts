@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { NotFoundError, StoreUnavailableError } from '../../core/errors.js';
+import { NotFoundError, schemaBehind, StoreUnavailableError } from '../../core/errors.js';
 import { isBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import type { EventType } from '../../core/types.js';
@@ -84,7 +84,14 @@ export class SqliteConnection {
   stmt(text: string): Database.Statement {
     let statement = this.statements.get(text);
     if (!statement) {
-      statement = this.db.prepare(text);
+      try {
+        statement = this.db.prepare(text);
+      } catch (error) {
+        // Tables or columns this version needs are missing: the database was migrated down
+        // (or never up) under a running process.
+        if (/^no such (table|column)/.test((error as Error).message)) throw schemaBehind(`SQLite database ${this.db.name}`, error);
+        throw error;
+      }
       this.statements.set(text, statement);
     }
     return statement;
@@ -110,6 +117,7 @@ export class SqliteConnection {
           cause: error,
         });
       }
+      if (/^no such (table|column)/.test((error as Error).message)) throw schemaBehind(`SQLite database ${this.db.name}`, error);
       throw error;
     }
   }

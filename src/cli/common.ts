@@ -7,7 +7,9 @@ import { ApiError } from '../client/index.js';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BatchlineError, InputError, StoreUnavailableError } from '../core/errors.js';
 import type { Batch } from '../core/types.js';
+import { existsSync } from 'node:fs';
 import { Batchline } from '../engine/batchline.js';
+import { resolveDatabase, type DatabaseTarget } from '../store/open.js';
 
 /** Exit codes, as documented in docs/cli.md. */
 export const EXIT = {
@@ -55,12 +57,40 @@ function logLevelOf(value: string): string {
  * Opens Batchline on the database the options name. Anything that stops it opening (a bad URL,
  * an unreachable server, a permission the migrations need) is a usage error: nothing ran.
  */
-export async function openBatchline(options: DatabaseOptions): Promise<Batchline> {
+export async function openBatchline(options: DatabaseOptions, migrate = true): Promise<Batchline> {
   try {
-    return await Batchline.open({ database: options.database, schema: options.schema, logLevel: options.logLevel });
+    return await Batchline.open({ database: options.database, schema: options.schema, logLevel: options.logLevel, migrate });
   } catch (error) {
     throw cannotOpen(error);
   }
+}
+
+/**
+ * Opens Batchline only to read what is there (status, monitor), creating nothing: a database
+ * without Batchline's tables, most likely a typo in --database or --schema, is a usage error
+ * rather than an empty listing, and so is one whose schema this version cannot read yet.
+ */
+export async function openForReading(options: DatabaseOptions): Promise<Batchline> {
+  let target: DatabaseTarget;
+  try {
+    target = resolveDatabase(options.database, options.schema);
+  } catch (error) {
+    throw cannotOpen(error);
+  }
+  const where = target.kind === 'sqlite' ? `SQLite database ${target.path}` : target.display;
+  if (target.kind === 'sqlite' && target.path !== ':memory:' && !existsSync(target.path)) {
+    throw new CliError(`there is no ${where}: check --database (or DATABASE_URL), or submit a batch first`, EXIT.usage);
+  }
+  const bl = await openBatchline(options, false);
+  const { current, latest } = await bl.store.migrationStatus();
+  if (current >= latest) return bl;
+  await bl.close();
+  throw new CliError(
+    current === 0
+      ? `${where} holds no Batchline tables: check --database and --schema, or run \`batchline migrate\``
+      : `${where} is at schema version ${current}; this version of batchline needs ${latest}: run \`batchline migrate\``,
+    EXIT.usage,
+  );
 }
 
 /** The usage error for a database that cannot be opened or migrated. */

@@ -3,12 +3,15 @@
  * JSON output and exit codes, and clear errors for bad input that create nothing.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
-import { freshDatabase, storeKinds } from '../helpers/stores.js';
+import pg from 'pg';
+import { freshDatabase, pgUrl, storeKinds } from '../helpers/stores.js';
+
+const { Client } = pg;
 
 let dir: string;
 beforeAll(() => {
@@ -180,6 +183,28 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     expect(unreachable.stderr).toContain('cannot use PostgreSQL 127.0.0.1:1/x schema batchline');
     expect(unreachable.stderr).toContain('ECONNREFUSED');
     expect(unreachable.stderr).not.toContain('secret');
+  });
+
+  it('reads without creating: status and monitor on a database without Batchline are usage errors', async () => {
+    const nowhere = join(dir, 'typo.db');
+    for (const command of [['status'], ['monitor', '--all']]) {
+      const out = await batchline([...command, '--database', nowhere]);
+      expect([command, out.code, out.stderr]).toEqual([command, 2, `batchline: error: there is no SQLite database ${nowhere}: check --database (or DATABASE_URL), or submit a batch first\n`]);
+    }
+    expect(existsSync(nowhere)).toBe(false);
+    if (pgUrl) {
+      const schema = `bl_typo_${process.pid}`;
+      const typo = await batchline(['status', '--database', pgUrl, '--schema', schema]);
+      expect(typo.code).toBe(2);
+      expect(typo.stderr).toContain(`schema ${schema} holds no Batchline tables: check --database and --schema`);
+      const pg = new Client({ connectionString: pgUrl });
+      await pg.connect();
+      try {
+        expect((await pg.query('SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [schema])).rowCount).toBe(0);
+      } finally {
+        await pg.end();
+      }
+    }
   });
 
   it('says not found for an unknown batch', async () => {

@@ -1,23 +1,28 @@
 /**
- * Prometheus metrics for `GET /api/v1/metrics`, with prom-client, in a registry of this
- * server's own (so two servers in one process, as in tests, do not collide):
+ * Prometheus metrics, with prom-client, in a registry of each server's own (so two servers in
+ * one process, as in tests, do not collide). `serve` answers them at `GET /api/v1/metrics`;
+ * `batchline worker --metrics-port` at `GET /metrics` (metricsServer), so the item counts of
+ * worker processes that serve no API can be scraped too:
  *
  *   batchline_items_total{type,outcome}          items run in this process (succeeded, failed, retried, cancelled)
  *   batchline_item_duration_seconds{type}        histogram of item run time
  *   batchline_lease_losses_total                 chunks whose lease was lost (another worker took them)
  *   batchline_batches{status}                    batches per status in the database (queue depth: queued + running)
- *   batchline_http_requests_total{method,route,status}
- *   batchline_http_request_duration_seconds{method,route}
+ *   batchline_http_requests_total{method,route,status}      (serve only)
+ *   batchline_http_request_duration_seconds{method,route}   (serve only)
  *   plus Node's process metrics (memory, CPU, event loop lag).
  */
 
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BATCH_STATUSES } from '../core/statuses.js';
 import type { Batchline } from '../engine/batchline.js';
 
-/** Creates the registry, wires it to the engine's events and the server's requests. */
-export function instrument(app: FastifyInstance, bl: Batchline): Registry {
+/**
+ * A registry with Node's process metrics and the engine's (items, durations, lease losses,
+ * batches per status), wired to `bl`'s events until `detach` is called.
+ */
+function engineMetrics(bl: Batchline): { registry: Registry; detach: () => void } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'batchline_' });
 
@@ -40,14 +45,6 @@ export function instrument(app: FastifyInstance, bl: Batchline): Registry {
       for (const status of BATCH_STATUSES) this.set({ status }, counts[status] ?? 0);
     },
   });
-  const requests = new Counter({ name: 'batchline_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
-  const latency = new Histogram({
-    name: 'batchline_http_request_duration_seconds',
-    help: 'HTTP request duration by route',
-    labelNames: ['method', 'route'],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [registry],
-  });
 
   const onItem = ({ type, outcome, ms }: { type: string; outcome: string; ms: number }) => {
     items.inc({ type, outcome });
@@ -56,11 +53,28 @@ export function instrument(app: FastifyInstance, bl: Batchline): Registry {
   const onLeaseLost = () => leaseLosses.inc();
   bl.on('worker:item', onItem);
   bl.on('worker:lease-lost', onLeaseLost);
-  app.addHook('onClose', async () => {
-    bl.off('worker:item', onItem);
-    bl.off('worker:lease-lost', onLeaseLost);
-  });
+  return {
+    registry,
+    detach: () => {
+      bl.off('worker:item', onItem);
+      bl.off('worker:lease-lost', onLeaseLost);
+    },
+  };
+}
 
+/** Creates the API server's registry: the engine's metrics and the server's requests. */
+export function instrument(app: FastifyInstance, bl: Batchline): Registry {
+  const { registry, detach } = engineMetrics(bl);
+  app.addHook('onClose', async () => detach());
+
+  const requests = new Counter({ name: 'batchline_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const latency = new Histogram({
+    name: 'batchline_http_request_duration_seconds',
+    help: 'HTTP request duration by route',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [registry],
+  });
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, not the URL: ids would make a label per batch.
     const route = request.routeOptions.url ?? 'unmatched';
@@ -68,4 +82,17 @@ export function instrument(app: FastifyInstance, bl: Batchline): Registry {
     latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
   return registry;
+}
+
+/**
+ * A server answering only `GET /metrics` with the engine's metrics, for worker processes
+ * (`batchline worker --metrics-port`). Not yet listening. It has no keys: bind it where only
+ * the scraper reaches (loopback by default).
+ */
+export async function metricsServer(bl: Batchline): Promise<FastifyInstance> {
+  const app = Fastify();
+  const { registry, detach } = engineMetrics(bl);
+  app.addHook('onClose', async () => detach());
+  app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  return app;
 }

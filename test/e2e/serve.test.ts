@@ -26,6 +26,31 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
     await db?.cleanup();
   });
 
+  it('lets a worker that serves no API be scraped: worker --metrics-port', async () => {
+    const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--metrics-port', '0', '--log-level', 'info', ...dbArgs]);
+    try {
+      while (!/metrics on http:\/\/[^"\s]+/.test(worker.output())) {
+        if (worker.exitCode !== null) throw new Error(`worker exited:\n${worker.output()}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const url = /metrics on (http:\/\/[^"\s]+)/.exec(worker.output())![1]!;
+      const dir = mkdtempSync(join(tmpdir(), 'batchline-metrics-'));
+      writeFileSync(join(dir, 'rows.csv'), 'id,amount\n1,1.00\n2,-2.00\n3,3.00\n');
+      const sent = await batchline(['submit', '--type', 'txn.validate', '--file', join(dir, 'rows.csv'), '--json', ...dbArgs]);
+      const id = JSON.parse(sent.stdout).batches[0].id as string;
+      expect((await batchline(['status', id, '--wait', '--timeout-ms', '20000', ...dbArgs])).code).toBe(1); // one row fails
+      rmSync(dir, { recursive: true, force: true });
+      const text = await (await fetch(url)).text();
+      expect(text).toContain('batchline_items_total{type="txn.validate",outcome="succeeded"} 2');
+      expect(text).toContain('batchline_items_total{type="txn.validate",outcome="failed"} 1');
+      expect(text).toContain('batchline_lease_losses_total 0');
+      expect(text).toMatch(/batchline_batches\{status="completed"\} [1-9]/);
+    } finally {
+      worker.kill('SIGTERM');
+      expect((await exited(worker)).code).toBe(0);
+    }
+  });
+
   it('refuses to listen beyond loopback without keys (exit 2)', async () => {
     const refused = await batchline(['serve', '--host', '0.0.0.0', '--port', '0', ...dbArgs]);
     expect(refused.code).toBe(2);

@@ -4,7 +4,10 @@
  */
 
 import { Command } from 'commander';
-import { integer, openBatchline, withDatabase, type DatabaseOptions } from '../common.js';
+import type { FastifyInstance } from 'fastify';
+import { metricsServer } from '../../api/metrics.js';
+import type { Batchline } from '../../engine/batchline.js';
+import { CliError, EXIT, integer, openBatchline, withDatabase, type DatabaseOptions } from '../common.js';
 import { defineProcessors } from '../processors.js';
 
 interface WorkerCommandOptions extends DatabaseOptions {
@@ -13,6 +16,8 @@ interface WorkerCommandOptions extends DatabaseOptions {
   leaseMs: number;
   pollMs: number;
   shutdownMs: number;
+  metricsPort?: number;
+  metricsHost: string;
 }
 
 /** The `worker` command: work batches until signalled. */
@@ -29,7 +34,9 @@ export function workerCommand(): Command {
       .option('--concurrency <n>', 'items running at once in this process', integer(1, 10_000), 10)
       .option('--lease-ms <ms>', 'lease duration; a crashed worker\'s items wait this long before others take them', integer(200), 30_000)
       .option('--poll-ms <ms>', 'how often an idle worker looks for work (PostgreSQL also wakes it by NOTIFY)', integer(10), 500)
-      .option('--shutdown-ms <ms>', 'how long running items get to finish after a signal', integer(0), 10_000),
+      .option('--shutdown-ms <ms>', 'how long running items get to finish after a signal', integer(0), 10_000)
+      .option('--metrics-port <port>', 'serve Prometheus metrics of this process at GET /metrics on this port (0: any free port)', integer(0, 65_535))
+      .option('--metrics-host <host>', 'address for --metrics-port (it has no keys: keep it where only the scraper reaches)', '127.0.0.1'),
     'info',
   ).action(async (options: WorkerCommandOptions) => {
     // A signal while the worker starts (opening the database, loading processors) is held
@@ -58,6 +65,11 @@ export function workerCommand(): Command {
       await bl.close();
       throw error;
     });
+    const metrics = options.metricsPort === undefined ? null : await listenForScrapes(bl, options.metricsHost, options.metricsPort).catch(async (error) => {
+      release();
+      await bl.close();
+      throw error;
+    });
     const stopped = new Promise<string | undefined>((resolve) => bl.once('worker:stopped', ({ signal }) => resolve(signal)));
     await bl.start({
       concurrency: options.concurrency,
@@ -72,6 +84,20 @@ export function workerCommand(): Command {
     // The signal handlers are one-shot: a second signal while stopping ends the process at once.
     const signal = await stopped;
     await bl.close({ timeoutMs: options.shutdownMs });
+    await metrics?.close();
     bl.logger.info({ signal }, 'worker stopped');
   });
+}
+
+/** Starts the metrics server; a port that cannot be had is a usage error. */
+async function listenForScrapes(bl: Batchline, host: string, port: number): Promise<FastifyInstance> {
+  const app = await metricsServer(bl);
+  try {
+    const address = await app.listen({ host, port });
+    bl.logger.info({ url: `${address}/metrics` }, `metrics on ${address}/metrics`);
+    return app;
+  } catch (error) {
+    await app.close();
+    throw new CliError(`cannot serve metrics on ${host}:${port}: ${(error as Error).message}`, EXIT.usage);
+  }
 }

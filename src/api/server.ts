@@ -262,12 +262,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           ...(query.type ? { type: query.type } : {}),
           ...(Object.keys(labels).length > 0 ? { labels } : {}),
         };
-        const [batches, total] = await Promise.all([
-          bl.listBatches({ ...filter, ...(query.cursor ? { before: query.cursor } : {}), limit: query.limit }),
+        // One more than the page, to know whether another follows: a full last page ends with null.
+        const [found, total] = await Promise.all([
+          bl.listBatches({ ...filter, ...(query.cursor ? { before: query.cursor } : {}), limit: query.limit + 1 }),
           bl.countBatches(filter),
         ]);
+        const batches = found.slice(0, query.limit);
         const now = Date.now();
-        return { batches: batches.map((b) => batchView(b, now)), total, nextCursor: batches.length === query.limit ? batches.at(-1)!.id : null };
+        return { batches: batches.map((b) => batchView(b, now)), total, nextCursor: found.length > query.limit ? batches.at(-1)!.id : null };
       });
 
       api.get('/batches/:id', async (request) => {
@@ -284,8 +286,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         const { id } = parse(idParams, request.params, 'path');
         const query = parse(itemsQuery, request.query, 'query');
         await visibleBatch(request, id);
-        const items = await bl.items(id, { ...(query.status ? { status: query.status } : {}), ...(query.after !== undefined ? { after: query.after } : {}), limit: query.limit });
-        return { items: items.map(itemView), nextAfter: items.length === query.limit ? items.at(-1)!.seq : null };
+        const found = await bl.items(id, { ...(query.status ? { status: query.status } : {}), ...(query.after !== undefined ? { after: query.after } : {}), limit: query.limit + 1 });
+        const items = found.slice(0, query.limit);
+        return { items: items.map(itemView), nextAfter: found.length > query.limit ? items.at(-1)!.seq : null };
       });
 
       api.get('/batches/:id/results', async (request, reply) => {

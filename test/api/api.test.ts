@@ -89,8 +89,10 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(progress.itemsPerSecond).toBeGreaterThan(0);
     const { items: page1, nextAfter } = await client().items(first.body.id, { limit: 2 });
     expect(page1.map((i) => [i.seq, i.status, i.result])).toEqual([[0, 'succeeded', { twice: 2 }], [1, 'succeeded', { twice: 4 }]]);
-    const { items: page2 } = await client().items(first.body.id, { after: nextAfter!, limit: 2 });
-    expect(page2.map((i) => i.seq)).toEqual([2]);
+    const { items: page2, nextAfter: end } = await client().items(first.body.id, { after: nextAfter!, limit: 2 });
+    expect([page2.map((i) => i.seq), end]).toEqual([[2], null]);
+    // A last page that is exactly full says it is the last.
+    expect((await client().items(first.body.id, { limit: 3 })).nextAfter).toBeNull();
   });
 
   it('lists batches newest first with cursor paging and filters', async () => {
@@ -101,6 +103,10 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(page1.total).toBeGreaterThanOrEqual(3);
     const page2 = await client().listBatches({ type: 'echo', limit: 2, cursor: page1.nextCursor! });
     expect(page2.batches[0]!.id).toBe(ids[0]);
+    // A last page that is exactly full says it is the last.
+    const whole = await client().listBatches({ type: 'echo', limit: 500 });
+    const exact = await client().listBatches({ type: 'echo', limit: whole.batches.length });
+    expect([exact.batches.length, exact.nextCursor]).toEqual([whole.batches.length, null]);
     const none = await client().listBatches({ type: 'no.such.type' });
     expect(none).toEqual({ batches: [], total: 0, nextCursor: null });
     const labelled = await client().createBatch({ type: 'echo', items: [{ n: 1 }], labels: { run: 'r-42', env: 'test' } });

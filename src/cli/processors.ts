@@ -4,8 +4,8 @@
  * TypeScript files are loaded through tsx, so users need no build step.
  */
 
-import { access } from 'node:fs/promises';
-import { extname, resolve } from 'node:path';
+import { access, readFile } from 'node:fs/promises';
+import { dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import type { Batchline } from '../engine/batchline.js';
@@ -16,6 +16,27 @@ const entrySchema = z.union([
   z.custom<Handler>((value) => typeof value === 'function', 'expected a handler function'),
   processorOptionsSchema.extend({ handler: z.custom<Handler>((value) => typeof value === 'function', 'expected a function') }),
 ]);
+
+/**
+ * Whether Node would treat a TypeScript file as CommonJS: `.cts`, or `.ts`/`.tsx` whose nearest
+ * package.json does not say `"type": "module"` (npm init's default).
+ */
+async function isCommonJs(path: string): Promise<boolean> {
+  const ext = extname(path);
+  if (ext === '.cts') return true;
+  if (ext === '.mts') return false;
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const text = await readFile(join(dir, 'package.json'), 'utf8').catch(() => null);
+    if (text !== null) {
+      try {
+        return (JSON.parse(text) as { type?: unknown }).type !== 'module';
+      } catch {
+        return true;
+      }
+    }
+    if (dirname(dir) === dir) return true;
+  }
+}
 
 /** Imports the module and returns its processors by type. */
 export async function loadProcessors(file: string): Promise<Map<string, { handler: Handler; options: ProcessorOptions }>> {
@@ -28,8 +49,15 @@ export async function loadProcessors(file: string): Promise<Map<string, { handle
   let module: { default?: unknown };
   try {
     if (['.ts', '.mts', '.cts', '.tsx'].includes(extname(path))) {
-      const { tsImport } = await import('tsx/esm/api');
-      module = await tsImport(pathToFileURL(path).href, import.meta.url);
+      if (await isCommonJs(path)) {
+        // tsx's ESM import of a CommonJS-context file runs it from a data: URL, which would
+        // then stand in every stack frame (and `at` of item errors) instead of its path.
+        const { require: tsxRequire } = await import('tsx/cjs/api');
+        module = tsxRequire(path, import.meta.url) as { default?: unknown };
+      } else {
+        const { tsImport } = await import('tsx/esm/api');
+        module = await tsImport(pathToFileURL(path).href, import.meta.url);
+      }
     } else {
       module = await import(pathToFileURL(path).href);
     }

@@ -3,12 +3,14 @@
  * JSON output and exit codes, and clear errors for bad input that create nothing.
  */
 
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
 import pg from 'pg';
+import { Batchline } from '../../src/index.js';
 import { freshDatabase, pgUrl, storeKinds } from '../helpers/stores.js';
 
 const { Client } = pg;
@@ -83,6 +85,28 @@ describe('batchline run', () => {
       ['completed', 3, 3, 0, { amount: '15.75' }],
     ]);
     expect(Object.keys(summary.batches[0]).sort()).toEqual(['aggregates', 'failed', 'id', 'status', 'succeeded', 'total']);
+    await location.cleanup();
+  });
+
+  it('names where a TypeScript processor threw by its file and line, in a CommonJS package too', async () => {
+    // npm init's package.json has no "type": Node treats .ts there as CommonJS.
+    const project = mkdtempSync(join(dir, 'cjs-'));
+    writeFileSync(join(project, 'package.json'), '{ "name": "billing", "version": "1.0.0" }\n');
+    mkdirSync(join(project, 'node_modules'));
+    symlinkSync(fileURLToPath(new URL('../..', import.meta.url)), join(project, 'node_modules', 'batchline'));
+    writeFileSync(
+      join(project, 'processors.ts'),
+      "import { PermanentError } from 'batchline';\n\nexport default {\n  refund: async (row: { id: number }) => {\n    throw new PermanentError(`no refund for ${row.id}`);\n  },\n};\n",
+    );
+    writeFileSync(join(project, 'rows.jsonl'), '{"id":1}\n');
+    const location = await freshDatabase('sqlite');
+    const out = await batchline(['run', '--processors', join(project, 'processors.ts'), '--type', 'refund', '--file', join(project, 'rows.jsonl'), '--json', '--database', location.database]);
+    expect(out.code, out.stderr).toBe(1);
+    const bl = await Batchline.open({ database: location.database, logLevel: 'silent' });
+    const [item] = await bl.items(JSON.parse(out.stdout).batches[0].id);
+    await bl.close();
+    expect(item!.error).toMatchObject({ kind: 'permanent', message: 'no refund for 1' });
+    expect(item!.error!.at).toMatch(new RegExp(`${join(project, 'processors.ts')}:5:\\d+\\)$`));
     await location.cleanup();
   });
 

@@ -66,11 +66,12 @@ export async function openBatchline(options: DatabaseOptions, migrate = true): P
 }
 
 /**
- * Opens Batchline only to read what is there (status, monitor), creating nothing: a database
+ * Opens Batchline on a database that already holds it, creating nothing (status, monitor and
+ * the steering commands): a database
  * without Batchline's tables, most likely a typo in --database or --schema, is a usage error
  * rather than an empty listing, and so is one whose schema this version cannot read yet.
  */
-export async function openForReading(options: DatabaseOptions): Promise<Batchline> {
+export async function openExisting(options: DatabaseOptions): Promise<Batchline> {
   let target: DatabaseTarget;
   try {
     target = resolveDatabase(options.database, options.schema);

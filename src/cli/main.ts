@@ -14,6 +14,7 @@ import { monitorCommand } from './commands/monitor.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
+import { steerCommands } from './commands/steer.js';
 import { submitCommand } from './commands/submit.js';
 import { workerCommand } from './commands/worker.js';
 import { describeFailure, EXIT } from './common.js';
@@ -32,7 +33,7 @@ const output = {
 };
 program.configureOutput(output);
 
-for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), monitorCommand(), loadtestCommand(), keysCommand(), migrateCommand()]) {
+for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), monitorCommand(), ...steerCommands(), loadtestCommand(), keysCommand(), migrateCommand()]) {
   for (const sub of [command, ...command.commands]) sub.configureOutput(output);
   program.addCommand(command.exitOverride());
 }

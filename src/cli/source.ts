@@ -9,7 +9,7 @@ import type { BatchStatus } from '../core/statuses.js';
 import type { Batch } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
 import { BatchlineClient, type ApiBatch } from '../client/index.js';
-import { CliError, EXIT, openForReading, type DatabaseOptions } from './common.js';
+import { CliError, EXIT, openExisting, type DatabaseOptions } from './common.js';
 
 export interface SourceOptions extends DatabaseOptions {
   server?: string;
@@ -115,5 +115,5 @@ export function clientFor(server: string, options: SourceOptions, extra: { retri
 export async function openSource(options: SourceOptions): Promise<BatchSource> {
   const server = serverOf(options);
   if (server) return fromServer(clientFor(server, options));
-  return fromDatabase(await openForReading(options));
+  return fromDatabase(await openExisting(options));
 }

@@ -231,6 +231,26 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     }
   });
 
+  it('steers batches: pause, resume, cancel, retry and delete, with exit 2 naming a state that does not allow it', async () => {
+    const file = write('steer.csv', 'id,amount\n1,1.00\n2,2.00\n');
+    const id = JSON.parse((await batchline(['submit', '--type', 'nobody.runs.this', '--file', file, '--json', '--database', database])).stdout).batches[0].id as string;
+    const step = async (...args: string[]) => {
+      const out = await batchline([...args, '--json', '--database', database]);
+      return { code: out.code, stderr: out.stderr, batches: out.code === 0 ? JSON.parse(out.stdout).batches : null };
+    };
+    expect(await step('pause', id)).toMatchObject({ code: 0, batches: [{ id, status: 'paused', total: 2, remaining: 2 }] });
+    expect(await step('resume', id)).toMatchObject({ code: 0, batches: [{ id, status: 'queued' }] });
+    expect(await step('cancel', id)).toMatchObject({ code: 0, batches: [{ id, status: 'cancelled', remaining: 0 }] });
+    const again = await step('cancel', id);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/^batchline: error: .*cancelled/);
+    expect((await step('retry', id)).code).toBe(2);
+    expect(await step('delete', id)).toMatchObject({ code: 0, batches: [{ id, status: 'deleted' }] });
+    const gone = await step('pause', id);
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toContain('not found');
+  });
+
   it('says not found for an unknown batch', async () => {
     const { code, stderr } = await batchline(['status', '01900000-0000-7000-8000-000000000000', '--database', database]);
     expect(code).toBe(2);

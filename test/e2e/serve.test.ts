@@ -110,6 +110,12 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
         // The server names a line of its request body; the CLI names it as the file's.
         expect(bad.stderr).toContain(`${join(dir, 'bad.jsonl')}:2: malformed JSON`);
         expect(bad.stderr).toContain('(400 VALIDATION_ERROR)');
+        // Steering through the API: a finished batch cannot be paused (409, exit 2); delete works.
+        const paused = await batchline(['pause', sentId, '--server', address, '--api-key', token]);
+        expect(paused.code).toBe(2);
+        expect(paused.stderr).toContain('409 CONFLICT');
+        const deleted = await batchline(['delete', sentId, '--json', '--server', address, '--api-key', token]);
+        expect(JSON.parse(deleted.stdout)).toEqual({ batches: [{ id: sentId, status: 'deleted' }] });
         // The key decides the tenant: asking for another one is a usage error, not ignored.
         const tenant = await batchline(['submit', '--server', address, '--api-key', token, '--type', 'txn.validate', '--file', join(dir, 'ok.csv'), '--tenant', 'globex']);
         expect(tenant.code).toBe(2);

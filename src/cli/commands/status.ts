@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { isSettledBatch, isTerminalBatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
 import type { BatchlineClient } from '../../client/index.js';
-import { allSucceeded, batchSummary, count, EXIT, integer, openForReading, printJson, table, withDatabase, type BatchCounts } from '../common.js';
+import { allSucceeded, batchSummary, count, EXIT, integer, openExisting, printJson, table, withDatabase, type BatchCounts } from '../common.js';
 import { ProgressReporter } from '../progress.js';
 import { clientFor, serverOf, withServer, type SourceOptions } from '../source.js';
 
@@ -37,7 +37,7 @@ export function statusCommand(): Command {
   )).action(async (ids: string[], options: StatusOptions) => {
     const server = serverOf(options);
     if (server) return statusThroughServer(clientFor(server, options), ids, options);
-    const bl = await openForReading(options);
+    const bl = await openExisting(options);
     try {
       let batches: Batch[] =
         ids.length > 0 ? await Promise.all(ids.map((id) => bl.getBatch(id))) : await bl.listBatches({ tenant: options.tenant, limit: options.limit });

@@ -21,6 +21,8 @@ export interface WorkerActivity {
   active: number;
   /** Age of the freshest heartbeat, in seconds; null with no workers. */
   lastHeartbeatAgeSeconds: number | null;
+  /** Item types the active workers run, together. */
+  types: string[];
 }
 
 export interface BatchSource {
@@ -41,9 +43,13 @@ export function withServer(command: Command): Command {
     .option('--api-key <key>', 'API key for --server (default: $BATCHLINE_API_KEY)');
 }
 
-function activity(heartbeats: number[], now = Date.now()): WorkerActivity {
-  const ages = heartbeats.map((at) => now - at).filter((age) => age < ACTIVE_MS);
-  return { active: ages.length, lastHeartbeatAgeSeconds: ages.length === 0 ? null : Math.min(...ages) / 1000 };
+function activity(workers: { heartbeatAt: number; types: string[] }[], now = Date.now()): WorkerActivity {
+  const active = workers.filter((w) => now - w.heartbeatAt < ACTIVE_MS);
+  return {
+    active: active.length,
+    lastHeartbeatAgeSeconds: active.length === 0 ? null : Math.min(...active.map((w) => now - w.heartbeatAt)) / 1000,
+    types: [...new Set(active.flatMap((w) => w.types))].sort(),
+  };
 }
 
 function fromDatabase(bl: Batchline): BatchSource {
@@ -58,7 +64,7 @@ function fromDatabase(bl: Batchline): BatchSource {
         before = page.at(-1)!.id;
       }
     },
-    workers: async () => activity((await bl.workers()).map((w) => w.heartbeatAt.getTime())),
+    workers: async () => activity((await bl.workers()).map((w) => ({ heartbeatAt: w.heartbeatAt.getTime(), types: w.types }))),
     close: () => bl.close(),
   };
 }
@@ -77,7 +83,7 @@ function fromServer(client: BatchlineClient): BatchSource {
     },
     workers: async () => {
       const { workers } = await client.workers();
-      return activity(workers.map((w) => Date.parse(w.heartbeatAt)));
+      return activity(workers.map((w) => ({ heartbeatAt: Date.parse(w.heartbeatAt), types: w.types })));
     },
     close: async () => {},
   };

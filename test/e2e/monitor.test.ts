@@ -48,9 +48,11 @@ describe('monitor', () => {
     const out = await batchline(['monitor', orphan, '--timeout', '1s', '--interval', '200ms', ...own]);
     expect(out.code).toBe(1);
     expect(out.stderr).toContain(`incomplete after 1s: ${orphan} (queued, 200 remaining)`);
+    // ... and says why it cannot finish: nothing runs its type.
+    expect(out.stderr).toContain('no active worker runs nobody.runs.this: start workers whose processors define it');
     const snapshot = await batchline(['monitor', orphan, '--no-follow', '--json', ...own]);
     expect(snapshot.code).toBe(1);
-    expect(JSON.parse(snapshot.stdout)).toMatchObject({ ok: false, remaining: 200, incomplete: [orphan] });
+    expect(JSON.parse(snapshot.stdout)).toMatchObject({ ok: false, remaining: 200, incomplete: [orphan], unservedTypes: ['nobody.runs.this'] });
   });
 
   it('exits 0 once every watched batch has nothing left, and 1 with --fail-on-failed when items failed', async () => {
@@ -62,6 +64,7 @@ describe('monitor', () => {
       expect(watched.code).toBe(0);
       expect(watched.stdout).toContain('2 batches: 202 succeeded, 1 failed, 0 remaining of 203');
       expect(watched.stdout).toMatch(/workers: 1 active/);
+      expect(watched.stdout.split('BATCH').at(-1)).not.toContain('no active worker runs'); // the last view
       const strict = await batchline(['monitor', ok, bad, '--fail-on-failed', '--json', ...db]);
       expect(strict.code).toBe(1);
       expect(JSON.parse(strict.stdout)).toMatchObject({ ok: false, failed: 1, remaining: 0 });

@@ -18,7 +18,7 @@ import { isTerminalBatchStatus, type BatchStatus } from '../../core/statuses.js'
 import type { Batch } from '../../core/types.js';
 import { ApiError, type ApiBatch } from '../../client/index.js';
 import { CliError, count, EXIT, printJson, table, withDatabase } from '../common.js';
-import { openSource, withServer, type BatchSource, type SourceOptions } from '../source.js';
+import { openSource, withServer, type BatchSource, type SourceOptions, type WorkerActivity } from '../source.js';
 
 interface MonitorOptions extends SourceOptions {
   tenant?: string;
@@ -74,7 +74,13 @@ function eta(seconds: number | null): string {
   return `${Math.floor(seconds / 3_600)}h${String(Math.floor((seconds % 3_600) / 60)).padStart(2, '0')}m`;
 }
 
-function render(rows: Watched[], workers: { active: number; lastHeartbeatAgeSeconds: number | null }): string {
+/** Types of batches with items left to run that no active worker runs: they cannot finish as things are. */
+function unservedTypes(rows: Watched[], workers: WorkerActivity): string[] {
+  const open = rows.filter((r) => r.progress.remaining > 0 && r.progress.status !== 'paused' && !workers.types.includes(r.type));
+  return [...new Set(open.map((r) => r.type))].sort();
+}
+
+function render(rows: Watched[], workers: WorkerActivity): string {
   const lines = table(
     ['BATCH', 'TYPE', 'STATUS', '%', 'PROCESSED/TOTAL', 'SUCCEEDED', 'FAILED', 'REMAINING', 'ITEMS/S', 'ETA'],
     rows.map(({ id, type, progress: p }) => [
@@ -91,7 +97,8 @@ function render(rows: Watched[], workers: { active: number; lastHeartbeatAgeSeco
     ]),
   );
   const heartbeat = workers.lastHeartbeatAgeSeconds === null ? 'no heartbeat' : `last heartbeat ${workers.lastHeartbeatAgeSeconds.toFixed(1)}s ago`;
-  return `${lines}\nworkers: ${workers.active} active, ${heartbeat}`;
+  const unserved = unservedTypes(rows, workers);
+  return `${lines}\nworkers: ${workers.active} active, ${heartbeat}${unserved.length > 0 ? `\nno active worker runs: ${unserved.join(', ')}` : ''}`;
 }
 
 /** The `monitor` command. */
@@ -157,9 +164,10 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
 
   let rows = await fetchAll();
   let lastPrinted = 0;
+  let workers: WorkerActivity;
   for (;;) {
     const left = rows.filter((r) => r.progress.remaining > 0);
-    const workers = await source.workers();
+    workers = await source.workers();
     const view = render(rows, workers);
     if (!options.json) {
       if (live) process.stdout.write(`\x1b[2J\x1b[H${view}\n`);
@@ -182,13 +190,22 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
     { total: 0, succeeded: 0, failed: 0, remaining: 0 },
   );
   if (options.json) {
-    printJson({ ok, elapsedMs: Date.now() - started, ...totals, batches: rows.map((r) => ({ id: r.id, type: r.type, tenant: r.tenant, ...r.progress })), incomplete: incomplete.map((r) => r.id) });
+    printJson({
+      ok,
+      elapsedMs: Date.now() - started,
+      ...totals,
+      batches: rows.map((r) => ({ id: r.id, type: r.type, tenant: r.tenant, ...r.progress })),
+      incomplete: incomplete.map((r) => r.id),
+      unservedTypes: unservedTypes(rows, workers),
+    });
   } else {
     console.log(
       `${rows.length} batch${rows.length === 1 ? '' : 'es'}: ${count(totals.succeeded)} succeeded, ${count(totals.failed)} failed, ${count(totals.remaining)} remaining of ${count(totals.total)}`,
     );
     if (incomplete.length > 0) {
       console.error(`incomplete${options.follow ? ` after ${Math.round((Date.now() - started) / 1000)}s` : ''}: ${incomplete.map((r) => `${r.id} (${r.progress.status}, ${count(r.progress.remaining)} remaining)`).join(', ')}`);
+      const unserved = unservedTypes(rows, workers);
+      if (unserved.length > 0) console.error(`no active worker runs ${unserved.join(', ')}: start workers whose processors define ${unserved.length === 1 ? 'it' : 'them'}`);
     }
     if (options.failOnFailed && failed.length > 0) console.error(`failed items in: ${failed.map((r) => `${r.id} (${count(r.progress.failed)})`).join(', ')}`);
   }

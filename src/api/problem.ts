@@ -84,7 +84,19 @@ export class ProblemError extends Error {
 
 /** Field errors of a zod failure, paths prefixed by where the value came from (`body`, `query`). */
 export function fieldErrors(error: z.ZodError, prefix: string): FieldError[] {
-  return error.issues.map((issue) => ({ path: [prefix, ...issue.path.map(String)].join('.'), message: issue.message }));
+  return error.issues.map((issue) => ({ path: [prefix, ...issue.path.map(String)].join('.'), message: explain(issue) }));
+}
+
+/**
+ * An issue's message; for a value that matches none of a union's forms (`?status=` takes one
+ * status or several) zod says only "Invalid input", so the first form's reason is given.
+ */
+function explain(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_union') {
+    const first = issue.errors[0]?.[0];
+    if (first) return first.message;
+  }
+  return issue.message;
 }
 
 /** Maps anything a route may throw to a problem. */
@@ -115,7 +127,9 @@ export function toProblem(error: unknown): Problem {
   // Fastify's own errors: body parsing, size limits, content types.
   const fastify = error as { statusCode?: number; code?: string; message?: string };
   if (typeof fastify.statusCode === 'number' && fastify.statusCode < 500) {
-    if (fastify.statusCode === 413) return problem('PAYLOAD_TOO_LARGE', fastify.message ?? 'the request body is too large');
+    if (fastify.statusCode === 413) {
+      return problem('PAYLOAD_TOO_LARGE', `${fastify.message ?? 'the request body is too large'}: JSON bodies are limited (16 MiB by default); send large batches as a streamed NDJSON or CSV body`);
+    }
     if (fastify.statusCode === 415) return problem('UNSUPPORTED_MEDIA_TYPE', fastify.message ?? 'unsupported content type');
     if (fastify.statusCode === 404) return problem('NOT_FOUND', fastify.message ?? 'not found');
     return problem('VALIDATION_ERROR', fastify.message ?? 'the request is malformed');

@@ -76,7 +76,9 @@ export async function loadProcessors(file: string): Promise<Map<string, { handle
   for (const [type, entry] of Object.entries(exported)) {
     const parsed = entrySchema.safeParse(entry);
     if (!parsed.success) {
-      throw new CliError(`${file}: processor ${JSON.stringify(type)} must be a function or { handler, maxAttempts?, timeoutMs?, backoff? }: ${z.prettifyError(parsed.error)}`);
+      // An object gets zod's field-by-field account; anything else, what it is.
+      const found = entry !== null && typeof entry === 'object' ? z.prettifyError(parsed.error) : `got ${entry === null ? 'null' : typeof entry}`;
+      throw new CliError(`${file}: processor ${JSON.stringify(type)} must be a function or { handler, maxAttempts?, timeoutMs?, backoff? }: ${found}`);
     }
     if (typeof parsed.data === 'function') processors.set(type, { handler: parsed.data, options: {} });
     else {

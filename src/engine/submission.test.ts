@@ -90,8 +90,8 @@ describe('Submission.chunks', () => {
 
   it('rejects more items than sizes, naming the first extra item', async () => {
     const error = await inputError(run(range(5), { batches: [spec(), spec()], sizes: [2, 2] }));
-    expect(error.where).toBe('item 5');
-    expect(error.message).toMatch(/^item 5: more items than the 4 counted/);
+    expect(error.where).toBe('item 5 (seq 4)');
+    expect(error.message).toMatch(/^item 5 \(seq 4\): more items than the 4 counted/);
   });
 
   it('rejects fewer items than sizes', async () => {
@@ -115,8 +115,8 @@ describe('Submission.chunks', () => {
   ])('rejects %s with code invalid_item and where it was', async (_label, bad) => {
     const error = await inputError(run([{ ok: 1 }, { ok: 2 }, bad]));
     expect(error.code).toBe('invalid_item');
-    expect(error.where).toBe('item 3');
-    expect(error.message.startsWith('item 3: ')).toBe(true);
+    expect(error.where).toBe('item 3 (seq 2)');
+    expect(error.message.startsWith('item 3 (seq 2): ')).toBe(true);
   });
 
   it('rejects a circular item', async () => {
@@ -144,7 +144,7 @@ describe('Submission.chunks', () => {
   it('rejects a payload over maxPayloadBytes, with its byte count', async () => {
     const error = await inputError(run([{ ok: true }, 'x'.repeat(20)], { limits: { maxPayloadBytes: 12 } }));
     expect(error.code).toBe('payload_too_large');
-    expect(error.where).toBe('item 2');
+    expect(error.where).toBe('item 2 (seq 1)');
     expect(error.message).toContain('22 bytes');
     expect(error.message).toContain('limit is 12');
   });

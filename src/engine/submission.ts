@@ -112,7 +112,8 @@ export class Submission {
 
   /** The chunks of the submission, read lazily from `source`. */
   async *chunks(source: ItemSource): AsyncGenerator<NewChunk> {
-    const where = async (index: number) => (source.where ? await source.where(index) : `item ${index + 1}`);
+    // Arrays are counted from 1 in messages, so each item is also named by its seq (from 0).
+    const where = async (index: number) => (source.where ? await source.where(index) : `item ${index + 1} (seq ${index})`);
     const { maxPayloadBytes, chunkItems, chunkBytes } = this.limits;
     let batchIndex = 0;
     let seq = 0;

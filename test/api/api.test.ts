@@ -117,6 +117,8 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const bad = await raw(base, 'GET', '/batches?limit=0&status=bogus');
     expect(bad.status).toBe(400);
     expect(bad.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['query.limit', 'query.status']);
+    // A bad status names the ones there are, not just "Invalid input".
+    expect(bad.body.errors.find((e: { path: string }) => e.path === 'query.status').message).toMatch(/expected one of .*"queued"/);
   });
 
   it('answers bad requests with problem documents that name the field', async () => {
@@ -132,6 +134,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(media).toMatchObject({ status: 415, body: { code: 'UNSUPPORTED_MEDIA_TYPE' } });
     const big = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ s: 'x'.repeat(100_000) }] }), headers: { 'content-type': 'application/json' } });
     expect(big).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
+    expect(big.body.detail).toContain('send large batches as a streamed NDJSON or CSV body');
     const badId = await raw(base, 'GET', '/batches/not-a-uuid');
     expect(badId).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', errors: [{ path: 'path.id' }] } });
     const unknown = await raw(base, 'GET', '/batches/01890000-0000-7000-8000-000000000000');

@@ -60,8 +60,8 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
 
   it('rejects a submission atomically when an item is bad', async () => {
     const items: unknown[] = [...rows(1_000), { bad: 1n }];
-    await expect(submit(store, items)).rejects.toThrow(/item 1001: item is not JSON-serialisable/);
-    await expect(submit(store, [{ big: 'x'.repeat(2_000) }], { limits: { maxPayloadBytes: 1_000 } })).rejects.toThrow(/item 1: item is 2010 bytes/);
+    await expect(submit(store, items)).rejects.toThrow(/item 1001 \(seq 1000\): item is not JSON-serialisable/);
+    await expect(submit(store, [{ big: 'x'.repeat(2_000) }], { limits: { maxPayloadBytes: 1_000 } })).rejects.toThrow(/item 1 \(seq 0\): item is 2010 bytes/);
     await expect(submit(store, [])).rejects.toThrow(/no items/);
     expect(await store.batchList({ limit: 10 })).toEqual([]);
   });

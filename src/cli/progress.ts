@@ -1,14 +1,22 @@
 /**
  * Progress of long CLI work, on stderr: one live line on a terminal, a line every few seconds
- * otherwise (CI logs), nothing with --json. Reads batch counters from the store, so it shows
- * the work of every worker, not only this process's.
+ * otherwise (CI logs), nothing with --json. Reads batch counters from the store or a server, so
+ * it shows the work of every worker, not only this process's.
  *
  * States: idle → running (a render every interval) → stopped (the live line cleared).
  */
 
-import type { Batch } from '../core/types.js';
-import type { Batchline } from '../engine/batchline.js';
 import { count } from './common.js';
+
+/** What progress needs of a batch; the library's and the API's batches both have it. */
+export interface BatchCounters {
+  total: number;
+  remaining: number;
+  failed: number;
+}
+
+/** Reads a batch's current counters: from the database (`bl.getBatch`) or a server (`client.getBatch`). */
+export type ReadBatch = (id: string) => Promise<BatchCounters>;
 
 export interface ProgressOptions {
   /** Write nothing (for --json). */
@@ -28,7 +36,7 @@ export class ProgressReporter {
   private rendering = false;
 
   constructor(
-    private readonly bl: Batchline,
+    private readonly read: ReadBatch,
     private readonly ids: string[],
     private readonly options: ProgressOptions = {},
   ) {
@@ -53,7 +61,7 @@ export class ProgressReporter {
     if (this.rendering) return;
     this.rendering = true;
     try {
-      const batches = await Promise.all(this.ids.map((id) => this.bl.getBatch(id)));
+      const batches = await Promise.all(this.ids.map((id) => this.read(id)));
       const line = describe(batches, Date.now() - this.startedAt, this.options.label);
       if (this.live) this.stream.write(`\r\x1b[K${line}`);
       else if (Date.now() - this.lastPrinted >= 5_000) {
@@ -69,7 +77,7 @@ export class ProgressReporter {
 }
 
 /** "txn.apply: 45,231/100,000 items (45%), 0 failed, 12,345 items/s, 3/10 batches done". */
-export function describe(batches: Batch[], elapsedMs: number, label = 'progress'): string {
+export function describe(batches: BatchCounters[], elapsedMs: number, label = 'progress'): string {
   const total = batches.reduce((n, b) => n + b.total, 0);
   const finished = batches.reduce((n, b) => n + b.total - b.remaining, 0);
   const failed = batches.reduce((n, b) => n + b.failed, 0);

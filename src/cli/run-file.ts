@@ -33,7 +33,7 @@ export async function runFile(bl: Batchline, options: RunFileOptions): Promise<{
   const { type, file, batches: parts, concurrency, quiet, label, ...submit } = options;
   const startedAt = performance.now();
   const submitted = await bl.submitFile(type, file, { ...submit, batches: parts });
-  const progress = new ProgressReporter(bl, submitted.map((b) => b.id), { quiet, label: label ?? type });
+  const progress = new ProgressReporter((id) => bl.getBatch(id), submitted.map((b) => b.id), { quiet, label: label ?? type });
   progress.start();
   await bl.start({ concurrency });
   let finished: Batch[];

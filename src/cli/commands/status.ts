@@ -42,7 +42,7 @@ export function statusCommand(): Command {
       let batches: Batch[] =
         ids.length > 0 ? await Promise.all(ids.map((id) => bl.getBatch(id))) : await bl.listBatches({ tenant: options.tenant, limit: options.limit });
       if (options.wait) {
-        const progress = new ProgressReporter(bl, batches.map((b) => b.id), { quiet: options.json, label: 'waiting' });
+        const progress = new ProgressReporter((id) => bl.getBatch(id), batches.map((b) => b.id), { quiet: options.json, label: 'waiting' });
         progress.start();
         try {
           batches = await Promise.all(batches.map((b) => bl.wait(b.id, { timeoutMs: options.timeoutMs })));
@@ -76,9 +76,15 @@ async function statusThroughServer(client: BatchlineClient, ids: string[], optio
   let batches = await fetchAll();
   if (options.wait) {
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-    while (!batches.every(isSettledBatch) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(500, Math.max(0, deadline - Date.now()))));
-      batches = await Promise.all(batches.map((b) => client.getBatch(b.id)));
+    const progress = new ProgressReporter((id) => client.getBatch(id), batches.map((b) => b.id), { quiet: options.json, label: 'waiting' });
+    progress.start();
+    try {
+      while (!batches.every(isSettledBatch) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(500, Math.max(0, deadline - Date.now()))));
+        batches = await Promise.all(batches.map((b) => client.getBatch(b.id)));
+      }
+    } finally {
+      await progress.stop();
     }
     const open = batches.find((b) => !isSettledBatch(b));
     if (open) console.error(`batchline: batch ${open.id} is still ${open.status} after ${options.timeoutMs} ms (${open.remaining} items left)`);

@@ -528,9 +528,12 @@ export class Worker {
     const run = this.runs.get(chunkId);
     if (!run) return;
     this.runs.delete(chunkId);
-    if (!run.stopped) {
+    // A run's unstarted items are counted while it is queued, and only then (a run closed at
+    // adoption, as a lease past its last attempt is, never was).
+    const queued = this.queue.indexOf(run);
+    if (queued >= 0) {
       this.unstarted -= run.unstarted;
-      this.queue = this.queue.filter((r) => r !== run);
+      this.queue.splice(queued, 1);
     }
     run.stopped = 'lost';
     run.closed = true;

@@ -166,12 +166,18 @@ function fakeStore(chunks: ChunkRow[], params: { status?: ItemStatus; after?: nu
   const holders = new Set(chunks.filter((c) => chunkItems(c).some((i) => i.status === params.status)));
   const mayHold = (c: ChunkRow) => !params.status || hint === 'none' || holders.has(c);
   const after = params.after ?? -1;
-  const calls = { scattered: 0, pages: 0 };
+  const calls = { scattered: 0, pages: 0, scatteredChunks: 0 };
   return {
     calls,
-    fetchScattered: async () => {
+    fetchScattered: async (cursor: ChunkCursor, pageSize: number) => {
       calls.scattered++;
-      return chunks.filter((c) => c.seqs !== null && mayHold(c));
+      const first = (c: ChunkRow) => Math.min(...c.seqs!);
+      return chunks
+        .filter((c) => c.seqs !== null && mayHold(c) && Math.max(...c.seqs) > after)
+        .filter((c) => first(c) > cursor.seq0 || (first(c) === cursor.seq0 && c.id > cursor.id))
+        .sort((a, b) => first(a) - first(b) || a.id - b.id)
+        .slice(0, pageSize)
+        .map((c) => (calls.scatteredChunks++, c));
     },
     fetchPage: async (cursor: ChunkCursor, pageSize: number) => {
       calls.pages++;
@@ -244,6 +250,19 @@ describe('listItemsPaged', () => {
       { seq: 4, status: 'succeeded', attempts: 1 },
     ]);
     expect(seqsOf((await list(chunks, { status: 'pending', limit: 10 })).items)).toEqual([2, 3]);
+  });
+
+  it('reads a page of retry chunks at a time, however many a batch has', async () => {
+    // 10,000 items in 1,000 chunks; every item retried once, in 500 retry chunks of 20 items
+    // spread over the whole batch (as failures in one commit window are).
+    const moved: ItemStateEntry = { s: 'moved', a: 1 };
+    const chunks = Array.from({ length: 1_000 }, (_, k) => chunk({ id: k + 1, seq0: k * 10, n: 10, status: 'done', state: Array.from({ length: 10 }, () => moved) }));
+    for (let r = 0; r < 500; r++) chunks.push(chunk({ id: 1_001 + r, seqs: Array.from({ length: 20 }, (_, i) => r + i * 500), attempt: 1 }));
+    const { items, calls } = await list(chunks, { limit: 10 });
+    expect(seqsOf(items)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(calls.scatteredChunks).toBeLessThanOrEqual(32);
+    const later = await list(chunks, { after: 5_000, limit: 10 });
+    expect(seqsOf(later.items)).toEqual([5_001, 5_002, 5_003, 5_004, 5_005, 5_006, 5_007, 5_008, 5_009, 5_010]);
   });
 
   it('equals a brute-force sort of all items, for random batches, filters and limits', async () => {

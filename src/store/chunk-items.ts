@@ -60,37 +60,52 @@ export function selectItems(chunks: ChunkRow[], params: { status?: ItemStatus; a
   return out.slice(0, params.limit);
 }
 
-/** Where a page of contiguous chunks ended, for keyset pagination by (seq0, id). */
+/** Where a page of chunks ended, for keyset pagination by (first seq, id). */
 export interface ChunkCursor {
   seq0: number;
   id: number;
 }
 
+/** A chunk's place in seq order: its first seq (a chunk with explicit seqs: the least). */
+function firstSeq(chunk: ChunkRow): number {
+  return chunk.seqs ? Math.min(...chunk.seqs) : chunk.seq0!;
+}
+
 /**
- * Lists a batch's items in seq order without reading the whole batch. Chunks with explicit
- * seqs (retries, retry-failed) are few and read at once; contiguous chunks are read in seq0
- * order, page by page, until `limit` matching items are known to precede every unread chunk.
- * Split chunks share a seq0 with their origin, so only items below the last page's seq0 count
- * as settled.
+ * Lists a batch's items in seq order without reading the whole batch. Chunks come from two
+ * keyset-ordered streams, contiguous chunks by seq0 and chunks with explicit seqs (retries)
+ * by their least seq; each is read a page at a time, the one that is behind first, until
+ * `limit` matching items are known to precede every unread chunk of both. Chunks that share a
+ * first seq (a split chunk and its origin) may hold items past it, so only items below the
+ * last page's first seq count as settled.
  */
 export async function listItemsPaged(
   params: { status?: ItemStatus; after?: number; limit: number },
-  fetchScattered: () => Promise<ChunkRow[]>,
-  fetchPage: (cursor: ChunkCursor, pageSize: number) => Promise<ChunkRow[]>,
+  fetchScattered: (cursor: ChunkCursor, pageSize: number) => Promise<ChunkRow[]>,
+  fetchContiguous: (cursor: ChunkCursor, pageSize: number) => Promise<ChunkRow[]>,
 ): Promise<Item[]> {
   const after = params.after ?? -1;
-  const pick = (chunks: ChunkRow[]) => selectItems(chunks, { ...params, after, limit: Number.MAX_SAFE_INTEGER });
-  const found = pick(await fetchScattered());
-  let cursor: ChunkCursor = { seq0: -1, id: 0 };
   const pageSize = 32;
+  const streams = [fetchContiguous, fetchScattered].map((fetch) => ({ fetch, cursor: { seq0: -1, id: 0 } as ChunkCursor, frontier: -1 }));
+  const found: Item[] = [];
   for (;;) {
-    const page = await fetchPage(cursor, pageSize);
-    found.push(...pick(page));
-    if (page.length < pageSize) break;
-    const last = page[page.length - 1]!;
-    cursor = { seq0: last.seq0!, id: last.id };
-    const settled = found.filter((item) => item.seq < last.seq0!).length;
-    if (settled >= params.limit) break;
+    // Every unread chunk of a stream starts at or after its frontier (Infinity once read out).
+    const behind = streams.reduce((a, b) => (b.frontier < a.frontier ? b : a));
+    if (behind.frontier === Infinity) break;
+    if (found.filter((item) => item.seq < behind.frontier).length >= params.limit) break;
+    const page = await behind.fetch(behind.cursor, pageSize);
+    found.push(...selectItems(page, { ...params, after, limit: Number.MAX_SAFE_INTEGER }));
+    // Only the `limit` lowest seqs can be answered: keep memory to that, however far it reads.
+    if (found.length > 2 * params.limit + 1_000) {
+      found.sort((a, b) => a.seq - b.seq);
+      found.length = params.limit;
+    }
+    if (page.length < pageSize) behind.frontier = Infinity;
+    else {
+      const last = page[page.length - 1]!;
+      behind.cursor = { seq0: firstSeq(last), id: last.id };
+      behind.frontier = behind.cursor.seq0;
+    }
   }
   found.sort((a, b) => a.seq - b.seq);
   return found.slice(0, params.limit);

@@ -383,7 +383,8 @@ export class PostgresStore implements Store {
     const status = params.status ?? null;
     return listItemsPaged(
       params,
-      async () => (await this.c.query<ChunkDbRow>(this.c.pool, this.c.sql.ITEMS_SCATTERED_CHUNKS, [batch.id, status])).map(toChunkRow),
+      async (cursor, pageSize) =>
+        (await this.c.query<ChunkDbRow>(this.c.pool, this.c.sql.ITEMS_SCATTERED_CHUNKS, [batch.id, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize])).map(toChunkRow),
       async (cursor, pageSize) =>
         (await this.c.query<ChunkDbRow>(this.c.pool, this.c.sql.ITEMS_CONTIGUOUS_CHUNKS, [batch.id, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize])).map(toChunkRow),
     );

@@ -302,9 +302,20 @@ SELECT * FROM ${s}.chunks WHERE batch_id = $1 AND failed > 0 AND status <> 'leas
 
     // ------------------------------------------------------------------------ items
 
-    /** Chunks with explicit seqs (retries), narrowed to those that can hold items of status $2. */
+    /**
+     * Chunks with explicit seqs (retries), which can sit anywhere in seq order, narrowed to those
+     * that can hold items of status $2 and a seq past $3: in (first seq, id) keyset order after
+     * ($4, $5). Payloads are read only for the page returned.
+     */
     ITEMS_SCATTERED_CHUNKS: `
-SELECT * FROM ${s}.chunks WHERE batch_id = $1 AND seqs IS NOT NULL AND ${statusHint('$2')}`,
+SELECT c.* FROM ${s}.chunks c
+  JOIN (SELECT id, (SELECT min(x) FROM unnest(seqs) x) AS first_seq
+          FROM ${s}.chunks
+         WHERE batch_id = $1 AND seqs IS NOT NULL AND ${statusHint('$2')}
+           AND (SELECT max(x) FROM unnest(seqs) x) > $3) k ON k.id = c.id
+ WHERE (k.first_seq, c.id) > ($4, $5)
+ ORDER BY k.first_seq, c.id
+ LIMIT $6`,
 
     /** Contiguous chunks reaching past seq $3, in (seq0, id) keyset order after ($4, $5). */
     ITEMS_CONTIGUOUS_CHUNKS: `

@@ -389,7 +389,8 @@ export class SqliteStore implements Store {
     const status = params.status ?? null;
     return listItemsPaged(
       params,
-      async () => (this.c.stmt(sql.ITEMS_SCATTERED_CHUNKS).all(batch.id, status, status) as ChunkDbRow[]).map(toChunkRow),
+      async (cursor, pageSize) =>
+        (this.c.stmt(sql.ITEMS_SCATTERED_CHUNKS).all(batch.id, status, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize) as ChunkDbRow[]).map(toChunkRow),
       async (cursor, pageSize) =>
         (this.c.stmt(sql.ITEMS_CONTIGUOUS_CHUNKS).all(batch.id, status, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize) as ChunkDbRow[]).map(toChunkRow),
     );

@@ -221,10 +221,19 @@ const STATUS_HINT = `(? IS NULL OR CASE ?
 
 /**
  * Chunks holding retried or split items with explicit seqs, which can sit anywhere in seq
- * order; the second and third parameters narrow them to chunks that can hold items of a status.
+ * order: those with a seq past the fourth parameter, in (first seq, id) keyset order after the
+ * fifth and sixth; the second and third narrow them to chunks that can hold items of a status.
+ * Payloads are read only for the page returned.
  */
 export const ITEMS_SCATTERED_CHUNKS = `
-SELECT * FROM chunks WHERE batch_id = ? AND seqs IS NOT NULL AND ${STATUS_HINT}`;
+SELECT c.* FROM chunks c
+  JOIN (SELECT id, (SELECT min(value) FROM json_each(seqs)) AS first_seq
+          FROM chunks
+         WHERE batch_id = ? AND seqs IS NOT NULL AND ${STATUS_HINT}
+           AND (SELECT max(value) FROM json_each(seqs)) > ?) k ON k.id = c.id
+ WHERE (k.first_seq, c.id) > (?, ?)
+ ORDER BY k.first_seq, c.id
+ LIMIT ?`;
 
 /** Contiguous chunks of a batch reaching past a seq, in (seq0, id) keyset order. */
 export const ITEMS_CONTIGUOUS_CHUNKS = `

@@ -192,17 +192,21 @@ export const RETRY_CHUNK_ITEMS = 500;
 /**
  * Which of a batch's runnable pending chunks (in order) a lease of `room` items takes: whole
  * chunks while they fit; if the first does not fit, its head is split off (`split`) — unless
- * it holds recorded outcomes (a crash left it half done), in which case it is taken whole.
- * Both stores lease by this plan, each splitting in its own SQL.
+ * it holds recorded outcomes (a crash left it half done), in which case it is taken whole, as
+ * long as that stays within `capRoom`, what the batch's concurrency cap leaves (a half-done
+ * chunk past it waits, and later chunks may go first). Both stores lease by this plan, each
+ * splitting in its own SQL.
  */
 export function planLease<T extends { n: number; skip: number; done: number; partial: boolean | number }>(
   pending: T[],
   room: number,
+  capRoom = Infinity,
 ): { take: T[]; split: { chunk: T; items: number } | null; items: number } {
   const take: T[] = [];
   let items = 0;
   for (const chunk of pending) {
     const live = chunk.n - chunk.skip - chunk.done;
+    if (chunk.partial && items + live > capRoom) continue;
     if (items + live <= room || (take.length === 0 && chunk.partial)) {
       take.push(chunk);
       items += live;

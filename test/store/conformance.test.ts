@@ -205,6 +205,28 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect((await store.batchGet({ id: batch.id })).succeeded).toBe(2);
   });
 
+  it('keeps the cap with a partly done chunk bigger than the room left, leasing it once there is room', async () => {
+    const batch = await submit(store, rows(10), { concurrency: 5 });
+    // w1 takes 5 (split off the stored chunk), records 2, and dies: its chunk is pending again
+    // with 3 items left and a state, so it cannot be split.
+    const [partial] = await lease(store, { workerId: 'w1', maxItems: 5, leaseMs: 200 });
+    await store.chunksCommit({ commits: [commitFor(partial!, (slot) => (slot < 2 ? 'succeeded' : null))] });
+    await sleep(300);
+    expect(await store.chunksReclaim({ limit: 100 })).toMatchObject({ requeued: 1 });
+    // w2 takes the other 5 and records 2: 3 running, room for 2.
+    const [rest] = await lease(store, { workerId: 'w2' });
+    expect(rest!.n - rest!.skip).toBe(5);
+    await store.chunksCommit({ commits: [commitFor(rest!, (slot) => (slot < rest!.skip + 2 ? 'succeeded' : null))] });
+    // The partly done chunk (3) does not fit in 2: nothing is leased rather than 6 running.
+    expect(await lease(store, { workerId: 'w3' })).toEqual([]);
+    const recorded = { ...rest!, state: Array.from({ length: rest!.n }, (_, i) => (i >= rest!.skip && i < rest!.skip + 2 ? ({ s: 'succeeded', a: 1 } as const) : null)) };
+    await store.chunksCommit({ commits: [commitFor(recorded, () => 'succeeded', { commitNo: 1, close: 'done' })] });
+    const [later] = await lease(store, { workerId: 'w3' });
+    expect(later).toMatchObject({ chunkId: partial!.chunkId, attempt: 2 });
+    await store.chunksCommit({ commits: [commitFor(later!, () => 'succeeded', { close: 'done' })] });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 10 });
+  });
+
   it('keeps the cap when many workers lease a capped batch at once', async () => {
     await submit(store, rows(2_000), { concurrency: 5 });
     const leases = await Promise.all(Array.from({ length: 8 }, (_, i) => lease(store, { workerId: `w${i}`, maxItems: 5 })));

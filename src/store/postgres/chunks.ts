@@ -32,7 +32,7 @@ export class PgChunks {
         const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
         const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
         if (room <= 0) return [];
-        const plan = planLease(pending, room);
+        const plan = planLease(pending, room, batch.concurrency === null ? Infinity : batch.concurrency - batch.leased_items);
         const ids = plan.take.map((c) => c.id);
         // Start marks as they were before CHUNKS_LEASE clears them (the chunks are locked). Only
         // chunks with a state have one (marks are written by commits), and those are never split.
@@ -44,6 +44,8 @@ export class PgChunks {
           ids.push(head);
           order.push({ id: head, skip: 0, n: plan.split.items, final: final(plan.split.chunk) });
         }
+        // Nothing fits (a half-done chunk bigger than the cap leaves): lease nothing this round.
+        if (ids.length === 0) return [];
         const limits = leaseMarks(order, params.startMarkByType?.[batch.type] ?? 0);
         const items = plan.items;
         type Leased = ChunkDbRow & { lease_no: number; commit_no: number; lease_expires_at: Date };

@@ -25,7 +25,8 @@ export class SqliteChunks {
       const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
       const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
       type Pending = { id: number; seq0: number | null; seqs: string | null; skip: number; n: number; done: number; attempt: number; started_before: number | null; partial: number };
-      const plan = planLease(this.c.stmt(sql.LEASE_PENDING_CHUNKS).all(batch.id, now) as Pending[], room);
+      const capRoom = batch.concurrency === null ? Infinity : batch.concurrency - batch.leased_items;
+      const plan = planLease(this.c.stmt(sql.LEASE_PENDING_CHUNKS).all(batch.id, now) as Pending[], room, capRoom);
       const ids = plan.take.map((c) => c.id);
       // Start marks as they were before CHUNKS_LEASE clears them. Only chunks with a state
       // have one (marks are written by commits), and those are never split.

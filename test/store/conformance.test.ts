@@ -602,6 +602,19 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
   });
 
+  it('verifies a batch of many chunks, counting every chunk whatever its state', async () => {
+    // 600 chunks of 2 items: counted in several slices; most are cancelled without entries.
+    const batch = await submit(store, rows(1_200), { limits: { chunkItems: 2 } });
+    const leased = await lease(store, { maxItems: 20 });
+    const wrong = leased.map((c) => commitFor(c, (slot) => (slot === 0 ? 'succeeded' : 'failed')));
+    wrong[0]!.delta.failed = 0; // a wrong delta: the chunk records one failure
+    await store.chunksCommit({ commits: wrong });
+    await store.batchCancel({ id: batch.id });
+    const [mismatch] = await store.batchesVerify({ since: new Date(0), limit: 10 });
+    expect(mismatch).toEqual({ batchId: batch.id, stored: { succeeded: 10, failed: 9, cancelled: 1_181 }, actual: { succeeded: 10, failed: 10, cancelled: 1_180 } });
+    expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
+  });
+
   it('takes locks one owner at a time until they expire', async () => {
     expect(await store.lockTry({ name: 'r', owner: 'a', ttlMs: 200 })).toBe(true);
     expect(await store.lockTry({ name: 'r', owner: 'b', ttlMs: 200 })).toBe(false);

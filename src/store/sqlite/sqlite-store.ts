@@ -10,6 +10,7 @@
  * on the main file, and copies them in one short transaction at the end.
  */
 
+import Database from 'better-sqlite3';
 import { InputError } from '../../core/errors.js';
 import { newBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
@@ -350,9 +351,11 @@ export class SqliteStore implements Store {
     const mismatches: CounterMismatch[] = [];
     const rows = this.c.stmt(sql.BATCHES_RECENT).all(params.since.toISOString(), params.limit) as BatchRow[];
     for (const { id } of rows) {
-      // Count in a read snapshot (WAL), which blocks no writer; repair, rarely, in a write
-      // transaction that counts again so no commit can land between the count and the fix.
-      if (!this.c.db.transaction(() => this.counterMismatch(id)).deferred()) continue;
+      // Count in a read snapshot (WAL), which blocks no writer, and a chunk range at a time,
+      // yielding between, so a batch of millions of items does not stall this process's
+      // workers; repair, rarely, in a write transaction that counts again so no commit can
+      // land between the count and the fix.
+      if (!(await this.countsDiffer(id))) continue;
       const repaired = this.c.tx(() => {
         const found = this.counterMismatch(id);
         if (!found) return null;
@@ -367,6 +370,39 @@ export class SqliteStore implements Store {
       if (repaired) mismatches.push(repaired);
     }
     return mismatches;
+  }
+
+  /** A read-only connection of its own for counting in snapshots across yields (null in memory). */
+  private reader: Database.Database | null | undefined;
+
+  /**
+   * Whether a batch's counters differ from its items, counted in one snapshot on the reader
+   * connection, 200 chunks at a time with a yield between (the main connection keeps
+   * committing meanwhile; the snapshot does not see it).
+   */
+  private async countsDiffer(id: string): Promise<boolean> {
+    if (this.reader === undefined) this.reader = this.c.db.memory ? null : new Database(this.c.db.name, { readonly: true, fileMustExist: true });
+    const reader = this.reader;
+    if (!reader) return this.c.db.transaction(() => this.counterMismatch(id) !== null).deferred();
+    reader.prepare('BEGIN').run();
+    try {
+      const row = reader.prepare(sql.BATCH_GET).get(id, null, null) as BatchRow | undefined;
+      if (!row) return false;
+      const actual = { succeeded: 0, failed: 0, cancelled: 0 };
+      for (let after = 0; ; ) {
+        const slice = reader.prepare(sql.CHUNK_IDS_AFTER).all(id, after, 200) as { id: number }[];
+        if (slice.length === 0) break;
+        const last = slice.at(-1)!.id;
+        for (const r of reader.prepare(sql.ITEMS_COUNT_BY_STATUS_IN_RANGE).all(id, after, last, id, after, last) as { status: string; n: number }[]) {
+          if (r.status in actual) actual[r.status as keyof typeof actual] += r.n;
+        }
+        after = last;
+        await this.c.turn();
+      }
+      return row.succeeded !== actual.succeeded || row.failed !== actual.failed || row.cancelled !== actual.cancelled;
+    } finally {
+      reader.prepare('COMMIT').run();
+    }
   }
 
   private counterMismatch(id: string): { row: BatchRow; mismatch: CounterMismatch } | null {
@@ -495,6 +531,8 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     await this.c.turn();
+    this.reader?.close();
+    this.reader = null;
     if (this.c.db.open) this.c.db.close();
   }
 }

@@ -78,7 +78,31 @@ SELECT * FROM batches
  LIMIT ?`;
 
 /** Item counts of one batch by status, from chunk contents through the items view. */
+/** The status of a chunk's slots that have no entry of their own, as the `items` view gives it. */
+const CHUNK_ITEM_STATUS = `CASE c.status WHEN 'leased' THEN 'running' WHEN 'cancelled' THEN 'cancelled' WHEN 'failed' THEN 'failed' ELSE 'pending' END`;
+
 export const ITEMS_COUNT_BY_STATUS = `SELECT status, count(*) AS n FROM items WHERE batch_id = ? GROUP BY status`;
+
+/** A batch's chunk ids after one, in order, a slice at a time (for counting in slices). */
+export const CHUNK_IDS_AFTER = `SELECT id FROM chunks WHERE batch_id = ? AND id > ? ORDER BY id LIMIT ?`;
+
+/**
+ * ITEMS_COUNT_BY_STATUS over the batch's chunks with ids in (second, third] (the three given
+ * twice), counted as the
+ * `items` view would list them: a chunk's recorded entries one by one, and the slots of a chunk
+ * without entries all in the chunk's status, which needs no pass over its payloads.
+ */
+export const ITEMS_COUNT_BY_STATUS_IN_RANGE = `
+SELECT status, sum(n) AS n FROM (
+  SELECT coalesce(s.value ->> 's', ${CHUNK_ITEM_STATUS}) AS status, 1 AS n
+    FROM chunks c, json_each(c.state) s
+   WHERE c.batch_id = ? AND c.id > ? AND c.id <= ? AND c.state IS NOT NULL
+     AND s.key >= c.skip AND coalesce(s.value ->> 's', '') <> 'moved'
+  UNION ALL
+  SELECT ${CHUNK_ITEM_STATUS}, c.n - c.skip
+    FROM chunks c
+   WHERE c.batch_id = ? AND c.id > ? AND c.id <= ? AND c.state IS NULL
+) GROUP BY status`;
 
 // ---------------------------------------------------------------------------- submit staging
 

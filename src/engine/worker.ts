@@ -30,6 +30,7 @@ import { ItemContext } from './item-context.js';
 import { recordFailure, recordSuccess, type ItemOutcome } from './item-outcomes.js';
 import type { Registry } from './registry.js';
 import { LeaseSizing, type LeasePlan } from './lease-sizing.js';
+import { StartMarks } from './start-marks.js';
 import { Wakeup } from './wakeup.js';
 
 export const workerOptionsSchema = z
@@ -86,8 +87,6 @@ export interface WorkerHooks {
 }
 
 const SWEEP_MS = 50;
-/** A start mark runs this far ahead of the items started on a final attempt (see mayStart). */
-const START_MARK_WINDOW_MS = 100;
 
 const sleep = (ms: number) => new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
 
@@ -103,6 +102,7 @@ export class Worker {
   private unstarted = 0;
   private readonly runningByBatch = new Map<string, number>();
   private readonly sizing: LeaseSizing;
+  private readonly marks: StartMarks;
   private readonly committer: Committer;
   private readonly wakeup = new Wakeup();
   private idleUntil = 0;
@@ -139,6 +139,7 @@ export class Worker {
       onCommitted: (commits) => this.committed(commits),
       onFinished: (batches) => this.hooks.onFinished?.(batches),
     });
+    this.marks = new StartMarks(this.sizing, this.settings.concurrency, (commit) => this.committer.enqueue(commit));
   }
 
   /** Items this worker has finished (any outcome) since it started. */
@@ -265,7 +266,7 @@ export class Worker {
           maxItems: this.settings.maxLeaseItems,
           maxItemsByType: plan.maxItemsByType,
           maxAttemptsByType: this.maxAttemptsByType,
-          startMarkByType: this.startMarkByType(plan.types),
+          startMarkByType: this.marks.forLease(this.queue, plan.types),
           leaseMs: this.settings.leaseMs,
         });
         failures = 0;
@@ -318,7 +319,7 @@ export class Worker {
     }
     // On the final attempt a lost lease fails what it may have started, so items start only
     // below a start mark: the lease's own (the store decides the attempt is final), then ones
-    // the worker writes ahead (see markAhead).
+    // the worker writes ahead (start-marks.ts).
     if (lease.attempt >= options.maxAttempts || lease.startLimit !== null) run.startLimit = run.markAsked = lease.startLimit ?? 0;
     this.queue.push(run);
     this.unstarted += run.unstarted;
@@ -342,83 +343,10 @@ export class Worker {
       }
       // Waiting for its start mark: later chunks wait too, or each would get a mark (and a
       // crash would then fail the items of every chunk this worker holds).
-      if (!this.mayStart(i)) break;
+      if (!this.marks.mayStart(this.queue, i)) break;
       const slot = run.takeSlot();
       this.unstarted--;
       this.startItem(run, slot, now);
-    }
-  }
-
-  /**
-   * Whether the next slot of the queue's `i`th chunk is inside its written start mark. Marks
-   * are asked for ahead (see markAhead), so starts rarely wait for one.
-   */
-  private mayStart(i: number): boolean {
-    const run = this.queue[i]!;
-    if (run.startLimit === Infinity) return true;
-    this.markAhead(i);
-    return run.peekSlot() < run.startLimit;
-  }
-
-  /**
-   * The window start marks keep ahead of the items this worker starts on final attempts: 100
-   * ms of items, at least one per slot, which bounds what a crash on a final attempt fails
-   * without having run it.
-   */
-  private markWindow(type: string): number {
-    return Math.max(this.settings.concurrency, this.sizing.itemsIn(type, START_MARK_WINDOW_MS));
-  }
-
-  /**
-   * How many of the items next in line to start (the queue's chunks from the `from`th on, in
-   * the order they start) are marked or being marked but not started. With `untilGap`, counts
-   * up to the first chunk whose marks stop short of its end, whose index is returned with the
-   * count (the queue's length if none).
-   */
-  private markedAhead(from: number, untilGap: boolean): { items: number; stopsAt: number } {
-    let items = 0;
-    for (let j = from; j < this.queue.length; j++) {
-      const run = this.queue[j]!;
-      const next = run.peekSlot();
-      if (run.startLimit === Infinity || next < 0) continue;
-      items += Math.max(0, run.markAsked - next);
-      if (untilGap && run.markAsked < run.lease.n) return { items, stopsAt: j };
-    }
-    return { items, stopsAt: this.queue.length };
-  }
-
-  /**
-   * How many items a final-attempt lease of each type may mark itself (see
-   * ChunksLeaseParams.startMarkByType): what the window has left beyond the marks already
-   * ahead, so a prefetched lease usually needs no mark of its own before its items start.
-   */
-  private startMarkByType(types: string[]): Record<string, number> {
-    const ahead = this.markedAhead(0, false).items;
-    return Object.fromEntries(types.map((type) => [type, Math.max(0, this.markWindow(type) - ahead)]));
-  }
-
-  /**
-   * Keeps start marks a window ahead of the items this worker starts on final attempts: once
-   * fewer than half a window of the items next in line are marked, marks for the rest of the
-   * window are asked for, spanning as many chunks as it takes; the committer writes them
-   * together.
-   */
-  private markAhead(from: number): void {
-    const window = this.markWindow(this.queue[from]!.lease.type);
-    const { items, stopsAt } = this.markedAhead(from, true);
-    if (items >= window / 2) return;
-    let budget = window - items;
-    const now = Date.now();
-    for (let j = stopsAt; j < this.queue.length && budget > 0; j++) {
-      const run = this.queue[j]!;
-      const next = run.peekSlot();
-      if (run.startLimit === Infinity || next < 0) continue;
-      const start = Math.max(next, run.markAsked);
-      const startedBefore = Math.min(run.lease.n, start + budget);
-      if (startedBefore <= run.markAsked) continue;
-      budget -= startedBefore - start;
-      run.markAsked = startedBefore;
-      this.committer.enqueue(run.commit('checkpoint', now, { startedBefore }));
     }
   }
 

@@ -389,11 +389,13 @@ export class SqliteStore implements Store {
       const row = reader.prepare(sql.BATCH_GET).get(id, null, null) as BatchRow | undefined;
       if (!row) return false;
       const actual = { succeeded: 0, failed: 0, cancelled: 0 };
+      const chunkIds = reader.prepare(sql.CHUNK_IDS_AFTER);
+      const counts = reader.prepare(sql.ITEMS_COUNT_BY_STATUS_IN_RANGE);
       for (let after = 0; ; ) {
-        const slice = reader.prepare(sql.CHUNK_IDS_AFTER).all(id, after, 200) as { id: number }[];
+        const slice = chunkIds.all(id, after, 200) as { id: number }[];
         if (slice.length === 0) break;
         const last = slice.at(-1)!.id;
-        for (const r of reader.prepare(sql.ITEMS_COUNT_BY_STATUS_IN_RANGE).all(id, after, last, id, after, last) as { status: string; n: number }[]) {
+        for (const r of counts.all(id, after, last, id, after, last) as { status: string; n: number }[]) {
           if (r.status in actual) actual[r.status as keyof typeof actual] += r.n;
         }
         after = last;

@@ -305,7 +305,7 @@ export class PostgresStore implements Store {
   async batchDelete(ref: BatchRef): Promise<void> {
     await this.c.tx(async (client) => {
       const row = await this.c.batchRow(client, ref);
-      const [leases] = await this.c.query<{ leased: number }>(client, this.c.sql.BATCH_LEASES, [row.id]);
+      const [leases] = await this.c.query<{ leased: number }>(client, this.c.sql.BATCH_LEASES_LOCKED, [row.id]);
       if (leases!.leased > 0) throw leasedConflict(row, leases!.leased);
       await this.c.query(client, this.c.sql.EVENTS_DELETE_BATCH, [row.id]);
       await this.c.query(client, this.c.sql.BATCH_DELETE, [row.id]);

@@ -290,6 +290,15 @@ SELECT count(*)::int AS leased, max(lease_expires_at) AS deadline, now() AS now
   FROM ${s}.chunks WHERE batch_id = $1 AND status = 'leased'`,
 
     /**
+     * How many chunks of a batch are leased, after locking all of them (in id order, as leases
+     * and commits do): a lease transaction still in flight is waited for and counted, and no
+     * new lease can take one of them before the caller's transaction ends. For delete.
+     */
+    BATCH_LEASES_LOCKED: `
+SELECT count(*) FILTER (WHERE status = 'leased')::int AS leased
+  FROM (SELECT status FROM ${s}.chunks WHERE batch_id = $1 ORDER BY id FOR UPDATE) c`,
+
+    /**
      * Chunks of a batch holding failed items, locked, for retry-failed. Leased chunks are left
      * alone (their worker's next commit rewrites the state); FOR UPDATE re-checks the status
      * after waiting, so a chunk leased meanwhile is skipped too.

@@ -1,0 +1,62 @@
+/**
+ * Races that only PostgreSQL has: its transactions interleave, SQLite's run one at a time. A
+ * second connection holds a transaction open at the moment that matters, and the store must
+ * wait for it and decide on what it then sees.
+ */
+
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConflictError } from '../../src/core/errors.js';
+import { lease, rows, sleep, submit } from '../helpers/factory.js';
+import { freshStore, pgUrl } from '../helpers/stores.js';
+
+describe.skipIf(!pgUrl)('postgres races', () => {
+  let store: Awaited<ReturnType<typeof freshStore>>;
+  let other: pg.Client;
+  let s: string;
+
+  beforeEach(async () => {
+    store = await freshStore('postgres');
+    s = `"${store.location.schema}"`;
+    other = new pg.Client({ connectionString: pgUrl! });
+    await other.connect();
+  });
+  afterEach(async () => {
+    await other.end();
+    await store.dispose();
+  });
+
+  it('refuses to delete a batch whose chunk a lease in flight is taking', async () => {
+    const batch = await submit(store, rows(600));
+    // A lease transaction half way: it has locked and leased one chunk, not yet committed.
+    await other.query('BEGIN');
+    const { rows: taken } = await other.query<{ id: string }>(
+      `SELECT id FROM ${s}.chunks WHERE batch_id = $1 AND status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+      [batch.id],
+    );
+    await other.query(
+      `UPDATE ${s}.chunks SET status = 'leased', attempt = attempt + 1, lease_no = lease_no + 1,
+              lease_owner = 'w-race', lease_expires_at = now() + interval '1 minute' WHERE id = $1`,
+      [taken[0]!.id],
+    );
+    const deleting = store.batchDelete({ id: batch.id }).then(
+      () => 'deleted',
+      (error: unknown) => error,
+    );
+    await sleep(300);
+    expect(await Promise.race([deleting, sleep(0).then(() => 'waiting')])).toBe('waiting');
+    await other.query('COMMIT');
+    expect(await deleting).toBeInstanceOf(ConflictError);
+    expect((await store.batchGet({ id: batch.id })).id).toBe(batch.id);
+  });
+
+  it('leases nothing of a batch while its delete holds the chunks', async () => {
+    const batch = await submit(store, rows(600));
+    // The delete half way: it has locked every chunk of the batch (BATCH_LEASES_LOCKED).
+    await other.query('BEGIN');
+    await other.query(`SELECT id FROM ${s}.chunks WHERE batch_id = $1 ORDER BY id FOR UPDATE`, [batch.id]);
+    const leased = await lease(store, { maxItems: 100 });
+    expect(leased).toEqual([]);
+    await other.query('ROLLBACK');
+  });
+});

@@ -122,6 +122,11 @@ export class Committer {
           this.options.onCommitted(commits.filter((c) => !lostIds.has(c.chunkId)));
           if (result.finished.length > 0) this.options.onFinished(result.finished);
         } catch (error) {
+          // Abandoned meanwhile: nothing is left to retry, and the store may be closed by now.
+          if (this.queues.size === 0) {
+            this.options.logger.debug({ err: error, chunks: commits.length }, 'abandoned commit failed');
+            break;
+          }
           this.failures++;
           // An error that is not the store being away may belong to one commit of the group:
           // write them one by one for a while, so the others are not held back with it.

@@ -120,4 +120,30 @@ describe.each(storeKinds)('committer: %s', (kind) => {
     expect(seen.finished).toBe(1);
     expect((await store.batchGet({ id: batch.id })).status).toBe('completed');
   });
+
+  it('ends quietly when a commit in flight fails after the committer was abandoned', async () => {
+    store = await freshStore(kind);
+    await submit(store, rows(3));
+    const [chunk] = await lease(store);
+    let fail!: () => void;
+    const gate = new Promise<void>((resolve) => (fail = resolve));
+    let calls = 0;
+    const closing: Store = Object.create(store);
+    closing.chunksCommit = async () => {
+      calls++;
+      await gate;
+      throw new Error('injected: the store was closed under the commit');
+    };
+    const warnings: string[] = [];
+    const watched = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
+    const committer = new Committer({ store: closing, logger: watched, ...track().hooks });
+    committer.enqueue(commitFor(chunk!, () => 'succeeded'));
+    await sleep(20);
+    expect(committer.abandon()).toBe(1);
+    fail();
+    await committer.drain();
+    // No "retrying" warning for a commit nobody will retry, and no second try.
+    expect(calls).toBe(1);
+    expect(warnings).toEqual([]);
+  });
 });

@@ -5,12 +5,14 @@
  * counted once and the aggregate exact.
  */
 
+import { createServer, connect as tcpConnect, type AddressInfo } from 'node:net';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { formatCents } from '../../src/core/decimal.js';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { Batchline } from '../../src/index.js';
 import { PgConnection } from '../../src/store/postgres/connection.js';
+import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { sleep } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
 import { freshDatabase, pgUrl } from '../helpers/stores.js';
@@ -91,6 +93,40 @@ describe.skipIf(!pgUrl)('postgres connection failures', () => {
       expect(await connection.tx(async (client) => (await client.query('SELECT 2 AS n')).rows[0].n)).toBe(2);
     } finally {
       await pool.end();
+    }
+  });
+
+  it('stops trying to listen when a subscribe failed and nobody else listens', async () => {
+    // A TCP proxy in front of PostgreSQL that starts refusing once the store has connected.
+    let refuse = false;
+    let refused = 0;
+    const upstream = new URL(pgUrl!);
+    const proxy = createServer((socket) => {
+      if (refuse) {
+        refused++;
+        socket.destroy();
+        return;
+      }
+      const server = tcpConnect(Number(upstream.port || 5432), upstream.hostname);
+      socket.pipe(server).pipe(socket);
+      socket.on('error', () => server.destroy());
+      server.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxied = new URL(pgUrl!);
+    proxied.hostname = '127.0.0.1';
+    proxied.port = String((proxy.address() as AddressInfo).port);
+    const store = await PostgresStore.connect({ url: proxied.toString(), schema: 'public', display: 'proxied' });
+    try {
+      refuse = true;
+      await expect(store.subscribe(() => {})).rejects.toThrow();
+      expect(refused).toBe(1);
+      // The listener used to reopen every second for the subscriber that never got in.
+      await sleep(2_500);
+      expect(refused).toBe(1);
+    } finally {
+      await store.close();
+      proxy.close();
     }
   });
 });

@@ -492,7 +492,14 @@ export class PostgresStore implements Store {
 
   async subscribe(onWake: (topic: 'work' | 'control') => void): Promise<() => Promise<void>> {
     this.listeners.add(onWake);
-    if (!this.listener) await this.listen();
+    try {
+      if (!this.listener) await this.listen();
+    } catch (error) {
+      // The caller gets no handle to unsubscribe with, so it must not stay subscribed (the
+      // listener would keep reopening for it).
+      this.listeners.delete(onWake);
+      throw error;
+    }
     return async () => {
       this.listeners.delete(onWake);
       if (this.listeners.size === 0 && this.listener) {

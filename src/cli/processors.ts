@@ -62,7 +62,12 @@ export async function loadProcessors(file: string): Promise<Map<string, { handle
       module = await import(pathToFileURL(path).href);
     }
   } catch (error) {
-    throw new CliError(`cannot load processors from ${file}: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    // Node runs such a file as CommonJS, where top-level await does not exist.
+    const hint = /top-level await/i.test(message)
+      ? `\n  ${file} is CommonJS here (no "type": "module" in its package.json); rename it to .mts or add "type": "module" to use top-level await`
+      : '';
+    throw new CliError(`cannot load processors from ${file}: ${message}${hint}`);
   }
   // tsx may wrap a CommonJS-style default one level deeper.
   let exported = module.default;

@@ -110,6 +110,17 @@ describe('batchline run', () => {
     await location.cleanup();
   });
 
+  it('says how to use top-level await in a TypeScript processor of a CommonJS package', async () => {
+    const project = mkdtempSync(join(dir, 'cjs-tla-'));
+    writeFileSync(join(project, 'package.json'), '{ "name": "billing", "version": "1.0.0" }\n');
+    writeFileSync(join(project, 'processors.ts'), 'const rate = await Promise.resolve(2);\nexport default { double: async (row: { a: number }) => row.a * rate };\n');
+    writeFileSync(join(project, 'rows.jsonl'), '{"a":1}\n');
+    const out = await batchline(['run', '--processors', join(project, 'processors.ts'), '--type', 'double', '--file', join(project, 'rows.jsonl'), '--database', join(project, 'x.db')]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/processors\.ts:1:\d+: ERROR: Top-level await/);
+    expect(out.stderr).toContain('rename it to .mts or add "type": "module"');
+  });
+
   it('exits 1 when items fail, and shows the CSV rows as objects of strings', async () => {
     const location = await freshDatabase('sqlite');
     const file = write('mixed.csv', 'id,amount\n1,10.00\n2,-3.50\n3,1.05\n');

@@ -183,6 +183,8 @@ export class Worker {
     if (this.state !== 'running') return;
     this.state = 'stopping';
     this.wakeup.wake();
+    // No item starts from here on, also while a lease request in flight is awaited.
+    for (const run of this.runs.values()) this.stopRun(run, 'draining');
     // A lease request on a dead connection could hang: what it leases then expires unused.
     await Promise.race([this.leaseLoop, sleep(Math.max(5_000, options.timeoutMs ?? 10_000))]);
     for (const run of this.runs.values()) this.stopRun(run, 'draining');
@@ -301,8 +303,9 @@ export class Worker {
     this.runs.set(run.chunkId, run);
     // The previous lease was lost (or gave up with items stuck), so this lease counted an
     // attempt for every unrecorded item. Where that lease wrote how far it started items,
-    // those beyond never ran: they go back with the attempts they really used.
-    if (lease.startedBefore !== null) run.moveUnstarted(lease.startedBefore, lease.attempt - 2);
+    // those beyond never ran: they go back with the attempts they really used, which is at
+    // most all but the final one (leases past the final attempt start nothing).
+    if (lease.startedBefore !== null) run.moveUnstarted(lease.startedBefore, Math.min(lease.attempt - 2, options.maxAttempts - 1));
     if (run.unstarted === 0) {
       this.committer.enqueue(run.commit('done', now));
       return;

@@ -192,7 +192,8 @@ export const RETRY_CHUNK_ITEMS = 500;
 /**
  * Which of a batch's runnable pending chunks (in order) a lease of `room` items takes: whole
  * chunks while they fit; if the first does not fit, its head is split off (`split`) — unless
- * it holds recorded outcomes (a crash left it half done), in which case it is taken whole, as
+ * it is `partial`, holding recorded outcomes or a start mark (a lease ended with it half done),
+ * in which case it is taken whole, as
  * long as that stays within `capRoom`, what the batch's concurrency cap leaves (a half-done
  * chunk past it waits, and later chunks may go first). Both stores lease by this plan, each
  * splitting in its own SQL.
@@ -219,29 +220,42 @@ export function planLease<T extends { n: number; skip: number; done: number; par
 }
 
 /**
- * Whether leasing a chunk now is its items' final attempt or past it (see
- * ChunksLeaseParams.maxAttemptsByType): false when the allowed attempts are not known.
+ * The start marks of one lease (ChunksLeaseParams.startMarkByType), for `chunks` in the order
+ * their items start, each with its attempts used before this lease and its current mark:
+ * - a chunk on its final attempt gets a mark of its own: up to `budget` slots from the first
+ *   such chunk on, 0 once the budget is spent. These are the lease's `limits` (startLimit).
+ * - a chunk past its final attempt starts nothing (its worker fails what the final lease may
+ *   have started and moves the rest on), so it keeps the mark it has: a crash of this lease
+ *   must not replace the final lease's record of how far it started items.
+ * - others have no mark.
+ * `written` is what the lease stores as each chunk's mark (absent: none). Nothing is final
+ * when the allowed attempts are not known (ChunksLeaseParams.maxAttemptsByType).
  */
-export function isFinalLease(attemptsUsed: number, batchMaxAttempts: number | null, type: string, params: ChunksLeaseParams): boolean {
-  const allowed = batchMaxAttempts !== null ? Number(batchMaxAttempts) : params.maxAttemptsByType?.[type];
-  return allowed !== undefined && attemptsUsed + 1 >= allowed;
-}
-
-/**
- * The start marks a lease writes itself (ChunksLeaseParams.startMarkByType), by chunk id, for
- * the final-attempt chunks among `chunks` (in the order their items start): up to `budget`
- * slots from the first chunk on, 0 once it is spent. Other chunks get no entry (no mark).
- */
-export function leaseMarks<Id extends string | number>(chunks: { id: Id; skip: number; n: number; final: boolean }[], budget: number): Map<Id, number> {
-  const marks = new Map<Id, number>();
+export function leaseMarks<Id extends string | number>(
+  chunks: { id: Id; skip: number; n: number; attempt: number; started_before: number | null }[],
+  allowed: number | undefined,
+  budget: number,
+): { limits: Map<Id, number>; written: Map<Id, number> } {
+  const limits = new Map<Id, number>();
+  const written = new Map<Id, number>();
   let left = Math.max(0, Math.floor(budget));
   for (const c of chunks) {
-    if (!c.final) continue;
+    if (allowed === undefined || c.attempt + 1 < allowed) continue;
+    if (c.attempt + 1 > allowed) {
+      if (c.started_before !== null) written.set(c.id, c.started_before);
+      continue;
+    }
     const mark = Math.min(c.n, c.skip + left);
-    marks.set(c.id, mark);
+    limits.set(c.id, mark);
+    written.set(c.id, mark);
     left -= mark - c.skip;
   }
-  return marks;
+  return { limits, written };
+}
+
+/** The attempts a batch's items are allowed: the batch's own setting, else the worker's for the type. */
+export function allowedAttempts(batchMaxAttempts: number | null, type: string, params: ChunksLeaseParams): number | undefined {
+  return batchMaxAttempts !== null ? Number(batchMaxAttempts) : params.maxAttemptsByType?.[type];
 }
 
 /**

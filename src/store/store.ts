@@ -296,7 +296,8 @@ export interface Store {
   chunksReclaim(params: { limit: number; batchId?: string }): Promise<ReclaimResult>;
   /**
    * Cancels the pending items of cancelled batches (all, or one): work a worker handed back, or
-   * a retry it wrote, after the cancel committed. Returns the items cancelled.
+   * a retry it wrote, after the cancel committed. Returns the items cancelled. For one batch it
+   * waits for chunks other transactions hold; for all it skips them (a later sweep gets them).
    */
   batchesSweepCancelled(params: { id?: string }): Promise<number>;
   /** Completes batches whose items are all terminal but whose status is not (reconciler). */

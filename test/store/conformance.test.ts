@@ -227,6 +227,31 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 10 });
   });
 
+  it('serves the next batch while a capped batch has only a half-done chunk too big for its room', async () => {
+    const capped = await submit(store, rows(6), { priority: 6, concurrency: 4 });
+    const other = await submit(store, rows(6), { priority: 5 });
+    // w1 takes 3 of the capped batch (split off its chunk), records 1 and hands the rest back:
+    // a half-done chunk with 2 left. w2 takes the other 3 and holds them.
+    const [head] = await lease(store, { workerId: 'w1', maxItems: 3 });
+    expect(head!.batchId).toBe(capped.id);
+    await store.chunksCommit({ commits: [commitFor(head!, (slot) => (slot === head!.skip ? 'succeeded' : null), { close: 'release' })] });
+    const held = await lease(store, { workerId: 'w2', maxItems: 3 });
+    expect(held.map((c) => [c.batchId, c.n - c.skip])).toEqual([[capped.id, 3]]);
+    // Room for 1 under the cap; the capped batch's only pending chunk has 2 left and cannot be split.
+    const next = await lease(store, { workerId: 'w4' });
+    expect(next.map((c) => c.batchId)).toEqual([other.id]);
+  });
+
+  it('splits a chunk that was handed back with nothing recorded', async () => {
+    await submit(store, rows(100));
+    const [whole] = await lease(store, { maxItems: 100 });
+    await store.chunksCommit({ commits: [commitFor(whole!, () => null, { close: 'release', unused: true })] });
+    const [small] = await lease(store, { workerId: 'w2', maxItems: 2 });
+    expect(small!.n - small!.skip).toBe(2);
+    const rest = await lease(store, { workerId: 'w3' });
+    expect(rest.reduce((n, c) => n + c.n - c.skip, 0)).toBe(98);
+  });
+
   it('keeps the cap when many workers lease a capped batch at once', async () => {
     await submit(store, rows(2_000), { concurrency: 5 });
     const leases = await Promise.all(Array.from({ length: 8 }, (_, i) => lease(store, { workerId: `w${i}`, maxItems: 5 })));
@@ -260,6 +285,17 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 10 });
     const expiredEvents = await store.eventsList({ batchId: batch.id, types: ['batch:lease-expired'], limit: 10 });
     expect(expiredEvents.map((e) => e.data.items)).toEqual([6]);
+  });
+
+  it('does not renew an expired lease, even before the reconciler hands it back', async () => {
+    const batch = await submit(store, rows(5));
+    const [chunk] = await lease(store, { leaseMs: 200 });
+    await sleep(300);
+    // A cancel that saw the lease expired relies on it staying over.
+    expect((await store.chunksRenew({ workerId: 'w1', leases: [{ chunkId: chunk!.chunkId, leaseNo: chunk!.leaseNo }], leaseMs: 30_000 })).lost).toEqual([chunk!.chunkId]);
+    await store.batchCancel({ id: batch.id });
+    expect(await store.chunksReclaim({ limit: 100, batchId: batch.id })).toMatchObject({ cancelled: 1 });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'cancelled', cancelled: 5, remaining: 0 });
   });
 
   it("hands the next lease the previous lease's start mark, and clears it", async () => {
@@ -312,11 +348,16 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     // A lease that is not final gets no mark, whatever the budget.
     await submit(store, rows(10));
     expect((await lease(store, { types: ['t'], maxAttemptsByType: byType, startMarkByType: { t: 700 } }))[0]).toMatchObject({ startLimit: null });
-    // The lease's marks are what its successor finds, once it is lost.
+    // The lease's marks are what its successor finds, once it is lost. That successor is past
+    // the final attempt: it starts nothing, so it has no limit, and it keeps the marks.
     await sleep(300);
     await store.chunksReclaim({ limit: 100 });
-    const again = await lease(store, { types: ['u'], maxItems: 1_200, maxAttemptsByType: byType });
-    expect(again.map((c) => [c.attempt, c.startedBefore, c.startLimit])).toEqual([[2, 500, 0], [2, 200, 0], [2, 0, 0]]);
+    const again = await lease(store, { types: ['u'], maxItems: 1_200, maxAttemptsByType: byType, startMarkByType: { u: 700 }, leaseMs: 200 });
+    expect(again.map((c) => [c.attempt, c.startedBefore, c.startLimit])).toEqual([[2, 500, null], [2, 200, null], [2, 0, null]]);
+    await sleep(300);
+    await store.chunksReclaim({ limit: 100 });
+    const third = await lease(store, { types: ['u'], maxItems: 1_200, maxAttemptsByType: byType });
+    expect(third.map((c) => [c.attempt, c.startedBefore])).toEqual([[3, 500], [3, 200], [3, 0]]);
   });
 
   it('marks a split head like any chunk of a final lease', async () => {

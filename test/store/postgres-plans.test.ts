@@ -69,7 +69,8 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
   };
 
   it.each([
-    ['LEASE_CANDIDATES', () => [sql.LEASE_CANDIDATES, [['t']]]],
+    ['LEASE_CANDIDATES', () => [sql.LEASE_CANDIDATES, [['t'], []]]],
+    ['LEASE_CANDIDATES passing one over', () => [sql.LEASE_CANDIDATES, [['t'], [open]]]],
     ['LEASE_PENDING_CHUNKS', () => [sql.LEASE_PENDING_CHUNKS, [open]]],
     ['CHUNKS_LEASE', () => [sql.CHUNKS_LEASE, [[leased.chunkId], 'w', 1000, JSON.stringify({ [leased.chunkId]: 10 })]]],
     ['BATCH_LOCK', () => [sql.BATCH_LOCK, [open]]],
@@ -91,6 +92,8 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
     ['ITEMS_CONTIGUOUS_CHUNKS', () => [sql.ITEMS_CONTIGUOUS_CHUNKS, [open, null, -1, -1, 0, 32]]],
     ['EVENTS_FOLLOW', () => [sql.EVENTS_FOLLOW, [snapshot, snapshot, null, null, null, null, 500]]],
     ['CANCELLED_SWEEP', () => [sql.CANCELLED_SWEEP, [null]]],
+    ['CANCELLED_SWEEP_BATCH', () => [sql.CANCELLED_SWEEP_BATCH, [open]]],
+    ['BATCH_LEASES_LOCKED', () => [sql.BATCH_LEASES_LOCKED, [open]]],
     ['EVENTS_LIST of a batch', () => [sql.EVENTS_LIST, [0, open, null, null, 500]]],
   ] as const)('%s scans no whole table', async (_name, make) => {
     const [text, params] = make() as [string, unknown[]];

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../src/core/errors.js';
 import { lease, rows, sleep, submit } from '../helpers/factory.js';
+import { statements } from '../../src/store/postgres/statements.js';
 import { freshStore, pgUrl } from '../helpers/stores.js';
 
 describe.skipIf(!pgUrl)('postgres races', () => {
@@ -59,4 +60,46 @@ describe.skipIf(!pgUrl)('postgres races', () => {
     expect(leased).toEqual([]);
     await other.query('ROLLBACK');
   });
+
+  it('renews leases in chunk id order, so a renewal and a commit of the same worker cannot deadlock', async () => {
+    const sql = statements(s);
+    await submit(store, rows(1), { type: 'x' });
+    await submit(store, rows(1), { type: 'y' });
+    // The worker leased y's chunk first, then x's (lower id): it renews them in that order.
+    const [high] = await lease(store, { types: ['y'] });
+    const [low] = await lease(store, { types: ['x'] });
+    expect(low!.chunkId).toBeLessThan(high!.chunkId);
+    // Its committer's flush has locked the lower chunk and is about to lock the higher one.
+    await other.query('BEGIN');
+    await other.query(sql.CHUNKS_FENCE, [[low!.chunkId]]);
+    const renewing = store.chunksRenew({
+      workerId: 'w1',
+      leases: [high!, low!].map((c) => ({ chunkId: c.chunkId, leaseNo: c.leaseNo })),
+      leaseMs: 30_000,
+    });
+    await sleep(200);
+    const fenced = await other.query(sql.CHUNKS_FENCE, [[low!.chunkId, high!.chunkId]]).then(
+      () => 'fenced',
+      (error: { code?: string }) => `fence failed: ${error.code}`,
+    );
+    await other.query('COMMIT').catch(() => {});
+    expect(fenced).toBe('fenced');
+    expect((await renewing).lost).toEqual([]);
+  });
+
+  it("cancels a pending chunk that a lease was holding when the cancel's sweep came", async () => {
+    const batch = await submit(store, rows(600));
+    await store.batchCancel({ id: batch.id });
+    // A chunk handed back after the cancel, and a lease transaction looking at it.
+    await other.query(`UPDATE ${s}.chunks SET status = 'pending', cancelled = 0, done = 0 WHERE batch_id = $1 AND seq0 = 0`, [batch.id]);
+    await other.query(`UPDATE ${s}.batches SET cancelled = cancelled - 500 WHERE id = $1`, [batch.id]);
+    await other.query('BEGIN');
+    await other.query(`SELECT id FROM ${s}.chunks WHERE batch_id = $1 AND status = 'pending' FOR UPDATE`, [batch.id]);
+    const sweeping = store.batchesSweepCancelled({ id: batch.id });
+    await sleep(200);
+    await other.query('ROLLBACK');
+    expect(await sweeping).toBe(500);
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'cancelled', cancelled: 600, remaining: 0 });
+  });
 });
+

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { mergeAggregates } from '../../core/decimal.js';
 import type { BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, fence, finishedEventData, isFinalLease, leaseMarks, planLease, progressEventData, toBatch } from '../shared.js';
+import { allowedAttempts, closeChunk, fence, finishedEventData, leaseMarks, planLease, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import type { BatchRow, ChunkDbRow, NewEvent, PgConnection } from './connection.js';
 
@@ -16,56 +16,65 @@ import type { BatchRow, ChunkDbRow, NewEvent, PgConnection } from './connection.
 export class PgChunks {
   constructor(private readonly c: PgConnection) {}
 
+  /**
+   * Leases from the first candidate batch that yields something. A batch that yields nothing
+   * once locked (paused meanwhile, at its cap, or only a half-done chunk bigger than the cap
+   * leaves) is passed over in a new transaction, so this one's locks are gone before another
+   * batch's are taken (batch locks stay in id order) and other batches are still served.
+   */
   async lease(params: ChunksLeaseParams): Promise<LeasedChunk[]> {
-    return this.c.tx(async (client) => {
-      const candidates = await this.c.query<BatchRow>(client, this.c.sql.LEASE_CANDIDATES, [params.types]);
-      type Pending = { id: string; seq0: number | null; seqs: number[] | null; skip: number; n: number; done: number; attempt: number; started_before: number | null; partial: boolean };
-      for (const candidate of candidates) {
-        const pending = await this.c.query<Pending>(client, this.c.sql.LEASE_PENDING_CHUNKS, [candidate.id]);
-        if (pending.length === 0) continue;
-        // The candidate was read without locks: lock the batch (after its chunks, as everywhere)
-        // and decide on what it is now, so a pause or a concurrency cap is never overrun.
-        // If it changed meanwhile, give up this round rather than go on to another batch while
-        // holding this one's locks, which would take batch locks out of id order.
-        const [batch] = await this.c.query<BatchRow>(client, this.c.sql.BATCH_LOCK, [candidate.id]);
-        if (!batch || (batch.status !== 'queued' && batch.status !== 'running')) return [];
-        const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
-        const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
-        if (room <= 0) return [];
-        const plan = planLease(pending, room, batch.concurrency === null ? Infinity : batch.concurrency - batch.leased_items);
-        const ids = plan.take.map((c) => c.id);
-        // Start marks as they were before CHUNKS_LEASE clears them (the chunks are locked). Only
-        // chunks with a state have one (marks are written by commits), and those are never split.
-        const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
-        const final = (c: { attempt: number }) => isFinalLease(c.attempt, batch.max_attempts, batch.type, params);
-        const order = plan.take.map((c) => ({ id: c.id, skip: c.skip, n: c.n, final: final(c) }));
-        if (plan.split) {
-          const head = await this.splitHead(client, batch.id, plan.split.chunk, plan.split.items);
-          ids.push(head);
-          order.push({ id: head, skip: 0, n: plan.split.items, final: final(plan.split.chunk) });
-        }
-        // Nothing fits (a half-done chunk bigger than the cap leaves): lease nothing this round.
-        if (ids.length === 0) return [];
-        const limits = leaseMarks(order, params.startMarkByType?.[batch.type] ?? 0);
-        const items = plan.items;
-        type Leased = ChunkDbRow & { lease_no: number; commit_no: number; lease_expires_at: Date };
-        const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs, JSON.stringify(Object.fromEntries(limits))]);
-        // In the order the marks were counted in, which is the order to start them in.
-        rows.sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id));
-        await this.c.query(client, this.c.sql.BATCH_MARK_LEASED, [batch.id, items]);
-        if (batch.status === 'queued') {
-          await this.c.events(client, [{ batch_id: batch.id, tenant: batch.tenant, type: 'batch:started', data: {} }]);
-        }
-        const options = toBatch(batch).options;
-        return rows.map((row) => ({
-          chunkId: Number(row.id), batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
-          attempt: row.attempt, seq0: row.seq0, seqs: row.seqs, skip: row.skip, n: row.n,
-          payloads: row.payloads, state: row.state, startedBefore: marks.get(row.id) ?? null, startLimit: limits.get(row.id) ?? null,
-          options, expiresAt: row.lease_expires_at,
-        }));
+    const passed: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      const outcome = await this.c.tx((client) => this.leaseRound(client, params, passed));
+      if (Array.isArray(outcome)) return outcome;
+      passed.push(outcome.passed);
+    }
+    return [];
+  }
+
+  private async leaseRound(client: pg.PoolClient, params: ChunksLeaseParams, passed: string[]): Promise<LeasedChunk[] | { passed: string }> {
+    const candidates = await this.c.query<BatchRow>(client, this.c.sql.LEASE_CANDIDATES, [params.types, passed]);
+    type Pending = { id: string; seq0: number | null; seqs: number[] | null; skip: number; n: number; done: number; attempt: number; started_before: number | null; partial: boolean };
+    for (const candidate of candidates) {
+      const pending = await this.c.query<Pending>(client, this.c.sql.LEASE_PENDING_CHUNKS, [candidate.id]);
+      if (pending.length === 0) continue;
+      // The candidate was read without locks: lock the batch (after its chunks, as everywhere)
+      // and decide on what it is now, so a pause or a concurrency cap is never overrun.
+      const [batch] = await this.c.query<BatchRow>(client, this.c.sql.BATCH_LOCK, [candidate.id]);
+      if (!batch || (batch.status !== 'queued' && batch.status !== 'running')) return { passed: candidate.id };
+      const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
+      const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
+      if (room <= 0) return { passed: batch.id };
+      const plan = planLease(pending, room, batch.concurrency === null ? Infinity : batch.concurrency - batch.leased_items);
+      if (plan.take.length === 0 && !plan.split) return { passed: batch.id };
+      const ids = plan.take.map((c) => c.id);
+      // Start marks as they were before CHUNKS_LEASE replaces them (the chunks are locked).
+      // Chunks with one are never split.
+      const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
+      const order: Parameters<typeof leaseMarks<string>>[0] = [...plan.take];
+      if (plan.split) {
+        const head = await this.splitHead(client, batch.id, plan.split.chunk, plan.split.items);
+        ids.push(head);
+        order.push({ id: head, skip: 0, n: plan.split.items, attempt: plan.split.chunk.attempt, started_before: null });
       }
-      return [];
-    });
+      const { limits, written } = leaseMarks(order, allowedAttempts(batch.max_attempts, batch.type, params), params.startMarkByType?.[batch.type] ?? 0);
+      type Leased = ChunkDbRow & { lease_no: number; commit_no: number; lease_expires_at: Date };
+      const rows = await this.c.query<Leased>(client, this.c.sql.CHUNKS_LEASE, [ids, params.workerId, params.leaseMs, JSON.stringify(Object.fromEntries(written))]);
+      // In the order the marks were counted in, which is the order to start them in.
+      rows.sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id));
+      await this.c.query(client, this.c.sql.BATCH_MARK_LEASED, [batch.id, plan.items]);
+      if (batch.status === 'queued') {
+        await this.c.events(client, [{ batch_id: batch.id, tenant: batch.tenant, type: 'batch:started', data: {} }]);
+      }
+      const options = toBatch(batch).options;
+      return rows.map((row) => ({
+        chunkId: Number(row.id), batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
+        attempt: row.attempt, seq0: row.seq0, seqs: row.seqs, skip: row.skip, n: row.n,
+        payloads: row.payloads, state: row.state, startedBefore: marks.get(row.id) ?? null, startLimit: limits.get(row.id) ?? null,
+        options, expiresAt: row.lease_expires_at,
+      }));
+    }
+    return [];
   }
 
   /** Moves the first `k` unrecorded slots of an untouched, locked chunk into a new chunk. */

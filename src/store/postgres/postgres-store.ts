@@ -337,7 +337,10 @@ export class PostgresStore implements Store {
     if (params.id && !isBatchId(params.id)) return 0;
     return this.c.tx(async (client) => {
       let total = 0;
-      for (const row of await this.c.query<{ batch_id: string; items: number }>(client, this.c.sql.CANCELLED_SWEEP, [params.id ?? null])) {
+      const rows = params.id
+        ? await this.c.query<{ batch_id: string; items: number }>(client, this.c.sql.CANCELLED_SWEEP_BATCH, [params.id])
+        : await this.c.query<{ batch_id: string; items: number }>(client, this.c.sql.CANCELLED_SWEEP, [null]);
+      for (const row of rows) {
         await this.c.query(client, this.c.sql.BATCH_UNLEASE, [row.batch_id, 0, row.items]);
         total += row.items;
       }

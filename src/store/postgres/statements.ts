@@ -140,21 +140,27 @@ RETURNING *`,
 
     /**
      * Up to three batches to serve next: runnable pending work, highest priority, then least
-     * recently served; batches at their concurrency cap are skipped. Reads only.
+     * recently served; batches at their concurrency cap, and those in $2 (passed over this
+     * lease), are skipped. Reads only.
      */
     LEASE_CANDIDATES: `
 SELECT b.* FROM ${s}.batches b
  WHERE b.status IN ('queued', 'running')
    AND b.type = ANY($1::text[])
    AND (b.concurrency IS NULL OR b.leased_items < b.concurrency)
+   AND NOT (b.id = ANY($2::uuid[]))
    AND EXISTS (SELECT 1 FROM ${s}.chunks c
                 WHERE c.batch_id = b.id AND c.status = 'pending' AND c.run_after <= now())
  ORDER BY b.priority DESC, b.served_at NULLS FIRST
  LIMIT 3`,
 
-    /** The first runnable pending chunks of a batch, locked, skipping those another worker is taking. */
+    /**
+     * The first runnable pending chunks of a batch, locked, skipping those another worker is
+     * taking. `partial`: the chunk holds recorded outcomes or a start mark, so it is leased
+     * whole, never split (planLease).
+     */
     LEASE_PENDING_CHUNKS: `
-SELECT id, seq0, seqs, skip, n, done, attempt, started_before, state IS NOT NULL AS partial
+SELECT id, seq0, seqs, skip, n, done, attempt, started_before, (done > 0 OR started_before IS NOT NULL) AS partial
   FROM ${s}.chunks
  WHERE batch_id = $1 AND status = 'pending' AND run_after <= now()
  ORDER BY id
@@ -174,10 +180,9 @@ RETURNING id`,
     CHUNK_ADVANCE_SKIP: `UPDATE ${s}.chunks SET skip = skip + $2 WHERE id = $1`,
 
     /**
-     * Leases locked chunks: a new lease number (the fencing token), an attempt used, an expiry.
-     * The start mark of the previous lease (read by the caller with LEASE_PENDING_CHUNKS) gives
-     * way to this lease's: $4 maps the final-attempt chunks' ids to their marks (leaseMarks);
-     * other chunks get none (unknown).
+     * Leases locked chunks: a new lease number (the fencing token), an attempt used, an expiry,
+     * and the start marks $4 maps chunk ids to (leaseMarks' `written`: a final-attempt lease's
+     * own, or the one kept past the final attempt); other chunks get none (unknown).
      */
     CHUNKS_LEASE: `
 UPDATE ${s}.chunks
@@ -224,11 +229,21 @@ UPDATE ${s}.chunks c
                                         cancelled int, status text, attempt int, started_before int, error json, commit_no int)
  WHERE c.id = v.id`,
 
-    /** Extends leases still held under their lease numbers; returns the ids extended. */
+    /**
+     * Extends leases still held under their lease numbers and not yet expired (an expired lease
+     * is over even before a reconciler hands it back: a cancel relies on that); returns the ids
+     * extended. Locks in id order, as commits do, so the two cannot deadlock.
+     */
     CHUNKS_RENEW: `
+WITH held AS (
+  SELECT c.id FROM ${s}.chunks c
+    JOIN unnest($1::bigint[], $2::int[]) AS v(id, lease_no) ON c.id = v.id
+   WHERE c.lease_no = v.lease_no AND c.status = 'leased' AND c.lease_expires_at > now()
+   ORDER BY c.id
+   FOR UPDATE OF c
+)
 UPDATE ${s}.chunks c SET lease_expires_at = now() + $3 * interval '1 millisecond'
-  FROM unnest($1::bigint[], $2::int[]) AS v(id, lease_no)
- WHERE c.id = v.id AND c.lease_no = v.lease_no AND c.status = 'leased'
+  FROM held WHERE c.id = held.id
 RETURNING c.id`,
 
     /** Expired leases, oldest first, locked with SKIP LOCKED so two reconcilers split the work. */
@@ -283,6 +298,25 @@ WITH p AS (
   RETURNING p.batch_id, p.items
 )
 SELECT batch_id, sum(items)::int AS items FROM u GROUP BY batch_id ORDER BY batch_id`,
+
+    /**
+     * CANCELLED_SWEEP for one batch ($1) that waits for chunks another transaction holds (a
+     * lease about to find the batch cancelled) instead of skipping them, so that a cancel
+     * returns with every pending item cancelled.
+     */
+    CANCELLED_SWEEP_BATCH: `
+WITH p AS (
+  SELECT c.id, c.batch_id, c.n - c.skip - c.done AS items
+    FROM ${s}.chunks c JOIN ${s}.batches b ON b.id = c.batch_id
+   WHERE c.batch_id = $1 AND c.status = 'pending' AND b.status = 'cancelled'
+   ORDER BY c.id
+   FOR UPDATE OF c
+), u AS (
+  UPDATE ${s}.chunks c SET status = 'cancelled', cancelled = c.cancelled + p.items, done = c.n - c.skip
+    FROM p WHERE c.id = p.id AND c.status = 'pending'
+  RETURNING p.batch_id, p.items
+)
+SELECT batch_id, sum(items)::int AS items FROM u GROUP BY batch_id`,
 
     /** How many chunks of a batch are leased, the last expiry, and the store's clock. */
     BATCH_LEASES: `

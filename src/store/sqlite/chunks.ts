@@ -7,7 +7,7 @@
 import { mergeAggregates } from '../../core/decimal.js';
 import { isTerminalBatchStatus, type BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
-import { closeChunk, fence, finishedEventData, isFinalLease, leaseMarks, planLease, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
+import { allowedAttempts, closeChunk, fence, finishedEventData, leaseMarks, planLease, PROGRESS_EVENT_MS, progressEventData, toBatch } from '../shared.js';
 import type { ChunkCommit, ChunksCommitResult, ChunksLeaseParams, ChunksRenewParams, LeasedChunk, ReclaimResult } from '../store.js';
 import { iso, toChunkRow, type BatchRow, type ChunkDbRow, type SqliteConnection } from './connection.js';
 import * as sql from './statements.js';
@@ -20,43 +20,49 @@ export class SqliteChunks {
     await this.c.turn();
     return this.c.tx(() => {
       const now = Date.now();
-      const batch = this.c.stmt(sql.LEASE_CANDIDATE).get(JSON.stringify(params.types), now) as BatchRow | undefined;
-      if (!batch) return [];
-      const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
-      const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
-      type Pending = { id: number; seq0: number | null; seqs: string | null; skip: number; n: number; done: number; attempt: number; started_before: number | null; partial: number };
-      const capRoom = batch.concurrency === null ? Infinity : batch.concurrency - batch.leased_items;
-      const plan = planLease(this.c.stmt(sql.LEASE_PENDING_CHUNKS).all(batch.id, now) as Pending[], room, capRoom);
-      const ids = plan.take.map((c) => c.id);
-      // Start marks as they were before CHUNKS_LEASE clears them. Only chunks with a state
-      // have one (marks are written by commits), and those are never split.
-      const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
-      const final = (c: { attempt: number }) => isFinalLease(c.attempt, batch.max_attempts, batch.type, params);
-      const order = plan.take.map((c) => ({ id: c.id, skip: c.skip, n: c.n, final: final(c) }));
-      if (plan.split) {
-        const head = this.splitHead(batch.id, plan.split.chunk, plan.split.items);
-        ids.push(head);
-        order.push({ id: head, skip: 0, n: plan.split.items, final: final(plan.split.chunk) });
+      // A candidate can yield nothing (a half-done chunk bigger than its cap leaves): the next
+      // one is served rather than none.
+      for (const batch of this.c.stmt(sql.LEASE_CANDIDATES).all(JSON.stringify(params.types), now) as BatchRow[]) {
+        const leased = this.leaseFrom(batch, params, now);
+        if (leased.length > 0) return leased;
       }
-      const limits = leaseMarks(order, params.startMarkByType?.[batch.type] ?? 0);
-      const items = plan.items;
-      if (ids.length === 0) return [];
-      const expires = now + params.leaseMs;
-      const rows = this.c.stmt(sql.CHUNKS_LEASE).all(params.workerId, expires, JSON.stringify(Object.fromEntries(limits)), JSON.stringify(ids)) as (ChunkDbRow & { lease_no: number; commit_no: number })[];
-      // In the order the marks were counted in, which is the order to start them in.
-      rows.sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id));
-      this.c.stmt(sql.BATCH_MARK_LEASED).run(now, items, iso(now), batch.id);
-      if (batch.status === 'queued') this.c.event(batch, 'batch:started', {}, now);
-      const options = toBatch(batch).options;
-      return rows.map((row) => {
-        const chunk = toChunkRow(row);
-        return {
-          chunkId: chunk.id, batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
-          attempt: chunk.attempt, seq0: chunk.seq0, seqs: chunk.seqs, skip: chunk.skip, n: chunk.n,
-          payloads: chunk.payloads, state: chunk.state, startedBefore: marks.get(chunk.id) ?? null, startLimit: limits.get(chunk.id) ?? null,
-          options, expiresAt: new Date(expires),
-        };
-      });
+      return [];
+    });
+  }
+
+  /** Leases from one batch, within the caller's transaction; nothing when nothing fits. */
+  private leaseFrom(batch: BatchRow, params: ChunksLeaseParams, now: number): LeasedChunk[] {
+    const maxItems = params.maxItemsByType?.[batch.type] ?? params.maxItems;
+    const room = batch.concurrency === null ? maxItems : Math.min(maxItems, batch.concurrency - batch.leased_items);
+    type Pending = { id: number; seq0: number | null; seqs: string | null; skip: number; n: number; done: number; attempt: number; started_before: number | null; partial: number };
+    const capRoom = batch.concurrency === null ? Infinity : batch.concurrency - batch.leased_items;
+    const plan = planLease(this.c.stmt(sql.LEASE_PENDING_CHUNKS).all(batch.id, now) as Pending[], room, capRoom);
+    const ids = plan.take.map((c) => c.id);
+    // Start marks as they were before CHUNKS_LEASE replaces them. Chunks with one are never split.
+    const marks = new Map(plan.take.map((c) => [c.id, c.started_before]));
+    const order: Parameters<typeof leaseMarks<number>>[0] = [...plan.take];
+    if (plan.split) {
+      const head = this.splitHead(batch.id, plan.split.chunk, plan.split.items);
+      ids.push(head);
+      order.push({ id: head, skip: 0, n: plan.split.items, attempt: plan.split.chunk.attempt, started_before: null });
+    }
+    if (ids.length === 0) return [];
+    const { limits, written } = leaseMarks(order, allowedAttempts(batch.max_attempts, batch.type, params), params.startMarkByType?.[batch.type] ?? 0);
+    const expires = now + params.leaseMs;
+    const rows = this.c.stmt(sql.CHUNKS_LEASE).all(params.workerId, expires, JSON.stringify(Object.fromEntries(written)), JSON.stringify(ids)) as (ChunkDbRow & { lease_no: number; commit_no: number })[];
+    // In the order the marks were counted in, which is the order to start them in.
+    rows.sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id));
+    this.c.stmt(sql.BATCH_MARK_LEASED).run(now, plan.items, iso(now), batch.id);
+    if (batch.status === 'queued') this.c.event(batch, 'batch:started', {}, now);
+    const options = toBatch(batch).options;
+    return rows.map((row) => {
+      const chunk = toChunkRow(row);
+      return {
+        chunkId: chunk.id, batchId: batch.id, tenant: batch.tenant, type: batch.type, leaseNo: row.lease_no, commitNo: row.commit_no,
+        attempt: chunk.attempt, seq0: chunk.seq0, seqs: chunk.seqs, skip: chunk.skip, n: chunk.n,
+        payloads: chunk.payloads, state: chunk.state, startedBefore: marks.get(chunk.id) ?? null, startLimit: limits.get(chunk.id) ?? null,
+        options, expiresAt: new Date(expires),
+      };
     });
   }
 
@@ -134,10 +140,11 @@ export class SqliteChunks {
   async renew(params: ChunksRenewParams): Promise<{ lost: number[] }> {
     await this.c.turn();
     return this.c.tx(() => {
-      const expires = Date.now() + params.leaseMs;
+      const now = Date.now();
+      const expires = now + params.leaseMs;
       const lost: number[] = [];
       for (const lease of params.leases) {
-        const info = this.c.stmt(sql.CHUNK_RENEW).run(expires, lease.chunkId, lease.leaseNo);
+        const info = this.c.stmt(sql.CHUNK_RENEW).run(expires, lease.chunkId, lease.leaseNo, now);
         if (info.changes === 0) lost.push(lease.chunkId);
       }
       return { lost };

@@ -123,21 +123,24 @@ export const STAGE_CLEAR = `DELETE FROM temp.submit_stage WHERE submission = ?`;
 // ---------------------------------------------------------------------------- leasing
 
 /**
- * The batch to serve next among those with runnable pending work: highest priority, then least
- * recently served. Batches at their concurrency cap are skipped. Reads only.
+ * Up to three batches to serve next among those with runnable pending work: highest priority,
+ * then least recently served. Batches at their concurrency cap are skipped. Reads only.
  */
-export const LEASE_CANDIDATE = `
+export const LEASE_CANDIDATES = `
 SELECT b.* FROM batches b
  WHERE b.status IN ('queued', 'running')
    AND b.type IN (SELECT value FROM json_each(?))
    AND (b.concurrency IS NULL OR b.leased_items < b.concurrency)
    AND EXISTS (SELECT 1 FROM chunks c WHERE c.batch_id = b.id AND c.status = 'pending' AND c.run_after <= ?)
  ORDER BY b.priority DESC, b.served_at
- LIMIT 1`;
+ LIMIT 3`;
 
-/** The first runnable pending chunks of a batch, in order, with their unrecorded item counts. */
+/**
+ * The first runnable pending chunks of a batch, in order. `partial`: the chunk holds recorded
+ * outcomes or a start mark, so it is leased whole, never split (planLease).
+ */
 export const LEASE_PENDING_CHUNKS = `
-SELECT id, seq0, seqs, skip, n, done, attempt, started_before, state IS NOT NULL AS partial
+SELECT id, seq0, seqs, skip, n, done, attempt, started_before, (done > 0 OR started_before IS NOT NULL) AS partial
   FROM chunks
  WHERE batch_id = ? AND status = 'pending' AND run_after <= ?
  ORDER BY id
@@ -154,10 +157,9 @@ INSERT INTO chunks (batch_id, seq0, seqs, n, payloads, attempt, run_after, start
 export const CHUNK_ADVANCE_SKIP = `UPDATE chunks SET skip = skip + ? WHERE id = ?`;
 
 /**
- * Leases chunks: a new lease number (the fencing token), an attempt used, an expiry. The start
- * mark of the previous lease (read by the caller with LEASE_PENDING_CHUNKS) gives way to this
- * lease's: the JSON object maps the final-attempt chunks' ids to their marks (leaseMarks);
- * other chunks get none (unknown).
+ * Leases chunks: a new lease number (the fencing token), an attempt used, an expiry, and the
+ * start marks the JSON object maps chunk ids to (leaseMarks' `written`: a final-attempt
+ * lease's own, or the one kept past the final attempt); other chunks get none (unknown).
  */
 export const CHUNKS_LEASE = `
 UPDATE chunks
@@ -180,9 +182,12 @@ UPDATE chunks
        lease_expires_at = CASE WHEN ? = 'leased' THEN lease_expires_at END
  WHERE id = ?`;
 
-/** Extends one lease if it is still this lease number's; changes() tells whether it was. */
+/**
+ * Extends one lease if it is still this lease number's and not expired (an expired lease is
+ * over even before a reconciler hands it back: a cancel relies on that); changes() tells.
+ */
 export const CHUNK_RENEW = `
-UPDATE chunks SET lease_expires_at = ? WHERE id = ? AND lease_no = ? AND status = 'leased'`;
+UPDATE chunks SET lease_expires_at = ? WHERE id = ? AND lease_no = ? AND status = 'leased' AND lease_expires_at > ?`;
 
 /** Leased chunks whose lease has expired (of one batch when given), oldest first, with their batch's status. */
 export const CHUNKS_EXPIRED = `

@@ -315,7 +315,9 @@ export class Worker {
       // started fail here (at most once is what a final attempt promises).
       const error: ItemError = {
         kind: 'lease_lost',
-        message: `the worker running attempt ${lease.attempt - 1} of ${options.maxAttempts} lost its lease (it crashed, stalled or lost the database)`,
+        message:
+          `the worker running its final attempt (${options.maxAttempts} of ${options.maxAttempts}) let go of it before recording it ` +
+          '(it crashed, stalled, lost the database, or shut down while the handler ignored its abort signal)',
       };
       this.committer.enqueue(run.commit('fail', now, { unused: true, error }));
       return;

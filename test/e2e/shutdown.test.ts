@@ -57,4 +57,32 @@ describe.each(storeKinds)('graceful shutdown: %s', (kind) => {
       await location.cleanup();
     }
   });
+
+  it('exits after its shutdown deadline even when a handler ignores its abort signal', async () => {
+    const location = await freshDatabase(kind);
+    const dir = mkdtempSync(join(tmpdir(), 'batchline-shutdown-'));
+    const bl = await Batchline.open({ database: location.database, logLevel: 'silent' });
+    try {
+      const file = join(dir, 'items.jsonl');
+      writeFileSync(file, '{"id":1}\n{"id":2}\n');
+      const db = ['--database', location.database];
+      const { stdout } = await batchline(['submit', '--type', 'deaf.wait', '--file', file, '--json', ...db]);
+      const id = JSON.parse(stdout).batches[0].id as string;
+      const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--shutdown-ms', '500', '--log-level', 'info', ...db]);
+      while ((await bl.items(id, { status: 'running' })).length < 2) await sleep(20);
+      const signalledAt = Date.now();
+      worker.kill('SIGTERM');
+      const { code } = await exited(worker);
+      expect(code, worker.output()).toBe(0);
+      // 500 ms for the items, then a grace period after aborting them: far from the minute.
+      expect(Date.now() - signalledAt).toBeLessThan(15_000);
+      expect(worker.output()).toContain('items did not stop after abort');
+      expect(await bl.items(id, { status: 'running' })).toEqual([]);
+      expect((await bl.getBatch(id)).remaining).toBe(2);
+    } finally {
+      await bl.close();
+      rmSync(dir, { recursive: true, force: true });
+      await location.cleanup();
+    }
+  });
 });

@@ -90,6 +90,9 @@ export function serveCommand(): Command {
       await app.close();
       await bl.close({ timeoutMs: options.shutdownMs });
       bl.logger.info('stopped');
+      // A handler that ignored its abort signal may still hold the event loop (a timer, a
+      // socket); its chunk was handed back, so nothing is left to wait for.
+      process.exit(EXIT.ok);
     } catch (error) {
       await bl.close();
       throw error;

@@ -86,6 +86,9 @@ export function workerCommand(): Command {
     await bl.close({ timeoutMs: options.shutdownMs });
     await metrics?.close();
     bl.logger.info({ signal }, 'worker stopped');
+    // A handler that ignored its abort signal may still hold the event loop (a timer, a
+    // socket); its chunk was handed back, so nothing is left to wait for.
+    process.exit(EXIT.ok);
   });
 }
 

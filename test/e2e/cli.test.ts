@@ -262,6 +262,25 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     expect(gone.stderr).toContain('not found');
   });
 
+  it('steers every batch given and shows what it did when one of them cannot be steered', async () => {
+    const file = write('steer-many.csv', 'id,amount\n1,1.00\n');
+    const submitOne = async () => JSON.parse((await batchline(['submit', '--type', 'nobody.runs.this', '--file', file, '--json', '--database', database])).stdout).batches[0].id as string;
+    const [first, last] = [await submitOne(), await submitOne()];
+    const unknown = '01900000-0000-7000-8000-000000000000';
+    const out = await batchline(['cancel', first, unknown, last, '--json', '--database', database]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/^batchline: error: batch 01900000-.* not found\n$/);
+    expect(JSON.parse(out.stdout).batches).toMatchObject([
+      { id: first, status: 'cancelled' },
+      { id: unknown, status: 'unchanged', error: expect.stringContaining('not found') },
+      { id: last, status: 'cancelled' },
+    ]);
+    const table = await batchline(['delete', first, unknown, unknown, '--database', database]);
+    expect(table.code).toBe(2);
+    expect(table.stdout).toMatch(new RegExp(`${first}\\s+deleted`));
+    expect(table.stderr).toMatch(/^batchline: error: 2 of 3 batches unchanged: batch .* not found; batch .* not found\n$/);
+  });
+
   it('says not found for an unknown batch', async () => {
     const { code, stderr } = await batchline(['status', '01900000-0000-7000-8000-000000000000', '--database', database]);
     expect(code).toBe(2);

@@ -1,13 +1,14 @@
 /**
  * `batchline cancel|pause|resume|retry|delete ID...`: steering batches from a terminal, on the
  * database or through a server (--server), so an operator need not switch to curl. Each acts
- * on every id given, in order, and stops at the first that cannot be done (an unknown batch,
- * or an action its state does not allow: exit 2 naming the state).
+ * on every id given, in order, and reports each: what it did, or why it could not (an unknown
+ * batch, or an action its state does not allow). The exit code is then that of the first
+ * failure (2 for those two), so nothing done goes unreported.
  */
 
 import { Command } from 'commander';
 import type { BatchStatus } from '../../core/statuses.js';
-import { count, openExisting, printJson, table, withDatabase } from '../common.js';
+import { CliError, count, describeFailure, openExisting, printJson, table, withDatabase } from '../common.js';
 import { clientFor, serverOf, withServer, type SourceOptions } from '../source.js';
 
 type Action = 'cancel' | 'pause' | 'resume' | 'retry' | 'delete';
@@ -16,14 +17,17 @@ interface SteerOptions extends SourceOptions {
   json?: boolean;
 }
 
-/** What a batch looks like after an action: enough to see it took. */
+/** What a batch looks like after an action: enough to see it took, or why it did not. */
 interface Outcome {
   id: string;
-  status: BatchStatus | 'deleted';
+  status: BatchStatus | 'deleted' | 'unchanged';
   total?: number;
   remaining?: number;
   failed?: number;
+  error?: string;
 }
+
+type Steered = { id: string; status: BatchStatus; total: number; remaining: number; failed: number };
 
 const DESCRIPTIONS: Record<Action, [summary: string, description: string]> = {
   cancel: [
@@ -48,39 +52,44 @@ function steerCommand(action: Action): Command {
         .option('--json', 'print the batches afterwards as JSON'),
     ),
   ).action(async (ids: string[], options: SteerOptions) => {
-    const outcomes: Outcome[] = [];
     const server = serverOf(options);
-    if (server) {
-      const client = clientFor(server, options);
+    const client = server ? clientFor(server, options) : null;
+    const bl = client ? null : await openExisting(options);
+    /** Does the action to one batch; undefined for a delete. */
+    const act = async (id: string): Promise<Steered | undefined> => {
+      if (client) return action === 'delete' ? void (await client.deleteBatch(id)) : client[action](id);
+      if (action === 'delete') return void (await bl!.deleteBatch(id));
+      return action === 'retry' ? (await bl!.retryFailed(id)).batch : bl![action](id);
+    };
+    const outcomes: Outcome[] = [];
+    const failures: unknown[] = [];
+    try {
       for (const id of ids) {
-        if (action === 'delete') {
-          await client.deleteBatch(id);
-          outcomes.push({ id, status: 'deleted' });
-        } else {
-          const b = await client[action](id);
-          outcomes.push({ id: b.id, status: b.status, total: b.total, remaining: b.remaining, failed: b.failed });
+        try {
+          const b = await act(id);
+          outcomes.push(b ? { id: b.id, status: b.status, total: b.total, remaining: b.remaining, failed: b.failed } : { id, status: 'deleted' });
+        } catch (error) {
+          failures.push(error);
+          outcomes.push({ id, status: 'unchanged', error: describeFailure(error).message });
         }
       }
-    } else {
-      const bl = await openExisting(options);
-      try {
-        for (const id of ids) {
-          if (action === 'delete') {
-            await bl.deleteBatch(id);
-            outcomes.push({ id, status: 'deleted' });
-            continue;
-          }
-          const b = action === 'retry' ? (await bl.retryFailed(id)).batch : await bl[action](id);
-          outcomes.push({ id: b.id, status: b.status, total: b.total, remaining: b.remaining, failed: b.failed });
-        }
-      } finally {
-        await bl.close();
+    } finally {
+      await bl?.close();
+    }
+    // What was done is always shown, so a failure later in the list cannot hide it.
+    if (failures.length < ids.length) {
+      if (options.json) printJson({ batches: outcomes });
+      else {
+        const cell = (n: number | undefined) => (n === undefined ? '' : count(n));
+        const headers = ['batch', 'status', 'total', 'remaining', 'failed', ...(failures.length > 0 ? ['error'] : [])];
+        const rows = outcomes.map((o) => [o.id, o.status, cell(o.total), cell(o.remaining), cell(o.failed), ...(failures.length > 0 ? [o.error ?? ''] : [])]);
+        console.log(table(headers, rows));
       }
     }
-    if (options.json) printJson({ batches: outcomes });
-    else {
-      const cell = (n: number | undefined) => (n === undefined ? '' : count(n));
-      console.log(table(['batch', 'status', 'total', 'remaining', 'failed'], outcomes.map((o) => [o.id, o.status, cell(o.total), cell(o.remaining), cell(o.failed)])));
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1) {
+      const reasons = failures.map((error) => describeFailure(error).message).join('; ');
+      throw new CliError(`${failures.length} of ${ids.length} batches unchanged: ${reasons}`, describeFailure(failures[0]).code);
     }
   });
 }

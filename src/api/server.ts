@@ -69,10 +69,15 @@ export function batchView(batch: Batch, now = Date.now()) {
   };
 }
 
-function itemView(item: Item) {
+/**
+ * An item as the API shows it. Where a handler threw (`at`, `stack`) shows the server's file
+ * layout: an admin (the operator) sees `at`; a tenant key sees neither. The stack stays in the
+ * database (`items` view, `bl.items()`).
+ */
+function itemView(item: Item, admin: boolean) {
   if (!item.error) return item;
-  const { stack: _stack, ...error } = item.error;
-  return { ...item, error };
+  const { stack: _stack, at, ...error } = item.error;
+  return { ...item, error: admin && at !== undefined ? { ...error, at } : error };
 }
 
 /** Parses one part of a request with a zod schema; a failure is a 400 naming `part.field`. */
@@ -288,7 +293,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         await visibleBatch(request, id);
         const found = await bl.items(id, { ...(query.status ? { status: query.status } : {}), ...(query.after !== undefined ? { after: query.after } : {}), limit: query.limit + 1 });
         const items = found.slice(0, query.limit);
-        return { items: items.map(itemView), nextAfter: found.length > query.limit ? items.at(-1)!.seq : null };
+        return { items: items.map((item) => itemView(item, request.caller.admin)), nextAfter: found.length > query.limit ? items.at(-1)!.seq : null };
       });
 
       api.get('/batches/:id/results', async (request, reply) => {

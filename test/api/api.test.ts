@@ -517,6 +517,14 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       const res = await raw(base, 'GET', '/batches', { headers });
       expect([headers, res.status, res.body.code]).toEqual([headers, 401, 'UNAUTHORIZED']);
     }
+    // Where a handler threw shows the server's file layout: `at` for admins, never for tenants.
+    const odd = await as(acme.token).createBatch({ type: 'picky', items: [{ n: 1 }] });
+    await bl.wait(odd.id, { timeoutMs: 20_000 });
+    const [tenantView] = (await as(acme.token).items(odd.id)).items;
+    expect(tenantView!.error).toEqual({ kind: 'permanent', name: expect.any(String), message: 'odd 1' });
+    const [adminView] = (await as(admin.token).items(odd.id)).items;
+    expect(adminView!.error).toMatchObject({ kind: 'permanent', message: 'odd 1', at: expect.stringContaining('api.test.ts') });
+    expect(adminView!.error).not.toHaveProperty('stack');
     // Metrics and other tenants' batch ids in /workers are for admin keys only.
     const metrics = await raw(base, 'GET', '/metrics', { headers: { authorization: `Bearer ${globex.token}` } });
     expect(metrics).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });

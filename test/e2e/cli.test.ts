@@ -220,18 +220,20 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     expect(unreachable.stderr).not.toContain('secret');
   });
 
-  it('reads without creating: status and monitor on a database without Batchline are usage errors', async () => {
+  it('reads without creating: status, monitor and keys list on a database without Batchline are usage errors', async () => {
     const nowhere = join(dir, 'typo.db');
-    for (const command of [['status'], ['monitor', '--all']]) {
+    for (const command of [['status'], ['monitor', '--all'], ['keys', 'list'], ['keys', 'revoke', 'k1']]) {
       const out = await batchline([...command, '--database', nowhere]);
       expect([command, out.code, out.stderr]).toEqual([command, 2, `batchline: error: there is no SQLite database ${nowhere}: check --database (or DATABASE_URL), or submit a batch first\n`]);
     }
     expect(existsSync(nowhere)).toBe(false);
     if (pgUrl) {
       const schema = `bl_typo_${process.pid}`;
-      const typo = await batchline(['status', '--database', pgUrl, '--schema', schema]);
-      expect(typo.code).toBe(2);
-      expect(typo.stderr).toContain(`schema ${schema} holds no Batchline tables: check --database and --schema`);
+      for (const command of [['status'], ['keys', 'list']]) {
+        const typo = await batchline([...command, '--database', pgUrl, '--schema', schema]);
+        expect(typo.code).toBe(2);
+        expect(typo.stderr).toContain(`schema ${schema} holds no Batchline tables: check --database and --schema`);
+      }
       const pg = new Client({ connectionString: pgUrl });
       await pg.connect();
       try {

@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { createKey } from '../../api/keys.js';
 import type { ApiKey } from '../../core/types.js';
 import { submitOptionsSchema } from '../../engine/submission.js';
-import { CliError, EXIT, openBatchline, printJson, table, withDatabase, type DatabaseOptions } from '../common.js';
+import { CliError, EXIT, openBatchline, openExisting, printJson, table, withDatabase, type DatabaseOptions } from '../common.js';
 
 interface JsonOption extends DatabaseOptions {
   json?: boolean;
@@ -49,7 +49,9 @@ export function keysCommand(): Command {
 
   keys.addCommand(
     withDatabase(new Command('list').description('List keys (never their tokens), revoked ones included.').option('--json', 'print JSON')).exitOverride().action(async (options: JsonOption) => {
-      const bl = await openBatchline(options);
+      // Reading keys never creates a database: a mistyped --database or --schema would
+      // otherwise report "no keys" for a production database that has some.
+      const bl = await openExisting(options);
       try {
         const all = (await bl.store.keysList()).map(view);
         if (options.json) printJson({ keys: all });
@@ -64,7 +66,7 @@ export function keysCommand(): Command {
   keys.addCommand(
     withDatabase(new Command('revoke').description('Revoke a key: requests with it get 401 from then on.').argument('<id>', 'the key id (from keys list)').option('--json', 'print JSON')).exitOverride().action(
       async (id: string, options: JsonOption) => {
-        const bl = await openBatchline(options);
+        const bl = await openExisting(options);
         try {
           const before = await bl.store.keyFind({ id });
           const key = await bl.store.keyRevoke({ id });

@@ -117,7 +117,8 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: str
  * started, the database going away included, is 1. BATCHLINE_DEBUG=1 prints the stack too.
  */
 export function describeFailure(error: unknown): { code: number; message: string } {
-  const message = error instanceof Error ? (process.env.BATCHLINE_DEBUG ? (error.stack ?? error.message) : error.message) : String(error);
+  // One line, as every error of the CLI is (a driver's or a compiler's may span several).
+  const message = process.env.BATCHLINE_DEBUG && error instanceof Error ? (error.stack ?? error.message) : (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
   if (error instanceof CliError) return { code: error.exitCode, message };
   // The server refused the request as given (bad input, unknown batch, wrong key): a usage error.
   // An unreachable server (status 0) is a usage error, as an unreachable database is.

@@ -8,6 +8,7 @@ import { access, readFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { oneLineIssues } from '../core/errors.js';
 import type { Batchline } from '../engine/batchline.js';
 import { processorOptionsSchema, type Handler, type ProcessorOptions } from '../engine/registry.js';
 import { CliError } from './common.js';
@@ -65,7 +66,7 @@ export async function loadProcessors(file: string): Promise<Map<string, { handle
     const message = (error as Error).message;
     // Node runs such a file as CommonJS, where top-level await does not exist.
     const hint = /top-level await/i.test(message)
-      ? `\n  ${file} is CommonJS here (no "type": "module" in its package.json); rename it to .mts or add "type": "module" to use top-level await`
+      ? `; ${file} is CommonJS here (no "type": "module" in its package.json); rename it to .mts or add "type": "module" to use top-level await`
       : '';
     throw new CliError(`cannot load processors from ${file}: ${message}${hint}`);
   }
@@ -82,7 +83,7 @@ export async function loadProcessors(file: string): Promise<Map<string, { handle
     const parsed = entrySchema.safeParse(entry);
     if (!parsed.success) {
       // An object gets zod's field-by-field account; anything else, what it is.
-      const found = entry !== null && typeof entry === 'object' ? z.prettifyError(parsed.error) : `got ${entry === null ? 'null' : typeof entry}`;
+      const found = entry !== null && typeof entry === 'object' ? oneLineIssues(parsed.error.issues) : `got ${entry === null ? 'null' : typeof entry}`;
       throw new CliError(`${file}: processor ${JSON.stringify(type)} must be a function or { handler, maxAttempts?, timeoutMs?, backoff? }: ${found}`);
     }
     if (typeof parsed.data === 'function') processors.set(type, { handler: parsed.data, options: {} });

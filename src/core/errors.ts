@@ -103,3 +103,11 @@ export class ItemAbortedError extends BatchlineError {
     this.reason = reason;
   }
 }
+
+/**
+ * Validation issues (zod's, or any of the same shape) as one line, each with its field path:
+ * `tenant: use letters, digits and . _ : - only; priority: Too big: expected number to be <=10`.
+ */
+export function oneLineIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
+  return issues.map((issue) => (issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : '') + issue.message).join('; ');
+}

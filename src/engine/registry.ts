@@ -4,7 +4,7 @@
  */
 
 import { z } from 'zod';
-import { InputError } from '../core/errors.js';
+import { InputError, oneLineIssues } from '../core/errors.js';
 import { DEFAULT_RUN_OPTIONS, type RunOptions } from '../core/types.js';
 import type { ItemContext } from './item-context.js';
 
@@ -56,7 +56,7 @@ export class Registry {
     if (!name.success) throw new InputError(`processor type ${JSON.stringify(type)}: ${name.error.issues[0]!.message}`);
     if (typeof handler !== 'function') throw new InputError(`processor ${type}: handler must be a function`);
     const parsed = processorOptionsSchema.safeParse(options);
-    if (!parsed.success) throw new InputError(`processor ${type}: ${z.prettifyError(parsed.error)}`);
+    if (!parsed.success) throw new InputError(`processor ${type}: ${oneLineIssues(parsed.error.issues)}`);
     this.processors.set(type, { type, handler, options: parsed.data });
   }
 

@@ -7,7 +7,7 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import { z } from 'zod';
-import { InputError } from '../core/errors.js';
+import { InputError, oneLineIssues } from '../core/errors.js';
 import type { RunOptions } from '../core/types.js';
 import type { NewBatch, NewChunk } from '../store/store.js';
 import { backoffSchema, processorOptionsSchema, typeSchema } from './registry.js';
@@ -60,7 +60,7 @@ export function newBatch(type: string, options: SubmitOptions, defaultTenant: st
   const typeCheck = typeSchema.safeParse(type);
   if (!typeCheck.success) throw new InputError(`type ${JSON.stringify(type)}: ${typeCheck.error.issues[0]!.message}`, { code: 'invalid_type' });
   const parsed = submitOptionsSchema.safeParse(options);
-  if (!parsed.success) throw new InputError(`submit options: ${z.prettifyError(parsed.error)}`, { code: 'invalid_options' });
+  if (!parsed.success) throw new InputError(`submit options: ${oneLineIssues(parsed.error.issues)}`, { code: 'invalid_options' });
   const o = parsed.data;
   const run: Partial<RunOptions> = {};
   if (o.maxAttempts !== undefined) run.maxAttempts = o.maxAttempts;

@@ -20,7 +20,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { InputError, ItemAbortedError } from '../core/errors.js';
+import { InputError, ItemAbortedError, oneLineIssues } from '../core/errors.js';
 import type { Batch, ItemError } from '../core/types.js';
 import type { BatchStatus } from '../core/statuses.js';
 import type { ChunkCommit, LeasedChunk, Store } from '../store/store.js';
@@ -123,7 +123,7 @@ export class Worker {
     private readonly hooks: WorkerHooks = {},
   ) {
     const parsed = workerOptionsSchema.safeParse(options);
-    if (!parsed.success) throw new InputError(`worker options: ${z.prettifyError(parsed.error)}`);
+    if (!parsed.success) throw new InputError(`worker options: ${oneLineIssues(parsed.error.issues)}`);
     this.settings = parsed.data;
     this.sizing = new LeaseSizing(this.settings);
     this.id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;

@@ -174,13 +174,20 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     const unknown = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'nope', '--file', file, '--database', database]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown processor type "nope"');
-    expect(unknown.stderr).toContain('defines crash.sum, cpu.busy, slow.sum, poison.once, txn.validate');
+    expect(unknown.stderr).toContain('defines crash.sum, cpu.busy, slow.sum, deaf.wait, poison.once, txn.validate');
     const missing = await batchline(['run', '--processors', join(dir, 'none.ts'), '--type', 'x', '--file', file, '--database', database]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('none.ts does not exist');
     const noData = await batchline(['submit', '--type', 't', '--file', join(dir, 'none.csv'), '--database', database]);
     expect(noData.code).toBe(2);
     expect(noData.stderr).toContain('none.csv: no such file');
+    await expectNothingSubmitted();
+  });
+
+  it('names the field of a bad submit option, in one line', async () => {
+    const file = write('one.jsonl', '{"a":1}\n');
+    const { code, stderr } = await batchline(['submit', '--type', 't', '--file', file, '--tenant', 'x/y', '--database', database]);
+    expect([code, stderr]).toEqual([2, 'batchline: error: submit options: tenant: use letters, digits and . _ : - only\n']);
     await expectNothingSubmitted();
   });
 

@@ -17,6 +17,7 @@ export const PROBLEM_CODES = [
   'NOT_FOUND',
   'METHOD_NOT_ALLOWED',
   'REQUEST_TIMEOUT',
+  'HEADERS_TOO_LARGE',
   'CONFLICT',
   'IDEMPOTENCY_CONFLICT',
   'PAYLOAD_TOO_LARGE',
@@ -59,6 +60,7 @@ const TITLES: Record<ProblemCode, [number, string]> = {
   NOT_FOUND: [404, 'Not found'],
   METHOD_NOT_ALLOWED: [405, 'Method not allowed'],
   REQUEST_TIMEOUT: [408, 'The request body stopped arriving'],
+  HEADERS_TOO_LARGE: [431, 'Request headers too large'],
   CONFLICT: [409, 'Conflict with the current state'],
   IDEMPOTENCY_CONFLICT: [409, 'Idempotency key reused with a different request'],
   PAYLOAD_TOO_LARGE: [413, 'Payload too large'],
@@ -73,6 +75,25 @@ const TITLES: Record<ProblemCode, [number, string]> = {
 export function problem(code: ProblemCode, detail: string, errors?: FieldError[]): Problem {
   const [status, title] = TITLES[code];
   return { type: `https://batchline.dev/problems/${code.toLowerCase().replaceAll('_', '-')}`, title, status, detail, code, ...(errors ? { errors } : {}) };
+}
+
+/**
+ * The raw HTTP response to a request Node's parser refused before any route saw it (a header
+ * with control characters, headers too large, a request that never finished arriving), as a
+ * problem like every other error. Written straight to the socket, which then closes.
+ */
+export function clientErrorResponse(error: NodeJS.ErrnoException): string {
+  const found =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? problem('HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts')
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? problem('REQUEST_TIMEOUT', 'the request did not arrive in time')
+        : problem('VALIDATION_ERROR', `malformed HTTP request: ${(error as { reason?: string }).reason ?? error.message}`);
+  const body = JSON.stringify(found);
+  return (
+    `HTTP/1.1 ${found.status} ${found.title}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
 }
 
 /** An error a route throws on purpose, carrying its problem. */

@@ -28,7 +28,7 @@ import { instrument } from './metrics.js';
 import { streamEvents, type StreamScope } from './sse.js';
 import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
-import { fieldErrors, problem, ProblemError, sendProblem, toProblem } from './problem.js';
+import { clientErrorResponse, fieldErrors, problem, ProblemError, sendProblem, toProblem } from './problem.js';
 import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery, resultsQuery } from './schemas.js';
 
 export interface ServerOptions {
@@ -162,6 +162,12 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     // Errors Fastify raises before routing (a malformed URL such as /batches/%) get problems too.
     frameworkErrors: (error, _request, reply) => {
       void sendProblem(reply, problem('VALIDATION_ERROR', `malformed request: ${error.message}`));
+    },
+    // And those Node's HTTP parser refuses before Fastify sees a request.
+    clientErrorHandler: (error, socket) => {
+      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable && socket.bytesWritten === 0) socket.end(clientErrorResponse(error as NodeJS.ErrnoException));
+      socket.destroySoon();
     },
   });
 

@@ -5,7 +5,7 @@
  */
 
 import { request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createKey } from '../../src/api/keys.js';
@@ -142,6 +142,27 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const route = await raw(base, 'GET', '/nothing-here');
     expect(route).toMatchObject({ status: 404, body: { code: 'NOT_FOUND' } });
     expect((await bl.listBatches({ type: 'echo', limit: 500 })).every((b) => b.total > 0)).toBe(true);
+  });
+
+  it('answers requests that are not valid HTTP with problem documents too', async () => {
+    const { port } = new URL(base);
+    /** Sends raw bytes and reads what comes back until the server closes. */
+    const send = (request: string) =>
+      new Promise<{ status: number; type: string; body: Record<string, unknown> }>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(request));
+        let text = '';
+        socket.on('data', (data) => (text += data.toString()));
+        socket.on('error', reject);
+        socket.on('close', () => {
+          const [head, body] = text.split('\r\n\r\n');
+          resolve({ status: Number(head!.split(' ')[1]), type: /content-type: (.*)/i.exec(head!)?.[1] ?? '', body: JSON.parse(body!) });
+        });
+      });
+    const control = await send('POST /api/v1/batches HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\x01b\r\nContent-Length: 2\r\n\r\n{}');
+    expect(control).toMatchObject({ status: 400, type: 'application/problem+json', body: { code: 'VALIDATION_ERROR', detail: expect.stringContaining('malformed HTTP request') } });
+    const huge = await send(`GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Filler: ${'x'.repeat(40_000)}\r\n\r\n`);
+    expect(huge).toMatchObject({ status: 431, type: 'application/problem+json', body: { code: 'HEADERS_TOO_LARGE' } });
+    expect((await raw(base, 'GET', '/health')).status).toBe(200);
   });
 
   it('cancels, pauses, resumes, retries and deletes, with 409 naming the state when an action makes no sense', async () => {

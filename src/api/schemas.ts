@@ -5,7 +5,7 @@
 
 import { z } from 'zod';
 import { BATCH_STATUSES, ITEM_STATUSES } from '../core/statuses.js';
-import { submitOptionsSchema } from '../engine/submission.js';
+import { storableText, submitOptionsSchema } from '../engine/submission.js';
 
 const typeName = z.string().min(1).max(200);
 /** Batch ids, lower-cased (SQLite compares text; PostgreSQL's uuid type does not care). */
@@ -31,7 +31,7 @@ export const createBatchQuery = z
     priority: z.coerce.number().int().min(0).max(10).optional(),
     maxAttempts: z.coerce.number().int().min(1).max(1_000).optional(),
     timeoutMs: z.coerce.number().int().min(1).optional(),
-    idempotencyKey: z.string().min(1).max(500).optional(),
+    idempotencyKey: storableText(500).min(1).optional(),
     /** `label=k:v`, repeatable. */
     label: z.union([z.string(), z.array(z.string())]).optional(),
   })

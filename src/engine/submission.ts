@@ -28,11 +28,22 @@ export interface SubmitOptions {
   concurrency?: number;
 }
 
+/** U+0000, or a surrogate without its pair. */
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Text of at most `max` characters that every store keeps as given: PostgreSQL's text and JSON
+ * refuse U+0000 and lone surrogates. (Payloads and results are not held to this: their JSON
+ * is made storable instead.)
+ */
+export const storableText = (max: number) =>
+  z.string().max(max).refine((text) => !UNSTORABLE.test(text), 'must not contain U+0000 or an unpaired surrogate');
+
 export const submitOptionsSchema = processorOptionsSchema.extend({
   tenant: z.string().min(1).max(200).regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only').optional(),
   priority: z.number().int().min(0).max(10).optional(),
-  idempotencyKey: z.string().min(1).max(500).optional(),
-  labels: z.record(z.string().max(100), z.string().max(1_000)).optional(),
+  idempotencyKey: storableText(500).min(1).optional(),
+  labels: z.record(storableText(100), storableText(1_000)).optional(),
   backoff: backoffSchema.optional(),
   concurrency: z.number().int().min(1).max(100_000).optional(),
 });

@@ -135,6 +135,9 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const big = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ s: 'x'.repeat(100_000) }] }), headers: { 'content-type': 'application/json' } });
     expect(big).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
     expect(big.body.detail).toContain('send large batches as a streamed NDJSON or CSV body');
+    // Text PostgreSQL cannot store is refused by field on every store, before any store sees it.
+    const nul = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1], labels: { k: 'v\u0000' } }), headers: { 'content-type': 'application/json' } });
+    expect(nul).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', errors: [{ path: 'body.labels.k', message: expect.stringContaining('U+0000') }] } });
     const badId = await raw(base, 'GET', '/batches/not-a-uuid');
     expect(badId).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', errors: [{ path: 'path.id' }] } });
     const unknown = await raw(base, 'GET', '/batches/01890000-0000-7000-8000-000000000000');

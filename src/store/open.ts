@@ -41,6 +41,11 @@ export function resolveDatabase(database?: string, schema?: string): DatabaseTar
     }
     const fromUrl = url.searchParams.get('schema');
     url.searchParams.delete('schema');
+    if (schema !== undefined && fromUrl !== null && schema !== fromUrl) {
+      throw new InputError(`two schemas given: ?schema=${fromUrl} in the database URL and ${schema} as the schema option (--schema); give one`, {
+        code: 'invalid_database_url',
+      });
+    }
     const chosen = checkSchema(schema ?? fromUrl ?? process.env.BATCHLINE_SCHEMA ?? DEFAULT_SCHEMA);
     const display = `PostgreSQL ${url.hostname || 'localhost'}:${url.port || 5432}${url.pathname} schema ${chosen}`;
     return { kind: 'postgres', url: url.toString(), schema: chosen, display };

@@ -225,6 +225,8 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     expect(unreachable.stderr).toContain('cannot use PostgreSQL 127.0.0.1:1/x schema batchline');
     expect(unreachable.stderr).toContain('ECONNREFUSED');
     expect(unreachable.stderr).not.toContain('secret');
+    const twice = await batchline(['status', '--database', 'postgres://nobody@127.0.0.1:1/x?schema=blue', '--schema', 'green']);
+    expect([twice.code, twice.stderr]).toEqual([2, 'batchline: error: two schemas given: ?schema=blue in the database URL and green as the schema option (--schema); give one\n']);
   });
 
   it('reads without creating: status, monitor and keys list on a database without Batchline are usage errors', async () => {

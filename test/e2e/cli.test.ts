@@ -297,6 +297,15 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     expect(code).toBe(2);
     expect(stderr).toContain('batch 01900000-0000-7000-8000-000000000000 not found');
   });
+
+  it('shows a batch by id only within the --tenant given', async () => {
+    const file = write('tenant.csv', 'id,amount\n1,1.00\n');
+    const id = JSON.parse((await batchline(['submit', '--type', 'nobody.runs.this', '--tenant', 'acme', '--file', file, '--json', '--database', database])).stdout).batches[0].id as string;
+    const other = await batchline(['status', id, '--tenant', 'globex', '--database', database]);
+    expect([other.code, other.stderr]).toEqual([2, `batchline: error: batch ${id} not found\n`]);
+    const own = await batchline(['status', id, '--tenant', 'acme', '--json', '--database', database]);
+    expect(JSON.parse(own.stdout).batches.map((b: { id: string }) => b.id)).toEqual([id]);
+  });
 });
 
 describe.each(storeKinds)('submit, status, migrate (%s)', (kind) => {

@@ -5,6 +5,7 @@
 
 import { Command } from 'commander';
 import { isSettledBatch, isTerminalBatchStatus } from '../../core/statuses.js';
+import { NotFoundError } from '../../core/errors.js';
 import type { Batch } from '../../core/types.js';
 import type { BatchlineClient } from '../../client/index.js';
 import { allSucceeded, batchSummary, count, EXIT, integer, openExisting, printJson, table, withDatabase, type BatchCounts } from '../common.js';
@@ -32,7 +33,7 @@ export function statusCommand(): Command {
       .option('--wait', 'wait until the batches finish')
       .option('--timeout-ms <ms>', 'with --wait, give up after this long (exit 1)', integer(1))
       .option('--limit <n>', 'how many recent batches to show without ids', integer(1, 1_000), 20)
-      .option('--tenant <name>', 'only batches of this tenant')
+      .option('--tenant <name>', 'only batches of this tenant (a given id of another tenant is not found)')
       .option('--json', 'print the batches as JSON'),
   )).action(async (ids: string[], options: StatusOptions) => {
     const server = serverOf(options);
@@ -40,7 +41,9 @@ export function statusCommand(): Command {
     const bl = await openExisting(options);
     try {
       let batches: Batch[] =
-        ids.length > 0 ? await Promise.all(ids.map((id) => bl.getBatch(id))) : await bl.listBatches({ tenant: options.tenant, limit: options.limit });
+        ids.length > 0
+          ? await Promise.all(ids.map((id) => bl.getBatch(id, { tenant: options.tenant })))
+          : await bl.listBatches({ tenant: options.tenant, limit: options.limit });
       if (options.wait) {
         const progress = new ProgressReporter((id) => bl.getBatch(id), batches.map((b) => b.id), { quiet: options.json, label: 'waiting' });
         progress.start();
@@ -71,7 +74,7 @@ function report(batches: BatchCounts[], options: StatusOptions): void {
 async function statusThroughServer(client: BatchlineClient, ids: string[], options: StatusOptions): Promise<void> {
   const fetchAll = async () =>
     ids.length > 0
-      ? Promise.all(ids.map((id) => client.getBatch(id)))
+      ? Promise.all(ids.map(async (id) => inTenant(await client.getBatch(id), options.tenant)))
       : (await client.listBatches({ tenant: options.tenant, limit: options.limit })).batches;
   let batches = await fetchAll();
   if (options.wait) {
@@ -101,4 +104,10 @@ function formatBatches(batches: BatchCounts[]): string {
       ...names.map((n) => b.aggregates[n] ?? ''),
     ]),
   );
+}
+
+/** The batch, unless --tenant names another tenant: then not found, as the database path says. */
+function inTenant<B extends { id: string; tenant: string }>(batch: B, tenant: string | undefined): B {
+  if (tenant !== undefined && batch.tenant !== tenant) throw new NotFoundError(`batch ${batch.id} not found`);
+  return batch;
 }

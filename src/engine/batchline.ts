@@ -70,6 +70,16 @@ export type BatchlineEventMap = { [K in EventType]: [BatchEvent] } & {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The idempotency key of part `i` (from 0) of a file submitted as `parts` batches: the first
+ * keeps the key itself, the others get `K#i/N`. Any resubmission under K thus meets the first
+ * part's batch, and a different split (or a single batch) is told apart by its digest, so the
+ * same key cannot create a second set of batches.
+ */
+function partKey(key: string | undefined, i: number, parts: number): string | undefined {
+  return key === undefined || i === 0 ? key : `${key}#${i + 1}/${parts}`;
+}
+
 /** The library facade; see the module comment. Create one with `Batchline.open()`. */
 export class Batchline extends EventEmitter<BatchlineEventMap> {
   readonly registry = new Registry();
@@ -152,7 +162,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
         type,
         {
           ...submit,
-          idempotencyKey: submit.idempotencyKey && parts > 1 ? `${submit.idempotencyKey}#${i + 1}/${parts}` : submit.idempotencyKey,
+          idempotencyKey: partKey(submit.idempotencyKey, i, parts),
           labels: { file: basename(path), ...(parts > 1 ? { part: `${i + 1}/${parts}` } : {}), ...submit.labels },
         },
         this.tenant,

@@ -101,6 +101,7 @@ export function splitSizes(count: number, parts: number): number[] {
  */
 export class Submission {
   private readonly hashes: Hash[];
+  private computed: string[] | null = null;
   private finished = false;
 
   constructor(
@@ -116,9 +117,12 @@ export class Submission {
     });
   }
 
+  /** Each batch's digest of its options and items; the same array on every call. */
   digests(): string[] {
     if (!this.finished) throw new Error('digests() read before the submission was streamed to the end');
-    return this.hashes.map((h) => h.digest('hex'));
+    // A hash gives its digest once; a store that meets a concurrent duplicate asks again.
+    this.computed ??= this.hashes.map((h) => h.digest('hex'));
+    return this.computed;
   }
 
   /** The chunks of the submission, read lazily from `source`. */

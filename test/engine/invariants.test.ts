@@ -3,6 +3,9 @@
  * through the public Batchline API on both stores, with real workers in this process.
  */
 
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Batchline, ConflictError, PermanentError, RetryLaterError } from '../../src/index.js';
 import { formatCents } from '../../src/core/decimal.js';
@@ -216,6 +219,37 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(second).toMatchObject({ id: first.id, created: false });
     expect(await bl.listBatches()).toHaveLength(1);
     await expect(bl.submit('t', rowsOf(51), { idempotencyKey: 'file-2026-11-22', tenant: 'acme' })).rejects.toThrow(/different items/);
+  });
+
+  it('returns the first batch to submits racing with one idempotency key (7)', async () => {
+    const bl = await openBl();
+    // Items that arrive over time (a file, a request body): both submits pass the first key
+    // check before either commits.
+    async function* arriving(n: number) {
+      for (let i = 0; i < n; i++) {
+        if (i % 100 === 0) await sleep(1);
+        yield { i };
+      }
+    }
+    const [a, b] = await Promise.all([bl.submit('t', arriving(2_000), { idempotencyKey: 'same' }), bl.submit('t', arriving(2_000), { idempotencyKey: 'same' })]);
+    expect(a.id).toBe(b.id);
+    expect([a.created, b.created].sort()).toEqual([false, true]);
+    expect(await bl.countBatches()).toBe(1);
+  });
+
+  it('refuses the same idempotency key for a file split differently (7)', async () => {
+    const bl = await openBl();
+    const file = join(mkdtempSync(join(tmpdir(), 'batchline-split-')), 'rows.jsonl');
+    writeFileSync(file, rowsOf(10).map((row) => JSON.stringify(row)).join('\n'));
+    const whole = await bl.submitFile('t', file, { idempotencyKey: 'file-k' });
+    expect(whole.map((b) => [b.idempotencyKey, b.total])).toEqual([['file-k', 10]]);
+    await expect(bl.submitFile('t', file, { idempotencyKey: 'file-k', batches: 2 })).rejects.toThrow(ConflictError);
+    const other = await bl.submitFile('t', file, { idempotencyKey: 'file-j', batches: 2 });
+    expect(other.map((b) => [b.idempotencyKey, b.total])).toEqual([['file-j', 5], ['file-j#2/2', 5]]);
+    await expect(bl.submitFile('t', file, { idempotencyKey: 'file-j', batches: 5 })).rejects.toThrow(ConflictError);
+    await expect(bl.submitFile('t', file, { idempotencyKey: 'file-j' })).rejects.toThrow(ConflictError);
+    expect((await bl.submitFile('t', file, { idempotencyKey: 'file-j', batches: 2 })).map((b) => [b.id, b.created])).toEqual(other.map((b) => [b.id, false]));
+    expect(await bl.countBatches()).toBe(3);
   });
 
   it('times out attempts through their signal, retries them, then fails them as timeouts', async () => {

@@ -166,6 +166,20 @@ export function partialDuplicate(batches: NewBatch[], found: number): ConflictEr
   );
 }
 
+/**
+ * A batch's status once a counter repair set its counters to `actual`: a batch finished on
+ * counters that over-counted has items left after all, so it is open again (running, or
+ * queued if it never started) and its workers take them; otherwise it stays as it is.
+ */
+export function statusAfterRepair(
+  row: { status: BatchStatus; total: number; started_at: unknown },
+  actual: { succeeded: number; failed: number; cancelled: number },
+): BatchStatus {
+  const left = row.total - actual.succeeded - actual.failed - actual.cancelled;
+  if (left <= 0 || (row.status !== 'completed' && row.status !== 'failed')) return row.status;
+  return row.started_at ? 'running' : 'queued';
+}
+
 /** Event payload for a batch that reached a terminal status. */
 export function finishedEventData(batch: Batch): Record<string, unknown> {
   return {

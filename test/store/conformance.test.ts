@@ -643,6 +643,22 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
   });
 
+  it('reopens a batch that finished on counters which over-counted, so its items still run', async () => {
+    const batch = await submit(store, rows(4), { limits: { chunkItems: 2 } });
+    const [first] = await lease(store, { maxItems: 2 });
+    const commit = commitFor(first!, () => 'succeeded');
+    commit.delta.succeeded = 4; // a wrong delta: the chunk records two successes
+    await store.chunksCommit({ commits: [commit] });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', remaining: 0 });
+    await store.batchesVerify({ since: new Date(0), limit: 10 });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'running', succeeded: 2, remaining: 2, finishedAt: null });
+    const repaired = await store.eventsList({ batchId: batch.id, types: ['batch:counters-repaired'], limit: 10 });
+    expect(repaired.map((e) => e.data.reopened)).toEqual(['running']);
+    const [second] = await lease(store);
+    await store.chunksCommit({ commits: [commitFor(second!, () => 'succeeded')] });
+    expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 4, remaining: 0 });
+  });
+
   it('verifies a batch of many chunks, counting every chunk whatever its state', async () => {
     // 600 chunks of 2 items: counted in several slices; most are cancelled without entries.
     const batch = await submit(store, rows(1_200), { limits: { chunkItems: 2 } });

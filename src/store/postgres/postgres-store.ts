@@ -23,6 +23,7 @@ import {
   progressEventData,
   RETRY_CHUNK_ITEMS,
   leasedConflict,
+  statusAfterRepair,
   statusConflict,
   keyNotFound,
   publicKey,
@@ -370,8 +371,11 @@ export class PostgresStore implements Store {
         }
         const stored = { succeeded: rows[0].succeeded, failed: rows[0].failed, cancelled: rows[0].cancelled };
         if (stored.succeeded === actual.succeeded && stored.failed === actual.failed && stored.cancelled === actual.cancelled) return null;
-        await this.c.query(client, this.c.sql.BATCH_SET_COUNTERS, [id, actual.succeeded, actual.failed, actual.cancelled]);
-        await this.c.events(client, [{ batch_id: id, tenant: rows[0].tenant, type: 'batch:counters-repaired', data: { stored, actual } }]);
+        const status = statusAfterRepair(rows[0], actual);
+        await this.c.query(client, this.c.sql.BATCH_SET_COUNTERS, [id, actual.succeeded, actual.failed, actual.cancelled, status]);
+        const reopened = status !== rows[0].status ? { reopened: status } : {};
+        await this.c.events(client, [{ batch_id: id, tenant: rows[0].tenant, type: 'batch:counters-repaired', data: { stored, actual, ...reopened } }]);
+        if (status !== rows[0].status) await this.c.notify(client, 'work');
         return { batchId: id, stored, actual };
       }, { isolation: 'REPEATABLE READ' });
       if (mismatch) mismatches.push(mismatch);

@@ -123,7 +123,11 @@ SELECT id FROM ${s}.batches WHERE status IN ${BATCH_OPEN} OR finished_at >= $1 O
     ITEMS_COUNT_BY_STATUS: `SELECT status, count(*)::int AS n FROM ${s}.items WHERE batch_id = $1 GROUP BY status`,
 
     /** Overwrites counters after a verified mismatch. */
-    BATCH_SET_COUNTERS: `UPDATE ${s}.batches SET succeeded = $2, failed = $3, cancelled = $4 WHERE id = $1`,
+    BATCH_SET_COUNTERS: `
+UPDATE ${s}.batches
+   SET succeeded = $2, failed = $3, cancelled = $4, status = $5,
+       finished_at = CASE WHEN $5 IN ('queued', 'running') THEN NULL ELSE finished_at END
+ WHERE id = $1`,
 
     /** Reopens a batch after retry-failed moved `$2` failed items back to pending. */
     BATCH_REOPEN: `

@@ -25,6 +25,7 @@ import {
   progressEventData,
   RETRY_CHUNK_ITEMS,
   leasedConflict,
+  statusAfterRepair,
   statusConflict,
   keyNotFound,
   publicKey,
@@ -361,10 +362,12 @@ export class SqliteStore implements Store {
         if (!found) return null;
         const { row, mismatch } = found;
         const { succeeded, failed, cancelled } = mismatch.actual;
+        const status = statusAfterRepair(row, mismatch.actual);
+        const reopened = status !== row.status;
         this.c.stmt(sql.BATCH_UPDATE_PROGRESS).run(
-          succeeded, failed, cancelled, row.aggregates, row.leased_items, row.status, row.finished_at, row.progress_at, row.id,
+          succeeded, failed, cancelled, row.aggregates, row.leased_items, status, reopened ? null : row.finished_at, row.progress_at, row.id,
         );
-        this.c.event(row, 'batch:counters-repaired', { stored: mismatch.stored, actual: mismatch.actual }, Date.now());
+        this.c.event(row, 'batch:counters-repaired', { stored: mismatch.stored, actual: mismatch.actual, ...(reopened ? { reopened: status } : {}) }, Date.now());
         return mismatch;
       });
       if (repaired) mismatches.push(repaired);

@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../src/core/errors.js';
-import { lease, rows, sleep, submit } from '../helpers/factory.js';
+import { commitFor, lease, rows, sleep, submit } from '../helpers/factory.js';
 import { statements } from '../../src/store/postgres/statements.js';
 import { freshStore, pgUrl } from '../helpers/stores.js';
 
@@ -100,6 +100,28 @@ describe.skipIf(!pgUrl)('postgres races', () => {
     await other.query('ROLLBACK');
     expect(await sweeping).toBe(500);
     expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'cancelled', cancelled: 600, remaining: 0 });
+  });
+
+  it('lists items from one snapshot while a commit moves one into a retry chunk', async () => {
+    const batch = await submit(store, rows(100), { limits: { chunkItems: 10 } });
+    const [chunk] = await lease(store, { maxItems: 10 });
+    // The commit lands between the listing's contiguous-chunk and retry-chunk statements,
+    // injected at the store's one query function.
+    const c = (store as unknown as { c: { query: (...args: unknown[]) => Promise<unknown>; sql: Record<string, string> } }).c;
+    const query = c.query.bind(c);
+    let injected = false;
+    c.query = async (...args: unknown[]) => {
+      const result = await query(...args);
+      if (!injected && args[1] === c.sql.ITEMS_CONTIGUOUS_CHUNKS) {
+        injected = true;
+        await store.chunksCommit({ commits: [commitFor(chunk!, (slot) => (slot === 3 ? 'moved' : null))] });
+      }
+      return result;
+    };
+    const items = await store.itemsList({ batchId: batch.id, limit: 100 });
+    c.query = query;
+    expect(injected).toBe(true);
+    expect(items.map((item) => item.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i));
   });
 });
 

@@ -386,14 +386,21 @@ export class PostgresStore implements Store {
   // -------------------------------------------------------------------------- items, events
 
   async itemsList(params: ItemsListParams): Promise<Item[]> {
-    const batch = await this.c.batchRow(this.c.pool, { id: params.batchId, tenant: params.tenant });
-    const status = params.status ?? null;
-    return listItemsPaged(
-      params,
-      async (cursor, pageSize) =>
-        (await this.c.query<ChunkDbRow>(this.c.pool, this.c.sql.ITEMS_SCATTERED_CHUNKS, [batch.id, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize])).map(toChunkRow),
-      async (cursor, pageSize) =>
-        (await this.c.query<ChunkDbRow>(this.c.pool, this.c.sql.ITEMS_CONTIGUOUS_CHUNKS, [batch.id, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize])).map(toChunkRow),
+    // One snapshot for every statement of the listing: an item a commit moves into a retry
+    // chunk meanwhile is seen in one place, never in both or neither.
+    return this.c.tx(
+      async (client) => {
+        const batch = await this.c.batchRow(client, { id: params.batchId, tenant: params.tenant });
+        const status = params.status ?? null;
+        return listItemsPaged(
+          params,
+          async (cursor, pageSize) =>
+            (await this.c.query<ChunkDbRow>(client, this.c.sql.ITEMS_SCATTERED_CHUNKS, [batch.id, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize])).map(toChunkRow),
+          async (cursor, pageSize) =>
+            (await this.c.query<ChunkDbRow>(client, this.c.sql.ITEMS_CONTIGUOUS_CHUNKS, [batch.id, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize])).map(toChunkRow),
+        );
+      },
+      { isolation: 'REPEATABLE READ' },
     );
   }
 

@@ -426,15 +426,23 @@ export class SqliteStore implements Store {
 
   async itemsList(params: ItemsListParams): Promise<Item[]> {
     await this.c.turn();
-    const batch = this.c.batchRow({ id: params.batchId, tenant: params.tenant });
-    const status = params.status ?? null;
-    return listItemsPaged(
-      params,
-      async (cursor, pageSize) =>
-        (this.c.stmt(sql.ITEMS_SCATTERED_CHUNKS).all(batch.id, status, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize) as ChunkDbRow[]).map(toChunkRow),
-      async (cursor, pageSize) =>
-        (this.c.stmt(sql.ITEMS_CONTIGUOUS_CHUNKS).all(batch.id, status, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize) as ChunkDbRow[]).map(toChunkRow),
-    );
+    // One read transaction (one snapshot) for every statement of the listing, so another
+    // process's commit moving an item into a retry chunk meanwhile is seen in one place only.
+    // The fetches are synchronous underneath: nothing of this process runs in between.
+    this.c.db.exec('BEGIN DEFERRED');
+    try {
+      const batch = this.c.batchRow({ id: params.batchId, tenant: params.tenant });
+      const status = params.status ?? null;
+      return await listItemsPaged(
+        params,
+        async (cursor, pageSize) =>
+          (this.c.stmt(sql.ITEMS_SCATTERED_CHUNKS).all(batch.id, status, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize) as ChunkDbRow[]).map(toChunkRow),
+        async (cursor, pageSize) =>
+          (this.c.stmt(sql.ITEMS_CONTIGUOUS_CHUNKS).all(batch.id, status, status, params.after ?? -1, cursor.seq0, cursor.id, pageSize) as ChunkDbRow[]).map(toChunkRow),
+      );
+    } finally {
+      this.c.db.exec('COMMIT');
+    }
   }
 
   async eventsList(params: EventsListParams): Promise<BatchEvent[]> {

@@ -11,6 +11,7 @@ import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse';
 import { InputError } from '../core/errors.js';
+import { inexactNumber } from '../core/json-numbers.js';
 
 export type FileFormat = 'csv' | 'jsonl';
 
@@ -155,11 +156,20 @@ class JsonlSource implements FileSource {
 }
 
 function parseJsonLine(text: string, where: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     throw new InputError(`malformed JSON: ${(error as Error).message}`, { where, code: 'malformed_jsonl' });
   }
+  const inexact = inexactNumber(text);
+  if (inexact !== null) {
+    throw new InputError(
+      `the number ${inexact} cannot be kept exactly (JSON numbers are read as 64-bit floats): send it as a string, "${inexact}"`,
+      { where, code: 'inexact_number' },
+    );
+  }
+  return value;
 }
 
 /** Items read once from a stream (an HTTP body): no second pass, so errors name the line as counted so far. */

@@ -161,6 +161,14 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     await expectNothingSubmitted();
   });
 
+  it('refuses a number JSON would change (an int64 id), naming it and its line', async () => {
+    const file = write('ids.jsonl', '{"account":42,"amount":"1.00"}\n{"account":9007199254740993,"amount":"2.00"}\n');
+    const { code, stderr } = await batchline(['submit', '--type', 't', '--file', file, '--database', database]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(`batchline: error: ${file}:2: the number 9007199254740993 cannot be kept exactly (JSON numbers are read as 64-bit floats): send it as a string, "9007199254740993"\n`);
+    await expectNothingSubmitted();
+  });
+
   it('rejects an oversize payload with its size and line', async () => {
     const file = write('big.jsonl', `{"a":1}\n${JSON.stringify({ blob: 'x'.repeat(1_100_000) })}\n`);
     const { code, stderr } = await batchline(['submit', '--type', 't', '--file', file, '--database', database]);

@@ -19,6 +19,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { InputError } from '../core/errors.js';
+import { inexactNumber } from '../core/json-numbers.js';
 import { progressOf } from '../core/progress.js';
 import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
@@ -173,6 +174,18 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   // Streamed bodies reach the handler as the raw request stream.
   app.addContentTypeParser(Object.keys(STREAMED), (_request, payload, done) => done(null, payload));
+  // JSON bodies as Fastify parses them (prototype poisoning refused), and refused too when a
+  // number in them would be changed by reading it (an int64 id), as streamed lines are.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser<string>('application/json', { parseAs: 'string' }, (request, body, done) => {
+    parseJson(request, body, (error, value) => {
+      if (error) return done(error);
+      const inexact = inexactNumber(body);
+      if (inexact === null) return done(null, value);
+      done(new InputError(`body: the number ${inexact} cannot be kept exactly (JSON numbers are read as 64-bit floats); send it as a string, "${inexact}"`, { code: 'inexact_number' }));
+    });
+  });
 
   app.setErrorHandler((error, request, reply) => {
     // A streamed upload that failed part-way leaves body unread; read it to the end so the

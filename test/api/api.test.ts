@@ -135,6 +135,10 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const big = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ s: 'x'.repeat(100_000) }] }), headers: { 'content-type': 'application/json' } });
     expect(big).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
     expect(big.body.detail).toContain('send large batches as a streamed NDJSON or CSV body');
+    const id64 = await raw(base, 'POST', '/batches', { body: '{"type":"echo","items":[{"account":9007199254740993}]}', headers: { 'content-type': 'application/json' } });
+    expect(id64).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', detail: expect.stringContaining('the number 9007199254740993 cannot be kept exactly') } });
+    const poisoned = await raw(base, 'POST', '/batches', { body: '{"type":"echo","items":[1],"__proto__":{"x":1}}', headers: { 'content-type': 'application/json' } });
+    expect(poisoned).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR' } });
     // Text PostgreSQL cannot store is refused by field on every store, before any store sees it.
     const nul = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1], labels: { k: 'v\u0000' } }), headers: { 'content-type': 'application/json' } });
     expect(nul).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', errors: [{ path: 'body.labels.k', message: expect.stringContaining('U+0000') }] } });

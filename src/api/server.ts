@@ -368,8 +368,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
       api.get('/batches/:id/events', async (request, reply) => {
         const { id } = parse(idParams, request.params, 'path');
-        const batch = await visibleBatch(request, id);
-        return stream(request, reply, { tenant: tenantScope(request.caller), batchId: id, snapshot: batchView(batch) });
+        await visibleBatch(request, id);
+        const snapshot = async () => batchView(await visibleBatch(request, id));
+        return stream(request, reply, { tenant: tenantScope(request.caller), batchId: id, snapshot });
       });
 
       const action = (path: string, run: (id: string) => Promise<Batch>) =>

@@ -24,8 +24,11 @@ export interface StreamScope {
   tenant?: string;
   /** Only this batch's events. */
   batchId?: string;
-  /** Sent first (the per-batch stream's current state). */
-  snapshot?: unknown;
+  /**
+   * Read after the stream's cursor is taken, and sent first (the per-batch stream's current
+   * state): a change committed between the two is then in the events too, never in neither.
+   */
+  snapshot?: () => Promise<unknown>;
   /** Asked every few seconds; false ends the stream (the caller's key was revoked). */
   allowed?: () => Promise<boolean>;
 }
@@ -44,6 +47,7 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
   let cursor = typeof resume === 'string' && resume !== '' ? resume : await bl.store.eventsCursor();
   // Check the cursor before committing to a stream, so a bad Last-Event-ID is a 400.
   await bl.store.eventsFollow({ after: cursor, tenant: scope.tenant, limit: 1 });
+  const snapshot = scope.snapshot ? await scope.snapshot() : undefined;
 
   reply.hijack();
   const out = reply.raw;
@@ -53,7 +57,7 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
   out.flushHeaders();
   let open = true;
   request.raw.on('close', () => (open = false));
-  if (scope.snapshot !== undefined) out.write(message({ type: 'batch:snapshot', data: scope.snapshot }));
+  if (snapshot !== undefined) out.write(message({ type: 'batch:snapshot', data: snapshot }));
 
   const lastProgress = new Map<string, number>();
   let lastWrite = Date.now();

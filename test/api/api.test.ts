@@ -465,6 +465,31 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(bad.status).toBe(400);
   });
 
+  it('starts a batch\'s event stream with a snapshot no later than its cursor, so no change falls between', async () => {
+    const batch = await client().createBatch({ type: 'slow', items: [{ n: 1 }] });
+    // A pause commits while the stream opens, just before it takes its cursor.
+    const store = bl.store as { eventsCursor: () => Promise<string> };
+    const cursor = store.eventsCursor.bind(store);
+    store.eventsCursor = async () => {
+      store.eventsCursor = cursor;
+      await bl.pause(batch.id);
+      return cursor();
+    };
+    const controller = new AbortController();
+    try {
+      const res = await fetch(`${base}/api/v1/batches/${batch.id}/events`, { signal: controller.signal });
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = '';
+      while (!text.includes('event: batch:snapshot')) text += (await reader.read()).value ?? '';
+      // The snapshot shows the pause (it is not among the events, which start after it).
+      expect(/event: batch:snapshot\ndata: (.*)\n/.exec(text)![1]).toContain('"status":"paused"');
+    } finally {
+      store.eventsCursor = cursor;
+      controller.abort();
+      await bl.cancel(batch.id);
+    }
+  });
+
   it('reports health and readiness', async () => {
     const health = await client().health();
     expect(health.status).toBe('ok');

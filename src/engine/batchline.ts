@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
-import { BatchlineError, InputError } from '../core/errors.js';
+import { BatchlineError, ConflictError, InputError } from '../core/errors.js';
 import { isSettledBatch, isTerminalBatchStatus, type BatchStatus, type ItemStatus } from '../core/statuses.js';
 import type { Batch, BatchEvent, EventType, Item, WorkerInfo } from '../core/types.js';
 import { openStore } from '../store/open.js';
@@ -369,7 +369,14 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   /** Deletes a batch with its items and events; a batch still open is cancelled first. */
   async deleteBatch(id: string, options: { timeoutMs?: number } = {}): Promise<void> {
     const batch = await this.getBatch(id);
-    if (!isTerminalBatchStatus(batch.status)) await this.cancel(id, options);
+    if (!isTerminalBatchStatus(batch.status)) {
+      try {
+        await this.cancel(id, options);
+      } catch (error) {
+        // It finished, or another cancel (or delete) got there first: what is asked for holds.
+        if (!(error instanceof ConflictError && error.code === 'invalid_state')) throw error;
+      }
+    }
     await this.waitForLeases(id, options.timeoutMs);
     // Leases of workers that died are expired but not yet handed back: do it now rather than
     // wait for a reconciler (this process may not run one).

@@ -212,6 +212,21 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(Number(left[0]!.n)).toBe(0);
   });
 
+  it('deletes a batch that another caller cancels at the same moment', async () => {
+    const bl = await openBl();
+    const batch = await bl.submit('nobody', rowsOf(10));
+    // The cancel lands between delete's look at the batch and its own cancel.
+    const get = bl.getBatch.bind(bl);
+    bl.getBatch = async (id, options) => {
+      const seen = await get(id, options);
+      bl.getBatch = get;
+      await bl.cancel(id);
+      return seen;
+    };
+    await bl.deleteBatch(batch.id);
+    await expect(get(batch.id)).rejects.toThrow(/not found/);
+  });
+
   it('returns the first batch for a repeated idempotency key (7)', async () => {
     const bl = await openBl();
     const first = await bl.submit('t', rowsOf(50), { idempotencyKey: 'file-2026-11-22', tenant: 'acme' });

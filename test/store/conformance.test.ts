@@ -517,6 +517,16 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     await expect(store.itemsList({ batchId: batch.id, tenant: 'globex', limit: 1 })).rejects.toThrow(NotFoundError);
   });
 
+  it('takes batch ids in any case, as UUIDs are', async () => {
+    const batch = await submit(store, rows(3));
+    const upper = batch.id.toUpperCase();
+    expect((await store.batchGet({ id: upper })).id).toBe(batch.id);
+    await lease(store);
+    expect((await store.batchLeases({ id: upper })).leased).toBe(1);
+    expect((await store.itemsList({ batchId: upper, limit: 10 })).map((item) => item.seq)).toEqual([0, 1, 2]);
+    expect((await store.eventsList({ batchId: upper, limit: 10 })).map((event) => event.type)).toContain('batch:submitted');
+  });
+
   it('lists batches newest first with filters and keyset pages', async () => {
     const made = [];
     for (let i = 0; i < 5; i++) made.push(await submit(store, rows(1), { type: i % 2 ? 'odd' : 't', tenant: i < 4 ? 'a' : 'b' }));

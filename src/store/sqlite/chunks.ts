@@ -157,7 +157,7 @@ export class SqliteChunks {
       const now = Date.now();
       type Expired = { id: number; batch_id: string; n: number; skip: number; done: number; attempt: number; lease_owner: string; batch_status: BatchStatus };
       const result: ReclaimResult = { requeued: 0, cancelled: 0, finished: [] };
-      for (const c of this.c.stmt(sql.CHUNKS_EXPIRED).all(now, params.batchId ?? null, params.batchId ?? null, params.limit) as Expired[]) {
+      for (const c of this.c.stmt(sql.CHUNKS_EXPIRED).all(now, params.batchId?.toLowerCase() ?? null, params.batchId?.toLowerCase() ?? null, params.limit) as Expired[]) {
         const remaining = c.n - c.skip - c.done;
         const b = this.c.batchRow({ id: c.batch_id });
         if (c.batch_status === 'cancelled') {

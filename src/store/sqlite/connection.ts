@@ -130,7 +130,8 @@ export class SqliteConnection {
   /** The batch row, or NotFoundError (also for malformed ids and other tenants' batches). */
   batchRow(ref: BatchRef): BatchRow {
     const tenant = ref.tenant ?? null;
-    const row = isBatchId(ref.id) ? (this.stmt(sql.BATCH_GET).get(ref.id, tenant, tenant) as BatchRow | undefined) : undefined;
+    // Ids are UUIDs, stored in lower case; PostgreSQL's uuid type takes any case, and so does this.
+    const row = isBatchId(ref.id) ? (this.stmt(sql.BATCH_GET).get(ref.id.toLowerCase(), tenant, tenant) as BatchRow | undefined) : undefined;
     if (!row) throw new NotFoundError(`batch ${ref.id} not found`);
     return row;
   }

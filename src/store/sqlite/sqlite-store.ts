@@ -223,7 +223,7 @@ export class SqliteStore implements Store {
 
   async batchLeases(ref: BatchRef): Promise<BatchLeases> {
     await this.c.turn();
-    const row = this.c.stmt(sql.BATCH_LEASES).get(ref.id) as { leased: number; deadline: number | null };
+    const row = this.c.stmt(sql.BATCH_LEASES).get(ref.id.toLowerCase()) as { leased: number; deadline: number | null };
     return { leased: row.leased, leaseDeadline: row.deadline === null ? null : new Date(row.deadline), now: new Date() };
   }
 
@@ -323,7 +323,7 @@ export class SqliteStore implements Store {
   async batchesSweepCancelled(params: { id?: string }): Promise<number> {
     await this.c.turn();
     return this.c.tx(() => {
-      const id = params.id ?? null;
+      const id = params.id?.toLowerCase() ?? null;
       let total = 0;
       for (const chunk of this.c.stmt(sql.CANCELLED_PENDING_CHUNKS).all(id, id) as { id: number; batch_id: string; items: number }[]) {
         this.c.stmt(sql.CHUNK_CLOSE_CANCELLED).run(chunk.id);
@@ -447,7 +447,7 @@ export class SqliteStore implements Store {
 
   async eventsList(params: EventsListParams): Promise<BatchEvent[]> {
     await this.c.turn();
-    const batchId = params.batchId ?? null;
+    const batchId = params.batchId?.toLowerCase() ?? null;
     const tenant = params.tenant ?? null;
     const types = params.types?.length ? JSON.stringify(params.types) : null;
     const rows = this.c.stmt(sql.EVENTS_LIST).all(params.afterId ?? 0, batchId, batchId, tenant, tenant, types, types, params.limit);

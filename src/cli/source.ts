@@ -29,6 +29,8 @@ export interface BatchSource {
   getBatch(id: string): Promise<Batch | ApiBatch>;
   /** Every batch (all pages) of the given statuses, of `tenant` when given. */
   listBatches(filter: { tenant?: string; status: BatchStatus[] }): Promise<(Batch | ApiBatch)[]>;
+  /** Whether any batch (of `tenant`), whatever its status, exists. */
+  anyBatch(tenant?: string): Promise<boolean>;
   workers(): Promise<WorkerActivity>;
   close(): Promise<void>;
 }
@@ -64,6 +66,7 @@ function fromDatabase(bl: Batchline): BatchSource {
         before = page.at(-1)!.id;
       }
     },
+    anyBatch: async (tenant) => (await bl.listBatches({ tenant, limit: 1 })).length > 0,
     workers: async () => activity((await bl.workers()).map((w) => ({ heartbeatAt: w.heartbeatAt.getTime(), types: w.types }))),
     close: () => bl.close(),
   };
@@ -81,6 +84,7 @@ function fromServer(client: BatchlineClient): BatchSource {
         cursor = page.nextCursor;
       }
     },
+    anyBatch: async (tenant) => (await client.listBatches({ tenant, limit: 1 })).batches.length > 0,
     workers: async () => {
       const { workers } = await client.workers();
       return activity(workers.map((w) => ({ heartbeatAt: Date.parse(w.heartbeatAt), types: w.types })));

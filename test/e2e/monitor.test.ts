@@ -86,6 +86,9 @@ describe('monitor', () => {
       const out = await batchline(['monitor', id, '--server', address, '--timeout', '60s', '--interval', '200ms', '--json']);
       expect(out.code).toBe(0);
       expect(JSON.parse(out.stdout)).toMatchObject({ ok: true, succeeded: 200, remaining: 0, batches: [{ id, status: 'completed', percent: 100 }] });
+      // Ids are UUIDs: any case names the same batch.
+      const upper = await batchline(['monitor', id.toUpperCase(), '--server', address, '--no-follow', '--json']);
+      expect([upper.code, JSON.parse(upper.stdout).batches[0].id]).toEqual([0, id]);
       const missing = await batchline(['monitor', '01890000-0000-7000-8000-000000000000', '--server', address]);
       expect(missing.code).toBe(2);
       // A tenant key asking for another tenant is told so, not shown an empty "nothing left".
@@ -99,6 +102,32 @@ describe('monitor', () => {
       server.kill('SIGTERM');
       await exited(server);
     }
+  });
+
+  it('keeps watching when a watched batch is deleted or the server stops answering, then exits 1 at the timeout', async () => {
+    const own = ['--database', join(dir, 'vanishing.sqlite')];
+    const [gone, stays] = [await submit(good, 'nobody.runs.this', own), await submit(good, 'nobody.runs.this', own)];
+    // A tenant with no batch at all is most likely a typo: a usage error, not "nothing left".
+    const typo = await batchline(['monitor', '--tenant', 'defualt', ...own]);
+    expect([typo.code, typo.stderr]).toEqual([2, 'batchline: error: tenant "defualt" has no batches: check --tenant\n']);
+    const watching = spawnBatchline(['monitor', gone, stays, '--timeout', '3s', '--interval', '200ms', ...own]);
+    await sleep(1_000);
+    expect((await batchline(['delete', gone, ...own])).code).toBe(0);
+    const watched = await exited(watching);
+    expect(watched.code, watching.output()).toBe(1);
+    expect(watching.output()).toContain(`batch ${gone} was deleted; no longer watched`);
+    expect(watching.output()).toContain(`incomplete after 3s: ${stays} (queued, 200 remaining)`);
+
+    const server = spawnBatchline(['serve', '--port', '0', ...own]);
+    const address = await serveAddress(server);
+    const remote = spawnBatchline(['monitor', stays, '--server', address, '--timeout', '3s', '--interval', '200ms']);
+    await sleep(1_000);
+    server.kill('SIGTERM');
+    await exited(server);
+    const remotely = await exited(remote);
+    expect(remotely.code, remote.output()).toBe(1);
+    expect(remote.output()).toContain('cannot read the batches now');
+    expect(remote.output()).toContain(`incomplete after 3s: ${stays}`);
   });
 
   it('sees a finished batch that runs again (retry-failed) and waits for it', async () => {

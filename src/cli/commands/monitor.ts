@@ -5,15 +5,16 @@
  *
  * Exit codes: 0 when every watched batch has 0 remaining (and, with --fail-on-failed, none
  * failed); 1 when the timeout passes with work remaining (the incomplete batches are listed),
- * or with --fail-on-failed when items failed; 2 on usage errors (bad flags, unknown batch,
- * nothing to watch).
+ * or with --fail-on-failed when items failed; 2 on usage errors (bad flags, an unknown batch,
+ * a --tenant without any batch). Once watching, a batch deleted meanwhile is dropped from the
+ * watch, and a server or database that stops answering is retried until the timeout.
  *
  * It reads the database directly (--database) or goes through the HTTP API (--server).
  */
 
 import { Command, InvalidArgumentError } from 'commander';
 import { progressOf, type Progress } from '../../core/progress.js';
-import { NotFoundError } from '../../core/errors.js';
+import { NotFoundError, StoreUnavailableError } from '../../core/errors.js';
 import { isTerminalBatchStatus, type BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
 import { ApiError, type ApiBatch } from '../../client/index.js';
@@ -126,7 +127,8 @@ export function monitorCommand(): Command {
     if (options.interval < 100) throw new CliError('--interval must be at least 100ms', EXIT.usage);
     const source = await openSource(options);
     try {
-      await monitor(source, ids, options);
+      // Batch ids are UUIDs, in any case; the stores and the API answer in lower case.
+      await monitor(source, ids.map((id) => id.toLowerCase()), options);
     } finally {
       await source.close();
     }
@@ -138,7 +140,15 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
   const live = Boolean(process.stdout.isTTY) && !options.json;
   const selected = ids.length === 0;
   let watchIds = ids;
-  if (selected) watchIds = (await source.listBatches({ tenant: options.tenant, status: OPEN })).map((b) => b.id);
+  if (selected) {
+    watchIds = (await source.listBatches({ tenant: options.tenant, status: OPEN })).map((b) => b.id);
+    // Nothing open is "nothing left" — unless there is nothing at all: most likely a typo.
+    if (watchIds.length === 0 && options.tenant !== undefined && !(await source.anyBatch(options.tenant))) {
+      throw new CliError(`tenant ${JSON.stringify(options.tenant)} has no batches: check --tenant`, EXIT.usage);
+    }
+  }
+  /** Batches deleted while watched: no longer read, nor counted as work left. */
+  const deleted = new Set<string>();
   // A day's run can be hundreds of batches (one per organisation). Each refresh reads only what
   // can still change: finished batches are kept as they were last read (a retried one shows up
   // in the listing again, or at the next full read); with --tenant or --all one listing (500 a
@@ -152,22 +162,38 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
     try {
       const open = selected ? new Map((await source.listBatches({ tenant: options.tenant, status: OPEN })).map((b) => [b.id, watched(b)])) : null;
       for (const id of open?.keys() ?? []) finished.delete(id);
-      const read = await mapLimit(watchIds.filter((id) => !finished.has(id) && !open?.has(id)), 8, async (id) => watched(await source.getBatch(id)));
+      const read = (
+        await mapLimit(watchIds.filter((id) => !finished.has(id) && !open?.has(id)), 8, async (id) => {
+          try {
+            return watched(await source.getBatch(id));
+          } catch (error) {
+            // Deleted since the watch began: say so and watch the rest. Unknown at the start: a usage error.
+            if (!isNotFound(error) || refreshes === 1) throw error;
+            deleted.add(id);
+            console.error(`batch ${id} was deleted; no longer watched`);
+            return null;
+          }
+        })
+      ).filter((row): row is Watched => row !== null);
+      watchIds = watchIds.filter((id) => !deleted.has(id));
       for (const row of read) if (isTerminalBatchStatus(row.progress.status)) finished.set(row.id, row);
       const byId = new Map(read.map((row) => [row.id, row]));
       return watchIds.map((id) => open?.get(id) ?? finished.get(id) ?? byId.get(id)!);
     } catch (error) {
-      if (error instanceof NotFoundError || (error instanceof ApiError && error.status === 404)) throw new CliError(error.message, EXIT.usage);
+      if (isNotFound(error)) throw new CliError((error as Error).message, EXIT.usage);
       throw error;
     }
   };
 
   let rows = await fetchAll();
   let lastPrinted = 0;
-  let workers: WorkerActivity;
+  let workers: WorkerActivity = { active: 0, lastHeartbeatAgeSeconds: null, types: [] };
   for (;;) {
     const left = rows.filter((r) => r.progress.remaining > 0);
-    workers = await source.workers();
+    workers = await source.workers().catch((error: unknown) => {
+      if (isUnreachable(error)) return workers;
+      throw error;
+    });
     const view = render(rows, workers);
     if (!options.json) {
       if (live) process.stdout.write(`\x1b[2J\x1b[H${view}\n`);
@@ -179,7 +205,14 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
     const timedOut = Date.now() - started >= options.timeout;
     if (left.length === 0 || !options.follow || timedOut) break;
     await new Promise((resolve) => setTimeout(resolve, Math.min(options.interval, Math.max(0, started + options.timeout - Date.now()))));
-    rows = await fetchAll();
+    try {
+      rows = await fetchAll();
+    } catch (error) {
+      // Once watching, a server or database that stops answering is waited for (until the
+      // timeout, then exit 1 with what is incomplete), as the work goes on without us.
+      if (!isUnreachable(error)) throw error;
+      console.error(`cannot read the batches now (${(error as Error).message}); trying again`);
+    }
   }
 
   const incomplete = rows.filter((r) => r.progress.remaining > 0);
@@ -210,4 +243,13 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
     if (options.failOnFailed && failed.length > 0) console.error(`failed items in: ${failed.map((r) => `${r.id} (${count(r.progress.failed)})`).join(', ')}`);
   }
   process.exitCode = ok ? EXIT.ok : EXIT.failures;
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof NotFoundError || (error instanceof ApiError && error.status === 404);
+}
+
+/** The server or database not answering now (it may later), as opposed to a wrong request. */
+function isUnreachable(error: unknown): boolean {
+  return error instanceof StoreUnavailableError || (error instanceof ApiError && (error.status === 0 || error.status >= 500));
 }

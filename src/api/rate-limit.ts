@@ -18,8 +18,11 @@ export class RateLimiter {
 
   constructor(private readonly options: RateLimitOptions) {}
 
-  /** Takes a token for `caller`: 0 when allowed, otherwise the seconds to wait. */
-  take(caller: string, now = Date.now()): number {
+  /**
+   * Takes a token for `caller`: 0 when allowed, otherwise the seconds to wait. Time is the
+   * monotonic clock, so a wall clock stepped back does not hold every caller off.
+   */
+  take(caller: string, now = performance.now()): number {
     const { perSecond, burst } = this.options;
     const bucket = this.buckets.get(caller) ?? { tokens: burst, at: now };
     bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);

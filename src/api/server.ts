@@ -211,7 +211,13 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const open = new Set(['/api/v1/health', '/api/v1/ready', '/api/v1/openapi.json']);
   app.decorateRequest('caller', null as never);
   app.addHook('onRequest', async (request, reply) => {
-    if (open.has(request.url.split('?')[0]!)) return;
+    // The router ignores a trailing slash; so must this check, or a probe of /health/ gets 401.
+    if (open.has(request.url.split('?')[0]!.replace(/(.)\/+$/, '$1'))) {
+      // Keyless, so limited per client address: a flood of probes cannot run the store hot.
+      const wait = limiter?.take(`open ${request.ip}`) ?? 0;
+      if (wait > 0) return sendProblem(reply, problem('RATE_LIMITED', `too many requests from this address; retry in ${wait} s`), { 'retry-after': String(wait) });
+      return;
+    }
     try {
       request.caller = await auth.authenticate(request);
     } catch (error) {

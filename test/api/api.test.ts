@@ -416,6 +416,11 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       expect(statuses).toEqual([200, 200, 429]);
       expect(last!.headers.get('retry-after')).toBe('1');
       expect(((await last!.json()) as { code: string }).code).toBe('RATE_LIMITED');
+      // Keyless probes are limited per address too, in a bucket of their own.
+      const health = `http://127.0.0.1:${(limited.server.address() as AddressInfo).port}/api/v1/health`;
+      const probes = [];
+      for (let i = 0; i < 3; i++) probes.push((await fetch(health)).status);
+      expect(probes).toEqual([200, 200, 429]);
     } finally {
       await limited.close();
     }
@@ -585,6 +590,8 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const tenantWorkers = (await raw(base, 'GET', '/workers', { headers: { authorization: `Bearer ${globex.token}` } })).body.workers;
     expect(tenantWorkers.every((w: { batches: string[] }) => w.batches.length === 0)).toBe(true);
     expect((await raw(base, 'GET', '/ready')).status).toBe(200);
+    // Probes answer without a key with or without a trailing slash, as the routes do.
+    expect((await raw(base, 'GET', '/health/')).status).toBe(200);
 
     // A key holds a bounded number of event streams, and revoking it ends them.
     const capped = await createServer({ batchline: bl, maxStreamsPerKey: 1 });

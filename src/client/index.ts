@@ -208,8 +208,11 @@ export class BatchlineClient {
         const cause = (error as { cause?: { message?: string } }).cause?.message ?? (error as Error).message;
         throw new ApiError(0, { type: 'about:blank', title: 'Server unreachable', status: 0, detail: `cannot reach ${this.options.baseUrl}: ${cause}`, code: 'UNAVAILABLE' });
       }
-      // Asked to come back later: too many requests, or (503 with Retry-After) too busy right now.
-      const later = res.status === 429 || (res.status === 503 && res.headers.has('retry-after'));
+      // Asked to come back later: too many requests, or (503 with Retry-After) too busy right
+      // now. Batchline answers those before acting; a 503 from a proxy in between may come
+      // after the request went through, so only a GET, or Batchline's own problem, is retried.
+      const ours = (res.headers.get('content-type') ?? '').startsWith('application/problem+json');
+      const later = res.status === 429 || (res.status === 503 && res.headers.has('retry-after') && (method === 'GET' || ours));
       if (!later || !replayable || attempt >= (this.options.retries ?? 5)) break;
       await res.body?.cancel();
       const wait = Number(res.headers.get('retry-after') ?? 1);

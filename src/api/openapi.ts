@@ -37,7 +37,11 @@ const errors = {
   '400': problemResponse('Invalid request: `errors` names the fields'),
   '401': problemResponse('Missing, unknown or revoked API key'),
   '429': problemResponse('Rate limit exceeded; see Retry-After'),
+  '503': problemResponse('The database cannot be reached, or its schema is behind this server (`batchline migrate`)'),
 };
+/** What keyless routes can answer besides their own: they are limited per client address. */
+const openErrors = { '429': problemResponse('Too many requests from this address; see Retry-After') };
+const timeout = { '504': problemResponse('Workers did not let go of the batch\'s items within two minutes; the cancel is recorded') };
 const notFound = { '404': problemResponse('No such batch (or it belongs to another tenant)') };
 
 /** Builds the document served at `/api/v1/openapi.json`. */
@@ -48,7 +52,13 @@ export function openApiDocument(version: string): JsonSchema {
       summary,
       tags: ['batches'],
       parameters: [idParameter],
-      responses: { '200': ok('The batch after the action', 'Batch'), '409': problemResponse('The action makes no sense in the batch\'s state, which the detail names'), ...notFound, ...errors },
+      responses: {
+        '200': ok('The batch after the action', 'Batch'),
+        '409': problemResponse('The action makes no sense in the batch\'s state, which the detail names'),
+        ...notFound,
+        ...errors,
+        ...(name === 'cancel' ? timeout : {}),
+      },
     },
   });
   return {
@@ -82,17 +92,20 @@ export function openApiDocument(version: string): JsonSchema {
             required: true,
             content: {
               'application/json': { schema: { $ref: '#/components/schemas/CreateBatch' } },
-              'application/x-ndjson': { schema: { type: 'string', description: 'one JSON item per line' } },
-              'text/csv': { schema: { type: 'string', description: 'a header line, then one item per row (values are strings)' } },
+              'application/x-ndjson': { schema: { type: 'string', description: 'one JSON item per line (with ?type=)' } },
+              'application/jsonl': { schema: { type: 'string', description: 'the same as application/x-ndjson' } },
+              'text/csv': { schema: { type: 'string', description: 'a header line, then one item per row (values are strings; with ?type=)' } },
             },
           },
           responses: {
             '201': ok('Created', 'Batch'),
             '200': ok('The batch created earlier with this Idempotency-Key', 'Batch'),
             '409': problemResponse('The Idempotency-Key was used for a different batch'),
+            '408': problemResponse('A streamed body stopped arriving; nothing was created'),
             '413': problemResponse('The JSON body or an item is too large'),
             '415': problemResponse('Unsupported content type'),
             ...errors,
+            '503': problemResponse('The database cannot be reached or its schema is behind; or, with Retry-After, the server is reading its most uploads at once'),
           },
         },
         get: {
@@ -100,7 +113,11 @@ export function openApiDocument(version: string): JsonSchema {
           summary: 'Batches, newest first, with cursor paging',
           tags: ['batches'],
           parameters: queryParameters(listQuery),
-          responses: { '200': ok('A page of batches; pass nextCursor as cursor for the next', 'BatchList'), ...errors },
+          responses: {
+            '200': ok('A page of batches; pass nextCursor as cursor for the next', 'BatchList'),
+            '403': problemResponse('A tenant key asking for another tenant (?tenant=)'),
+            ...errors,
+          },
         },
       },
       '/batches/{id}': {
@@ -110,7 +127,13 @@ export function openApiDocument(version: string): JsonSchema {
           summary: 'Delete a batch with its items and events (an open one is cancelled first)',
           tags: ['batches'],
           parameters: [idParameter],
-          responses: { '204': { description: 'Deleted' }, ...notFound, ...errors },
+          responses: {
+            '204': { description: 'Deleted' },
+            '409': problemResponse('Workers still hold chunks of the batch'),
+            ...notFound,
+            ...errors,
+            ...timeout,
+          },
         },
       },
       '/batches/{id}/progress': {
@@ -164,17 +187,43 @@ export function openApiDocument(version: string): JsonSchema {
         get: { operationId: 'listWorkers', summary: 'Workers with their last heartbeat', tags: ['system'], responses: { '200': { description: 'Workers', content: { 'application/json': { schema: { type: 'object' } } } }, ...errors } },
       },
       '/health': {
-        get: { operationId: 'health', summary: 'Liveness, with workers and batch counts (no key needed)', tags: ['system'], security: [], responses: { '200': ok('Alive', 'Health') } },
+        get: { operationId: 'health', summary: 'Liveness, with workers and batch counts (no key needed)', tags: ['system'], security: [], responses: { '200': ok('Alive', 'Health'), ...openErrors } },
       },
       '/ready': {
-        get: { operationId: 'ready', summary: 'Database reachable and migrations current (no key needed)', tags: ['system'], security: [], responses: { '200': { description: 'Ready' }, '503': problemResponse('Not ready; the detail says why') } },
+        get: {
+          operationId: 'ready',
+          summary: 'Database reachable and migrations current (no key needed)',
+          tags: ['system'],
+          security: [],
+          responses: {
+            '200': {
+              description: 'Ready',
+              content: {
+                'application/json': {
+                  schema: { type: 'object', properties: { ready: { const: true }, schemaVersion: { type: 'integer' } }, required: ['ready', 'schemaVersion'] },
+                },
+              },
+            },
+            '503': problemResponse('Not ready; the detail says why'),
+            ...openErrors,
+          },
+        },
       },
       '/metrics': {
         get: {
           operationId: 'metrics',
           summary: 'Prometheus metrics (admin keys)',
           tags: ['system'],
-          responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, '403': problemResponse('A tenant key') },
+          responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, '403': problemResponse('A tenant key'), ...errors },
+        },
+      },
+      '/openapi.json': {
+        get: {
+          operationId: 'openApi',
+          summary: 'This document (no key needed)',
+          tags: ['system'],
+          security: [],
+          responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } }, ...openErrors },
         },
       },
     },

@@ -403,6 +403,15 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/batches', '/batches/{id}', '/batches/{id}/progress', '/batches/{id}/results', '/health', '/metrics']));
     expect(doc.components.schemas.CreateBatch.required).toEqual(expect.arrayContaining(['type', 'items']));
+    // Every status these tests see a route answer is documented for it.
+    const statuses = (path: string, method: string) => Object.keys(doc.paths[path][method].responses).sort();
+    expect(statuses('/batches', 'post')).toEqual(expect.arrayContaining(['200', '201', '400', '401', '408', '409', '413', '415', '429', '503']));
+    expect(statuses('/batches', 'get')).toEqual(expect.arrayContaining(['200', '400', '401', '403', '429', '503']));
+    expect(statuses('/batches/{id}', 'delete')).toEqual(expect.arrayContaining(['204', '404', '409', '504']));
+    expect(statuses('/batches/{id}/cancel', 'post')).toEqual(expect.arrayContaining(['200', '404', '409', '504']));
+    expect(statuses('/metrics', 'get')).toEqual(expect.arrayContaining(['200', '401', '403', '429']));
+    expect(doc.paths['/ready'].get.responses['200'].content['application/json'].schema.required).toEqual(['ready', 'schemaVersion']);
+    expect(doc.paths['/openapi.json'].get.security).toEqual([]);
   });
 
   it('limits each caller\'s request rate with 429 and Retry-After', async () => {

@@ -18,6 +18,8 @@ const POLL_MS = 250;
 const PROGRESS_EVERY_MS = 500;
 const KEEPALIVE_MS = 15_000;
 const RECHECK_MS = 5_000;
+/** Bytes of events a client may leave unread before its stream is ended. */
+const MAX_UNREAD_BYTES = 1 << 20;
 
 export interface StreamScope {
   /** Only this tenant's events; undefined for admins. */
@@ -80,6 +82,12 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
           out.write(message({ type: 'stream:closed', data: { reason: 'the API key was revoked' } }));
           return;
         }
+      }
+      // A client that stops reading would have the server buffer its events without bound:
+      // past a megabyte unread, the stream ends, and the client resumes with Last-Event-ID.
+      if (out.writableLength > MAX_UNREAD_BYTES) {
+        request.log.warn({ unread: out.writableLength }, 'event stream client is not reading; closing the stream');
+        return;
       }
       const { events, cursor: next } = await bl.store.eventsFollow({ after: cursor, tenant: scope.tenant, limit: 500 });
       for (const event of events) {

@@ -87,7 +87,9 @@ function fromServer(client: BatchlineClient): BatchSource {
     anyBatch: async (tenant) => (await client.listBatches({ tenant, limit: 1 })).batches.length > 0,
     workers: async () => {
       const { workers } = await client.workers();
-      return activity(workers.map((w) => ({ heartbeatAt: Date.parse(w.heartbeatAt), types: w.types })));
+      // Ages as the server measured them: this machine's clock may be off from the server's.
+      const now = Date.now();
+      return activity(workers.map((w) => ({ heartbeatAt: now - w.heartbeatAgeSeconds * 1000, types: w.types })), now);
     },
     close: async () => {},
   };

@@ -99,6 +99,9 @@ function parseLabels(label: string | string[] | undefined): Record<string, strin
   );
 }
 
+/** JSON bodies larger than this (or of unknown length) count against the upload budget. */
+const LARGE_JSON_BYTES = 1 << 20;
+
 const STREAMED: Record<string, 'jsonl' | 'csv'> = { 'application/x-ndjson': 'jsonl', 'application/jsonl': 'jsonl', 'text/csv': 'csv' };
 
 /**
@@ -231,6 +234,18 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       return sendProblem(reply, problem('RATE_LIMITED', `more than the allowed requests per second for this ${request.caller.keyId ? 'API key' : 'client'}; retry in ${wait} s`), {
         'retry-after': String(wait),
       });
+    }
+    // A large JSON body is held whole, parsed, until its batch is created: such bodies share
+    // the streamed uploads' budget, so memory stays bounded however many arrive at once.
+    const length = request.headers['content-length'];
+    const json = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === 'application/json';
+    if (request.method === 'POST' && json && (length === undefined || Number(length) > LARGE_JSON_BYTES)) {
+      if (uploads >= maxUploads) {
+        readAway(request.raw, uploadIdleMs, request.log);
+        return sendProblem(reply, problem('UNAVAILABLE', `${uploads} uploads are being read already, the most this server takes at once; retry shortly`), { 'retry-after': '1' });
+      }
+      uploads++;
+      reply.raw.once('close', () => uploads--);
     }
   });
 

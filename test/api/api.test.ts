@@ -290,8 +290,11 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       const refused = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches?type=echo', { body: '{"n":2}\n', headers: { 'content-type': 'application/x-ndjson' } });
       expect(refused).toMatchObject({ status: 503, body: { code: 'UNAVAILABLE' } });
       expect(refused.headers.get('retry-after')).toBe('1');
-      // JSON bodies are not streamed and are not counted.
+      // Small JSON bodies are not counted; large ones are held whole, so they count as uploads.
       expect((await raw(`http://127.0.0.1:${port}`, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ n: 3 }] }), headers: { 'content-type': 'application/json' } })).status).toBe(201);
+      const large = JSON.stringify({ type: 'echo', items: Array.from({ length: 20 }, () => ({ s: 'x'.repeat(60_000) })) });
+      const held = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches', { body: large, headers: { 'content-type': 'application/json' } });
+      expect(held).toMatchObject({ status: 503, body: { code: 'UNAVAILABLE' } });
       // The typed client, given a way to open its body again, waits its turn.
       let opened = 0;
       const body = () => {
@@ -306,6 +309,8 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       expect(opened).toBeGreaterThan(1);
       const after = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches?type=echo', { body: '{"n":5}\n', headers: { 'content-type': 'application/x-ndjson' } });
       expect(after.status).toBe(201);
+      expect((await raw(`http://127.0.0.1:${port}`, 'POST', '/batches', { body: large, headers: { 'content-type': 'application/json' } })).status).toBe(201);
+      expect((await raw(`http://127.0.0.1:${port}`, 'POST', '/batches', { body: large, headers: { 'content-type': 'application/json' } })).status).toBe(201);
     } finally {
       await busy.close();
     }

@@ -30,7 +30,7 @@ describe(`loadtest against serve (${kind})`, () => {
 
   it('creates every batch once from 10 clients, deduplicates the repeats, and every count adds up', async () => {
     const out = await batchline(['loadtest', '--server', address, '--batches', '40', '--items', '100', '--clients', '10', '--repeat', '25', '--json']);
-    expect(out.code, out.stderr).toBe(0);
+    expect(out.code, `${out.stderr}\n${out.stdout}`).toBe(0);
     const report = JSON.parse(out.stdout);
     expect(report).toMatchObject({ ok: true, countsAddUp: true, created: 40, failedRequests: 0, clients: 10 });
     expect(report.deduplicated).toBe(report.expectedDeduplicated);

@@ -15,24 +15,42 @@ import { counterMismatches } from '../helpers/sql.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
 describe.each(storeKinds)('graceful shutdown: %s', (kind) => {
-  it('finishes or hands back in-flight work on SIGTERM and exits 0', async () => {
+  /**
+   * Submits `lines` (JSONL) as one batch of `type` through the CLI into a fresh database, and
+   * runs `body` with the batch id, the database flags, a Batchline to watch it and the database's
+   * location; cleans up.
+   */
+  const withBatch = async (type: string, lines: string, body: (id: string, db: string[], bl: Batchline, location: { database: string; schema?: string }) => Promise<void>) => {
     const location = await freshDatabase(kind);
     const dir = mkdtempSync(join(tmpdir(), 'batchline-shutdown-'));
     const bl = await Batchline.open({ database: location.database, logLevel: 'silent' });
     try {
       const file = join(dir, 'items.jsonl');
-      writeFileSync(file, Array.from({ length: 400 }, (_, id) => JSON.stringify({ id, amount: '0.01' })).join('\n'));
+      writeFileSync(file, lines);
       const db = ['--database', location.database];
-      const { stdout } = await batchline(['submit', '--type', 'slow.sum', '--file', file, '--json', ...db]);
-      const id = JSON.parse(stdout).batches[0].id as string;
+      const { stdout } = await batchline(['submit', '--type', type, '--file', file, '--json', ...db]);
+      await body(JSON.parse(stdout).batches[0].id as string, db, bl, location);
+    } finally {
+      await bl.close();
+      rmSync(dir, { recursive: true, force: true });
+      await location.cleanup();
+    }
+  };
 
+  /** Sends SIGTERM, expects exit 0, and returns how long the process took to exit. */
+  const terminate = async (worker: ReturnType<typeof spawnBatchline>) => {
+    const signalledAt = Date.now();
+    worker.kill('SIGTERM');
+    const { code } = await exited(worker);
+    expect(code, worker.output()).toBe(0);
+    return Date.now() - signalledAt;
+  };
+
+  it('finishes or hands back in-flight work on SIGTERM and exits 0', () =>
+    withBatch('slow.sum', Array.from({ length: 400 }, (_, id) => JSON.stringify({ id, amount: '0.01' })).join('\n'), async (id, db, bl, location) => {
       const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--concurrency', '8', '--log-level', 'info', ...db]);
       while ((await bl.getBatch(id)).succeeded < 16) await sleep(20);
-      const signalledAt = Date.now();
-      worker.kill('SIGTERM');
-      const { code } = await exited(worker);
-      expect(code, worker.output()).toBe(0);
-      expect(Date.now() - signalledAt).toBeLessThan(5_000);
+      expect(await terminate(worker)).toBeLessThan(5_000);
       expect(worker.output()).toContain('worker stopped');
 
       const stopped = await bl.getBatch(id);
@@ -51,38 +69,16 @@ describe.each(storeKinds)('graceful shutdown: %s', (kind) => {
       expect((await exited(second)).code).toBe(0);
       expect(done).toMatchObject({ status: 'completed', succeeded: 400, failed: 0, aggregates: { amount: '4.00' } });
       expect(await counterMismatches(kind, location)).toEqual([]);
-    } finally {
-      await bl.close();
-      rmSync(dir, { recursive: true, force: true });
-      await location.cleanup();
-    }
-  });
+    }));
 
-  it('exits after its shutdown deadline even when a handler ignores its abort signal', async () => {
-    const location = await freshDatabase(kind);
-    const dir = mkdtempSync(join(tmpdir(), 'batchline-shutdown-'));
-    const bl = await Batchline.open({ database: location.database, logLevel: 'silent' });
-    try {
-      const file = join(dir, 'items.jsonl');
-      writeFileSync(file, '{"id":1}\n{"id":2}\n');
-      const db = ['--database', location.database];
-      const { stdout } = await batchline(['submit', '--type', 'deaf.wait', '--file', file, '--json', ...db]);
-      const id = JSON.parse(stdout).batches[0].id as string;
+  it('exits after its shutdown deadline even when a handler ignores its abort signal', () =>
+    withBatch('deaf.wait', '{"id":1}\n{"id":2}\n', async (id, db, bl) => {
       const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--shutdown-ms', '500', '--log-level', 'info', ...db]);
       while ((await bl.items(id, { status: 'running' })).length < 2) await sleep(20);
-      const signalledAt = Date.now();
-      worker.kill('SIGTERM');
-      const { code } = await exited(worker);
-      expect(code, worker.output()).toBe(0);
       // 500 ms for the items, then a grace period after aborting them: far from the minute.
-      expect(Date.now() - signalledAt).toBeLessThan(15_000);
+      expect(await terminate(worker)).toBeLessThan(15_000);
       expect(worker.output()).toContain('items did not stop after abort');
       expect(await bl.items(id, { status: 'running' })).toEqual([]);
       expect((await bl.getBatch(id)).remaining).toBe(2);
-    } finally {
-      await bl.close();
-      rmSync(dir, { recursive: true, force: true });
-      await location.cleanup();
-    }
-  });
+    }));
 });

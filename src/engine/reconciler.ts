@@ -21,6 +21,8 @@ export interface ReconcilerOptions {
   intervalMs?: number;
   /** Time between counter checks (default 60 s). */
   verifyEveryMs?: number;
+  /** Batches whose counters one pass checks; a check of more goes on at the next pass (default 1,000). */
+  verifyPageSize?: number;
   /** A worker row without a heartbeat for this long is removed (default 60 s). */
   workerStaleMs?: number;
   /** Called with batches a pass completed or closed. */
@@ -39,6 +41,9 @@ export class Reconciler {
   private running: Promise<void> | null = null;
   private lastVerify = 0;
   private verifiedSince = new Date(0);
+  /** Where the counter check's rotation goes on (newest first), or null to start one. */
+  private verifyCursor: string | null = null;
+  private verifyingSince = new Date(0);
 
   constructor(
     private readonly store: Store,
@@ -99,11 +104,17 @@ export class Reconciler {
     if (swept > 0) this.logger.info({ items: swept }, 'items handed back to cancelled batches cancelled');
     finished.push(...(await this.store.batchesFinalize()));
     let repaired = 0;
-    if (Date.now() - this.lastVerify >= this.verifyEveryMs) {
-      const since = this.verifiedSince;
-      this.verifiedSince = new Date(Date.now() - this.verifyEveryMs);
-      this.lastVerify = Date.now();
-      const mismatches = await this.store.batchesVerify({ since, limit: 1_000 });
+    // Counters are checked every verifyEveryMs for every open or recently finished batch, a
+    // page of 1,000 per pass: a rotation over more goes on at the next pass, not a minute on.
+    if (this.verifyCursor !== null || Date.now() - this.lastVerify >= this.verifyEveryMs) {
+      if (this.verifyCursor === null) {
+        this.verifyingSince = this.verifiedSince;
+        this.verifiedSince = new Date(Date.now() - this.verifyEveryMs);
+        this.lastVerify = Date.now();
+      }
+      const page = { since: this.verifyingSince, limit: this.options.verifyPageSize ?? 1_000 };
+      const { mismatches, next } = await this.store.batchesVerify(this.verifyCursor ? { ...page, before: this.verifyCursor } : page);
+      this.verifyCursor = next;
       for (const m of mismatches) this.logger.error(m, 'batch counters did not match its items; repaired');
       repaired = mismatches.length;
     }

@@ -302,8 +302,12 @@ export interface Store {
   batchesSweepCancelled(params: { id?: string }): Promise<number>;
   /** Completes batches whose items are all terminal but whose status is not (reconciler). */
   batchesFinalize(): Promise<Batch[]>;
-  /** Compares counters with chunk contents for batches active since `since`; repairs and reports mismatches. */
-  batchesVerify(params: { since: Date; limit: number }): Promise<CounterMismatch[]>;
+  /**
+   * Compares counters with chunk contents for up to `limit` batches active since `since` (open,
+   * or finished since then), newest first, before the id `before` when given; repairs and
+   * reports mismatches. `next` is where the following page starts, null after the last.
+   */
+  batchesVerify(params: { since: Date; limit: number; before?: string }): Promise<{ mismatches: CounterMismatch[]; next: string | null }>;
 
   itemsList(params: ItemsListParams): Promise<Item[]>;
   /** Committed events in id order: the history of a batch, or of everything. */

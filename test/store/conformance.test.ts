@@ -160,7 +160,7 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 17, failed: 3 });
     const completions = await store.eventsList({ batchId: batch.id, types: ['batch:completed'], limit: 10 });
     expect(completions).toHaveLength(1);
-    expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
+    expect((await store.batchesVerify({ since: new Date(0), limit: 10 })).mismatches).toEqual([]);
   });
 
   it('adds aggregates exactly, as decimals', async () => {
@@ -426,7 +426,7 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 3, cancelled: 17 });
     expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'cancelled', succeeded: 3, cancelled: 17, remaining: 0 });
     expect(await store.batchesSweepCancelled({})).toBe(0);
-    expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
+    expect((await store.batchesVerify({ since: new Date(0), limit: 10 })).mismatches).toEqual([]);
   });
 
   it('pauses and resumes; paused batches are not leased', async () => {
@@ -647,10 +647,10 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     const commit = commitFor(chunk!, () => 'succeeded');
     commit.delta.succeeded = 3; // a wrong delta: the chunk records four successes
     await store.chunksCommit({ commits: [commit] });
-    const mismatches = await store.batchesVerify({ since: new Date(0), limit: 10 });
+    const { mismatches } = await store.batchesVerify({ since: new Date(0), limit: 10 });
     expect(mismatches).toEqual([{ batchId: batch.id, stored: { succeeded: 3, failed: 0, cancelled: 0 }, actual: { succeeded: 4, failed: 0, cancelled: 0 } }]);
     expect((await store.batchGet({ id: batch.id })).succeeded).toBe(4);
-    expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
+    expect((await store.batchesVerify({ since: new Date(0), limit: 10 })).mismatches).toEqual([]);
   });
 
   it('reopens a batch that finished on counters which over-counted, so its items still run', async () => {
@@ -669,6 +669,21 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 4, remaining: 0 });
   });
 
+  it('verifies batches a page at a time, newest first, every one once', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await submit(store, rows(2))).id);
+    const seen: string[][] = [];
+    let before: string | undefined;
+    for (let pages = 0; pages < 5; pages++) {
+      const { next } = await store.batchesVerify({ since: new Date(0), limit: 2, ...(before ? { before } : {}) });
+      seen.push(next === null ? [] : [next]);
+      if (next === null) break;
+      before = next;
+    }
+    // Pages of two, newest first: the second and fourth newest end the first two pages.
+    expect(seen).toEqual([[ids[3]!], [ids[1]!], []]);
+  });
+
   it('verifies a batch of many chunks, counting every chunk whatever its state', async () => {
     // 600 chunks of 2 items: counted in several slices; most are cancelled without entries.
     const batch = await submit(store, rows(1_200), { limits: { chunkItems: 2 } });
@@ -677,9 +692,9 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     wrong[0]!.delta.failed = 0; // a wrong delta: the chunk records one failure
     await store.chunksCommit({ commits: wrong });
     await store.batchCancel({ id: batch.id });
-    const [mismatch] = await store.batchesVerify({ since: new Date(0), limit: 10 });
+    const [mismatch] = (await store.batchesVerify({ since: new Date(0), limit: 10 })).mismatches;
     expect(mismatch).toEqual({ batchId: batch.id, stored: { succeeded: 10, failed: 9, cancelled: 1_181 }, actual: { succeeded: 10, failed: 10, cancelled: 1_180 } });
-    expect(await store.batchesVerify({ since: new Date(0), limit: 10 })).toEqual([]);
+    expect((await store.batchesVerify({ since: new Date(0), limit: 10 })).mismatches).toEqual([]);
   });
 
   it('takes locks one owner at a time until they expire', async () => {

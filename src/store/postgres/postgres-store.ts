@@ -357,8 +357,9 @@ export class PostgresStore implements Store {
     });
   }
 
-  async batchesVerify(params: { since: Date; limit: number }): Promise<CounterMismatch[]> {
-    const ids = await this.c.query<{ id: string }>(this.c.pool, this.c.sql.BATCHES_RECENT, [params.since, params.limit]);
+  async batchesVerify(params: { since: Date; limit: number; before?: string }): Promise<{ mismatches: CounterMismatch[]; next: string | null }> {
+    const before = params.before && isBatchId(params.before) ? params.before : null;
+    const ids = await this.c.query<{ id: string }>(this.c.pool, this.c.sql.BATCHES_RECENT, [params.since, params.limit, before]);
     const mismatches: CounterMismatch[] = [];
     for (const { id } of ids) {
       // One snapshot for the row and its items; a repair that races a commit fails to serialise and is retried.
@@ -380,7 +381,7 @@ export class PostgresStore implements Store {
       }, { isolation: 'REPEATABLE READ' });
       if (mismatch) mismatches.push(mismatch);
     }
-    return mismatches;
+    return { mismatches, next: ids.length === params.limit ? ids.at(-1)!.id : null };
   }
 
   // -------------------------------------------------------------------------- items, events

@@ -117,7 +117,9 @@ RETURNING b.*`,
 
     /** Batches still open or finished since $1, newest first. */
     BATCHES_RECENT: `
-SELECT id FROM ${s}.batches WHERE status IN ${BATCH_OPEN} OR finished_at >= $1 ORDER BY id DESC LIMIT $2`,
+SELECT id FROM ${s}.batches
+ WHERE (status IN ${BATCH_OPEN} OR finished_at >= $1) AND ($3::uuid IS NULL OR id < $3)
+ ORDER BY id DESC LIMIT $2`,
 
     /** Item counts of one batch by status, from chunk contents (the items view). */
     ITEMS_COUNT_BY_STATUS: `SELECT status, count(*)::int AS n FROM ${s}.items WHERE batch_id = $1 GROUP BY status`,

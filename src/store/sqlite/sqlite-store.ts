@@ -347,10 +347,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  async batchesVerify(params: { since: Date; limit: number }): Promise<CounterMismatch[]> {
+  async batchesVerify(params: { since: Date; limit: number; before?: string }): Promise<{ mismatches: CounterMismatch[]; next: string | null }> {
     await this.c.turn();
     const mismatches: CounterMismatch[] = [];
-    const rows = this.c.stmt(sql.BATCHES_RECENT).all(params.since.toISOString(), params.limit) as BatchRow[];
+    const before = params.before?.toLowerCase() ?? null;
+    const rows = this.c.stmt(sql.BATCHES_RECENT).all(params.since.toISOString(), before, before, params.limit) as BatchRow[];
     for (const { id } of rows) {
       // Count in a read snapshot (WAL), which blocks no writer, and a chunk range at a time,
       // yielding between, so a batch of millions of items does not stall this process's
@@ -372,7 +373,7 @@ export class SqliteStore implements Store {
       });
       if (repaired) mismatches.push(repaired);
     }
-    return mismatches;
+    return { mismatches, next: rows.length === params.limit ? rows.at(-1)!.id : null };
   }
 
   /** A read-only connection of its own for counting in snapshots across yields (null in memory). */

@@ -73,7 +73,7 @@ SELECT * FROM batches
 /** Batches that may have changed since a time: still open, or finished since then. */
 export const BATCHES_RECENT = `
 SELECT * FROM batches
- WHERE status IN ('queued', 'running', 'paused') OR finished_at >= ?
+ WHERE (status IN ('queued', 'running', 'paused') OR finished_at >= ?) AND (? IS NULL OR id < ?)
  ORDER BY id DESC
  LIMIT ?`;
 

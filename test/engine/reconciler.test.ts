@@ -1,0 +1,36 @@
+/**
+ * The reconciler's counter check across many open batches: a page per pass, newest first,
+ * going on at the next pass until every batch was checked, so the oldest open batch is not
+ * left out however many there are.
+ */
+
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Reconciler } from '../../src/engine/reconciler.js';
+import { commitFor, lease, rows, submit } from '../helpers/factory.js';
+import { freshStore, storeKinds } from '../helpers/stores.js';
+
+describe.each(storeKinds)('reconciler: %s', (kind) => {
+  let store: Awaited<ReturnType<typeof freshStore>>;
+  afterEach(async () => store.dispose());
+
+  it('checks the counters of every open batch, a page per pass, the oldest included', async () => {
+    store = await freshStore(kind);
+    // The oldest batch's counters under-count its items (a wrong delta, as a bug would write).
+    const oldest = await submit(store, rows(2), { priority: 9 });
+    const [chunk] = await lease(store);
+    expect(chunk!.batchId).toBe(oldest.id);
+    const commit = commitFor(chunk!, (slot) => (slot === 0 ? 'succeeded' : null));
+    commit.delta.succeeded = 0;
+    await store.chunksCommit({ commits: [commit] });
+    for (let i = 0; i < 4; i++) await submit(store, rows(2));
+
+    const reconciler = new Reconciler(store, pino({ level: 'silent' }), { verifyPageSize: 2, verifyEveryMs: 3_600_000 });
+    const repaired = [];
+    for (let pass = 0; pass < 3; pass++) repaired.push((await reconciler.pass()).repaired);
+    expect(repaired).toEqual([0, 0, 1]);
+    expect((await store.batchGet({ id: oldest.id })).succeeded).toBe(1);
+    // The rotation is over: the next check waits for verifyEveryMs.
+    expect((await reconciler.pass()).repaired).toBe(0);
+  });
+});

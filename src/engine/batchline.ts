@@ -28,7 +28,7 @@ import { createLogger } from './logger.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { Registry, type Handler, type ProcessorOptions } from './registry.js';
 import { countItems, openFile, type FileFormat } from './sources.js';
-import { DEFAULT_LIMITS, newBatch, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
+import { DEFAULT_LIMITS, newBatch, noItemsIn, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
 import type { ItemOutcome } from './item-outcomes.js';
 import { Worker, type WorkerOptions } from './worker.js';
 
@@ -154,6 +154,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     let sizes: number[] | null = null;
     if (parts > 1) {
       const count = await countItems(source);
+      if (count === 0) throw noItemsIn(path);
       if (count < parts) throw new InputError(`${path} has ${count} items, too few for ${parts} batches`, { code: 'invalid_options' });
       sizes = splitSizes(count, parts);
     }

@@ -4,9 +4,10 @@
  * gave, so a bad line anywhere in a million-row file is reported as `file:line`.
  */
 
-import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
-import { access } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
+import { constants, createReadStream } from 'node:fs';
+import { Transform, type Readable } from 'node:stream';
+import { access, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse';
@@ -33,14 +34,91 @@ export function formatOf(path: string): FileFormat {
   throw new InputError(`cannot tell the format of ${path}: use a .csv, .jsonl or .ndjson file`, { code: 'unknown_format' });
 }
 
+/** Why a file cannot be read, in words, for the errors of the codes Node gives. */
+const UNREADABLE: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a directory',
+};
+
+/** The error for a file that cannot be read. */
+function unreadable(path: string, error: unknown): InputError {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  return new InputError(`cannot read ${path}: ${UNREADABLE[code] ?? (error as Error).message}`, { code: code === 'ENOENT' ? 'file_not_found' : 'unreadable_file', cause: error });
+}
+
+/**
+ * A regular file this process may read. Not a directory, and not a pipe or device (stdin): a
+ * file is read more than once (to count, to find an error's line), which a pipe cannot give.
+ */
 async function ensureReadable(path: string): Promise<void> {
   try {
-    await access(path);
+    const info = await stat(path);
+    if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (!info.isFile()) {
+      throw new InputError(`cannot read ${path}: it is not a regular file (a pipe or a device such as stdin); save the data to a file first`, { code: 'unreadable_file' });
+    }
+    await access(path, constants.R_OK);
   } catch (error) {
-    throw new InputError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`, {
-      code: 'file_not_found',
-    });
+    throw error instanceof InputError ? error : unreadable(path, error);
   }
+}
+
+/** Bytes still to come of a UTF-8 sequence cut at the end of `buf`: 0 to 3. */
+function cutSequence(buf: Buffer): number {
+  for (let back = 1; back <= Math.min(3, buf.length); back++) {
+    const byte = buf[buf.length - back]!;
+    if ((byte & 0xc0) === 0x80) continue; // a continuation byte: look further back
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return length > back ? back : 0;
+  }
+  return 0;
+}
+
+/**
+ * A file's bytes, checked to be UTF-8 as they stream: text in another encoding (Latin-1,
+ * Windows-1252) would otherwise be read with U+FFFD in place of every accented letter, and
+ * stored so without a word. A file starting with a UTF-16 byte-order mark passes unchecked
+ * (csv-parse reads it). Read errors (a file removed meanwhile) end the stream as InputErrors.
+ */
+function readText(path: string): Readable {
+  const raw = createReadStream(path);
+  let line = 1;
+  let carry: Buffer | null = null;
+  let first = true;
+  let utf16 = false;
+  const checked = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (first) {
+        first = false;
+        utf16 = chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff));
+      }
+      if (utf16) return done(null, chunk);
+      const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
+      const body = buf.subarray(0, buf.length - cutSequence(buf));
+      carry = body.length < buf.length ? Buffer.from(buf.subarray(body.length)) : null;
+      if (!isUtf8(body)) {
+        // Find the line: the first line of this piece that does not decode.
+        let start = 0;
+        for (;;) {
+          const end = body.indexOf(0x0a, start);
+          if (!isUtf8(body.subarray(start, end < 0 ? body.length : end))) break;
+          line++;
+          start = end + 1;
+        }
+        return done(new InputError('not UTF-8 text (another encoding, such as Latin-1?); save the file as UTF-8', { where: `${path}:${line}`, code: 'not_utf8' }));
+      }
+      for (let at = body.indexOf(0x0a); at >= 0; at = body.indexOf(0x0a, at + 1)) line++;
+      done(null, body);
+    },
+    flush(done) {
+      if (carry) return done(new InputError('not UTF-8 text: the file ends inside a character; save the file as UTF-8', { where: `${path}:${line}`, code: 'not_utf8' }));
+      done();
+    },
+  });
+  raw.once('error', (error) => checked.destroy(unreadable(path, error)));
+  return raw.pipe(checked);
 }
 
 /**
@@ -58,6 +136,13 @@ function csvColumns(header: string[]): string[] {
 
 const CSV_OPTIONS = { bom: true, skip_empty_lines: true } as const;
 
+/** A file's text (checked UTF-8) piped into a csv-parse parser, whose iteration then also fails on read errors. */
+function csvRows(path: string, parser: Transform): Transform {
+  const input = readText(path);
+  input.once('error', (error) => parser.destroy(error));
+  return input.pipe(parser);
+}
+
 /**
  * CSV through csv-parse. Items are read without csv-parse's per-record `info`, which doubles
  * the parsing cost; the line of a record is found again only when an error needs it.
@@ -73,7 +158,7 @@ class CsvSource implements FileSource {
   /** Line where record `records` (1-based, header excluded) ends; 1 (the header) for 0. */
   private async lineOf(records: number): Promise<number> {
     if (records === 0) return 1;
-    const parser = createReadStream(this.path).pipe(parse({ ...CSV_OPTIONS, columns: csvColumns, info: true }));
+    const parser = csvRows(this.path, parse({ ...CSV_OPTIONS, columns: csvColumns, info: true }));
     let seen = 0;
     let line = 1;
     try {
@@ -90,7 +175,8 @@ class CsvSource implements FileSource {
   }
 
   private async rethrow(error: unknown, records: number): Promise<never> {
-    if (error instanceof InputError) throw new InputError(error.message, { where: `${this.path}:1`, code: error.code });
+    // Ours: from reading the file (it says where), or from the header (line 1).
+    if (error instanceof InputError) throw error.where ? error : new InputError(error.message, { where: `${this.path}:1`, code: error.code });
     const { code, lines } = error as { code?: string; lines?: number };
     // An unclosed quote runs to the end of the file; the bad record starts after the last good one.
     const line = code === 'CSV_QUOTE_NOT_CLOSED' || lines === undefined ? (await this.lineOf(records)) + 1 : lines;
@@ -99,7 +185,7 @@ class CsvSource implements FileSource {
 
   async *[Symbol.asyncIterator](): AsyncIterator<unknown> {
     await ensureReadable(this.path);
-    const parser = createReadStream(this.path).pipe(parse({ ...CSV_OPTIONS, columns: csvColumns }));
+    const parser = csvRows(this.path, parse({ ...CSV_OPTIONS, columns: csvColumns }));
     let records = 0;
     try {
       for await (const record of parser as AsyncIterable<Record<string, string>>) {
@@ -114,7 +200,7 @@ class CsvSource implements FileSource {
   async count(): Promise<number> {
     await ensureReadable(this.path);
     // Arrays rather than objects: a third cheaper, and csv-parse checks column counts either way.
-    const parser = createReadStream(this.path).pipe(parse(CSV_OPTIONS));
+    const parser = csvRows(this.path, parse(CSV_OPTIONS));
     let rows = 0;
     try {
       for await (const _row of parser) rows++;
@@ -143,7 +229,7 @@ class JsonlSource implements FileSource {
 
   async *[Symbol.asyncIterator](): AsyncIterator<unknown> {
     await ensureReadable(this.path);
-    const lines = createInterface({ input: createReadStream(this.path), crlfDelay: Infinity });
+    const lines = createInterface({ input: readText(this.path), crlfDelay: Infinity });
     this.line = 0;
     for await (const raw of lines) {
       this.line++;

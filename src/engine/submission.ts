@@ -175,10 +175,18 @@ export class Submission {
       if (parts.length >= chunkItems || bytes >= chunkBytes) yield flush();
     }
     if (parts.length > 0) yield flush();
-    if (index === 0) throw new InputError('there are no items to submit', { code: 'empty_submission' });
+    if (index === 0) {
+      const file = (source as { path?: unknown }).path;
+      throw typeof file === 'string' ? noItemsIn(file) : new InputError('there are no items to submit', { code: 'empty_submission' });
+    }
     if (this.sizes && (batchIndex !== this.sizes.length - 1 || seq !== this.sizes[batchIndex])) {
       throw new InputError(`fewer items than the ${this.sizes.reduce((a, b) => a + b, 0)} counted before submitting`, { code: 'invalid_item' });
     }
     this.finished = true;
   }
+}
+
+/** The error for a file without items. */
+export function noItemsIn(path: string): InputError {
+  return new InputError(`${path} has no items (it is empty, or a CSV file with its header line only)`, { code: 'empty_submission' });
 }

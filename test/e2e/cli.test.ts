@@ -169,6 +169,30 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     await expectNothingSubmitted();
   });
 
+  it('refuses what is not a readable UTF-8 file, saying what it is instead', async () => {
+    const latin1 = join(dir, 'latin1.csv');
+    writeFileSync(latin1, Buffer.from('id,name\n1,Jos\xe9\n', 'latin1'));
+    const latin1Lines = join(dir, 'latin1.jsonl');
+    writeFileSync(latin1Lines, Buffer.concat([Buffer.from('{"a":1}\n{"a":2}\n{"name":"caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+    const folder = join(dir, 'folder.csv');
+    mkdirSync(folder, { recursive: true });
+    const headerOnly = write('header-only.csv', 'id,amount\n');
+    const cases: [string, string][] = [
+      [latin1, `${latin1}:2: not UTF-8 text (another encoding, such as Latin-1?); save the file as UTF-8`],
+      [latin1Lines, `${latin1Lines}:3: not UTF-8 text`],
+      [folder, `cannot read ${folder}: it is a directory`],
+      [headerOnly, `${headerOnly} has no items (it is empty, or a CSV file with its header line only)`],
+    ];
+    for (const [file, message] of cases) {
+      for (const batches of ['1', '2']) {
+        const out = await batchline(['submit', '--type', 't', '--file', file, '--batches', batches, '--database', database]);
+        expect([file, batches, out.code, out.stderr]).toEqual([file, batches, 2, expect.stringContaining(`batchline: error: ${message}`)]);
+        expect(out.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+      }
+    }
+    await expectNothingSubmitted();
+  });
+
   it('rejects an oversize payload with its size and line', async () => {
     const file = write('big.jsonl', `{"a":1}\n${JSON.stringify({ blob: 'x'.repeat(1_100_000) })}\n`);
     const { code, stderr } = await batchline(['submit', '--type', 't', '--file', file, '--database', database]);

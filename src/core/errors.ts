@@ -31,13 +31,16 @@ export class PermanentError extends Error {
  * Thrown by a handler to ask for another attempt after `delayMs` instead of the batch's
  * exponential backoff (a rate limit's Retry-After, say). It still uses an attempt.
  */
+/** The longest delay a retry may ask for, as for backoff settings: 2^31 - 1 ms, about 24.8 days. */
+export const MAX_DELAY_MS = 2_147_483_647;
+
 export class RetryLaterError extends Error {
   readonly delayMs: number;
   constructor(message: string, options: { delayMs: number; cause?: unknown }) {
     super(message, { cause: options.cause });
     this.name = 'RetryLaterError';
-    if (!Number.isFinite(options.delayMs) || options.delayMs < 0) {
-      throw new RangeError(`RetryLaterError delayMs must be a non-negative number, got ${options.delayMs}`);
+    if (!Number.isFinite(options.delayMs) || options.delayMs < 0 || options.delayMs > MAX_DELAY_MS) {
+      throw new RangeError(`RetryLaterError delayMs must be a number from 0 to ${MAX_DELAY_MS} (about 24 days), got ${options.delayMs}`);
     }
     this.delayMs = options.delayMs;
   }

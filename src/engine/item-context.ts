@@ -65,6 +65,11 @@ export class ItemContext {
     (this.aggregates ??= []).push([name, value]);
   }
 
+  /** Why the signal was aborted (the first reason), or undefined while it was not. */
+  get abortedBy(): unknown {
+    return this.abortReason;
+  }
+
   /** Aborts the signal (once); the first reason wins. */
   abort(reason: unknown): void {
     if (this.abortReason !== undefined) return;

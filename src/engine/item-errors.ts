@@ -18,20 +18,40 @@ export function firstFrame(stack: string | undefined): string | undefined {
   return undefined;
 }
 
-/** Describes a thrown value as an ItemError of `kind`. */
+/** Any value as text, for a message: strings as they are, others as JSON where they can be. */
+function text(value: unknown): string {
+  if (typeof value === 'string') return value;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    try {
+      return String(value);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
+  }
+}
+
+/**
+ * Describes a thrown value as an ItemError of `kind`. Whatever was thrown — an Error whose
+ * message is an object (as some RPC clients build), one whose stack getter throws, a string —
+ * gives a description; this never throws itself.
+ */
 export function describeError(error: unknown, kind: ItemError['kind']): ItemError {
   if (error instanceof Error) {
-    const described: ItemError = { kind, name: error.name, message: error.message.slice(0, MAX_MESSAGE) };
-    const at = firstFrame(error.stack);
-    if (at) described.at = at;
-    if (error.stack) described.stack = error.stack.slice(0, MAX_STACK);
+    let name: unknown, message: unknown, stack: unknown;
+    try {
+      ({ name, message, stack } = error);
+    } catch {
+      // A getter that throws: keep what could be read.
+    }
+    const described: ItemError = { kind, name: text(name ?? 'Error'), message: text(message ?? '').slice(0, MAX_MESSAGE) };
+    if (typeof stack === 'string') {
+      const at = firstFrame(stack);
+      if (at) described.at = at;
+      described.stack = stack.slice(0, MAX_STACK);
+    }
     return described;
   }
-  let message: string;
-  try {
-    message = typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
-  } catch {
-    message = String(error);
-  }
-  return { kind, message: `non-Error thrown: ${message}`.slice(0, MAX_MESSAGE) };
+  return { kind, message: `non-Error thrown: ${text(error)}`.slice(0, MAX_MESSAGE) };
 }

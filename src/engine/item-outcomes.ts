@@ -5,7 +5,7 @@
  */
 
 import { backoffDelay } from '../core/backoff.js';
-import { isPermanent, ItemAbortedError, RetryLaterError } from '../core/errors.js';
+import { isPermanent, ItemAbortedError, MAX_DELAY_MS, RetryLaterError } from '../core/errors.js';
 import type { ChunkRun } from './chunk-run.js';
 import type { ItemContext } from './item-context.js';
 import { describeError } from './item-errors.js';
@@ -62,7 +62,9 @@ export function recordFailure(run: ChunkRun, slot: number, error: unknown): Item
   const key = error instanceof RetryLaterError ? `later:${error.delayMs}` : 'backoff';
   const delay =
     run.retryDelay(key) ??
-    (error instanceof RetryLaterError ? error.delayMs : backoffDelay(run.lease.attempt, run.options.backoff));
+    // Clamped again: a subclass or a copy could carry any number, and the store's interval
+    // arithmetic must not overflow (a chunk whose commit always fails would be stuck).
+    (error instanceof RetryLaterError ? Math.min(Math.max(0, error.delayMs) || 0, MAX_DELAY_MS) : backoffDelay(run.lease.attempt, run.options.backoff));
   run.retry(slot, delay, key);
   return 'retried';
 }

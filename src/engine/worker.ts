@@ -398,7 +398,10 @@ export class Worker {
     this.processed++;
 
     if (!run.closed) {
-      const outcome = threw ? recordFailure(run, slot, error) : recordSuccess(run, slot, value, ctx, this.settings.maxResultBytes);
+      // A handler that fails once shutdown aborted it (fetch's AbortError, say) failed because
+      // of the shutdown: recorded as such, with the message the docs promise.
+      const shutdown = ctx.abortedBy instanceof ItemAbortedError && ctx.abortedBy.reason === 'shutdown' ? ctx.abortedBy : undefined;
+      const outcome = threw ? recordFailure(run, slot, shutdown ?? error) : recordSuccess(run, slot, value, ctx, this.settings.maxResultBytes);
       this.hooks.onItem?.(type, outcome, elapsed);
       if (run.complete) this.committer.enqueue(run.commit('done', now));
       else if (run.stopped && run.running === 0) this.closeStopped(run);

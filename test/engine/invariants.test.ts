@@ -327,6 +327,46 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(Math.max(...seen) - Math.min(...seen)).toBeGreaterThanOrEqual(250);
   });
 
+  it('fails items whatever their handlers throw, and refuses a retry delay no store can hold', async () => {
+    const bl = await openBl();
+    bl.define<Row>(
+      'odd.throw',
+      async (row) => {
+        // An Error whose message is an object, as some RPC clients build; one whose stack getter
+        // throws; a frozen null-prototype object.
+        if (row.i === 0) throw Object.assign(new Error('rpc failed'), { message: { code: -32000 } });
+        if (row.i === 1) {
+          const error = new Error('no stack');
+          Object.defineProperty(error, 'stack', { get: () => { throw new Error('stack getter'); } });
+          throw error;
+        }
+        throw Object.freeze(Object.create(null));
+      },
+      { maxAttempts: 1 },
+    );
+    const batch = await bl.submit('odd.throw', rowsOf(3));
+    await bl.start({ concurrency: 3 });
+    expect(await bl.wait(batch.id, { timeoutMs: 20_000 })).toMatchObject({ status: 'completed', failed: 3 });
+    const errors = (await bl.items(batch.id)).map((item) => item.error?.message);
+    expect(errors).toEqual(['{"code":-32000}', 'no stack', 'non-Error thrown: {}']);
+    expect(() => new RetryLaterError('later', { delayMs: 1e300 })).toThrow(/from 0 to 2147483647/);
+  });
+
+  it('records a failure that follows a shutdown abort as the shutdown', async () => {
+    const bl = await openBl();
+    bl.define(
+      'abortable',
+      (_row, ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(new DOMException('This operation was aborted', 'AbortError')))),
+      { maxAttempts: 1 },
+    );
+    const batch = await bl.submit('abortable', rowsOf(1));
+    await bl.start({ concurrency: 1 });
+    while ((await bl.items(batch.id, { status: 'running' })).length === 0) await sleep(10);
+    await bl.stop({ timeoutMs: 100 });
+    const [item] = await bl.items(batch.id);
+    expect(item).toMatchObject({ status: 'failed', error: { message: 'the worker is shutting down' } });
+  });
+
   it('stores results and errors holding U+0000 or lone surrogates, and shrugs off a listener that throws', async () => {
     const bl = await openBl();
     bl.define<Row>('odd.text', async (row) => {

@@ -29,6 +29,11 @@ export class LeaseSizing {
     this.itemMs.set(type, previous === undefined ? ms : previous + 0.2 * (ms - previous));
   }
 
+  /** The moving average of a type's item duration in ms, or undefined before its first item. */
+  averageMs(type: string): number | undefined {
+    return this.itemMs.get(type);
+  }
+
   /**
    * How many items of a type keep every slot busy for `targetLeaseMs`, by its average item
    * duration (at most `maxLeaseItems`); one per slot before its first item has run.

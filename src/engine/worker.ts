@@ -90,11 +90,18 @@ const SWEEP_MS = 50;
 
 const sleep = (ms: number) => new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
 
+/** Longest the worker keeps starting items in one turn of the event loop before letting timers run. */
+const YIELD_AFTER_MS = 20;
+
 /** Leases, runs and commits items of the registered types; see the module comment. */
 export class Worker {
   readonly id: string;
   private readonly settings: Settings;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  /** When the current turn of the event loop began starting items (null: not in one). */
+  private turnStartedAt: number | null = null;
+  /** A pump is scheduled for the next turn. */
+  private pumpAgain = false;
   private readonly runs = new Map<number, ChunkRun>();
   private queue: ChunkRun[] = [];
   private readonly inflight = new Set<InFlight>();
@@ -337,12 +344,28 @@ export class Worker {
     while (this.active < this.settings.concurrency && i < this.queue.length) {
       // Read for every start: a handler that runs synchronously for long delays the next.
       const now = Date.now();
+      // Items that settle at once (synchronous or CPU-bound handlers) start the next from a
+      // microtask, and timers — lease renewal, control polls, commits — would never run.
+      // After a while in one turn of the event loop, the rest starts in the next turn.
+      if (this.turnStartedAt === null) {
+        this.turnStartedAt = now;
+        setImmediate(() => (this.turnStartedAt = null));
+      } else if (now - this.turnStartedAt >= YIELD_AFTER_MS) {
+        if (!this.pumpAgain) {
+          this.pumpAgain = true;
+          setImmediate(() => {
+            this.pumpAgain = false;
+            if (this.state === 'running') this.pump();
+          });
+        }
+        return;
+      }
       const run = this.queue[i]!;
       if (run.unstarted === 0) {
         this.queue.splice(i, 1);
         continue;
       }
-      if (now > run.startDeadline || this.atCap(run)) {
+      if (this.tooLateToStart(run, now) || this.atCap(run)) {
         i++;
         continue;
       }
@@ -353,6 +376,21 @@ export class Worker {
       this.unstarted--;
       this.startItem(run, slot, now);
     }
+  }
+
+  /**
+   * Past the lease's start deadline, or so close to any held lease's deadline that an item of
+   * average length, holding the event loop (a CPU-bound handler), would keep its renewal from
+   * running in time: then the item waits for the next renewal, which pumps again. Items of a
+   * millisecond or less are not worth the check; items as long as a whole lease cannot wait
+   * for one, and start while their own deadline allows.
+   */
+  private tooLateToStart(run: ChunkRun, now: number): boolean {
+    if (now > run.startDeadline) return true;
+    const itemMs = this.sizing.averageMs(run.lease.type);
+    if (itemMs === undefined || itemMs < 1 || itemMs >= this.startDeadline(now) - now) return false;
+    for (const held of this.runs.values()) if (now + itemMs > held.startDeadline) return true;
+    return false;
   }
 
   private atCap(run: ChunkRun): boolean {

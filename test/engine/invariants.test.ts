@@ -352,6 +352,23 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(() => new RetryLaterError('later', { delayMs: 1e300 })).toThrow(/from 0 to 2147483647/);
   });
 
+  it('renews leases between CPU-bound items, so none runs twice', async () => {
+    const bl = await openBl();
+    const runs = new Map<number, number>();
+    // Each item holds the event loop for 700 ms of a 1,000 ms lease.
+    bl.define<Row>('cpu.bound', (row) => {
+      runs.set(row.i, (runs.get(row.i) ?? 0) + 1);
+      const started = Date.now();
+      while (Date.now() - started < 700);
+      return row.i;
+    });
+    const batch = await bl.submit('cpu.bound', rowsOf(4));
+    await bl.start({ concurrency: 1, leaseMs: 1_000 });
+    expect(await bl.wait(batch.id, { timeoutMs: 30_000 })).toMatchObject({ status: 'completed', succeeded: 4 });
+    expect([...runs.values()]).toEqual([1, 1, 1, 1]);
+    expect((await bl.items(batch.id)).map((item) => item.attempts)).toEqual([1, 1, 1, 1]);
+  });
+
   it('records a failure that follows a shutdown abort as the shutdown', async () => {
     const bl = await openBl();
     bl.define(

@@ -19,7 +19,6 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { InputError, ItemAbortedError, oneLineIssues } from '../core/errors.js';
 import type { Batch, ItemError } from '../core/types.js';
 import type { BatchStatus } from '../core/statuses.js';
@@ -31,37 +30,11 @@ import { recordFailure, recordSuccess, type ItemOutcome } from './item-outcomes.
 import type { Registry } from './registry.js';
 import { LeaseSizing, type LeasePlan } from './lease-sizing.js';
 import { StartMarks } from './start-marks.js';
+import { TurnPacer } from './turn-pacer.js';
 import { Wakeup } from './wakeup.js';
+import { workerOptionsSchema, type WorkerOptions, type WorkerSettings as Settings } from './worker-options.js';
 
-export const workerOptionsSchema = z
-  .object({
-    /** Items running at once in this process. */
-    concurrency: z.number().int().min(1).max(10_000).default(10),
-    /** Lease duration; renewed every third of it while the chunk runs. */
-    leaseMs: z.number().int().min(200).default(30_000),
-    /** How often an idle worker looks for work when no notification arrives. */
-    pollMs: z.number().int().min(10).default(500),
-    /** How often the worker checks whether batches it runs were cancelled, paused or deleted. */
-    controlPollMs: z.number().int().min(10).default(1_000),
-    /** A chunk still running commits what finished at least this often. */
-    checkpointMs: z.number().int().min(10).default(2_000),
-    /** How long one lease should keep all slots busy; sets the lease size. */
-    targetLeaseMs: z.number().int().min(1).default(1_000),
-    /** Most items one lease takes (fast types hit it; measured in bench/peers W1: 8,000 beat 2,000 by ~20 %). */
-    maxLeaseItems: z.number().int().min(1).default(8_000),
-    heartbeatMs: z.number().int().min(100).default(5_000),
-    /**
-     * After a cancel, how long running items get to stop before the chunk closes without them;
-     * after a timeout, how long the item keeps its slot while its handler has not returned.
-     */
-    cancelGraceMs: z.number().int().min(0).default(2_000),
-    /** Results bigger than this (as JSON) fail the item. */
-    maxResultBytes: z.number().int().min(1).default(1 << 20),
-  })
-  .strict();
-
-export type WorkerOptions = z.input<typeof workerOptionsSchema>;
-type Settings = z.output<typeof workerOptionsSchema>;
+export type { WorkerOptions } from './worker-options.js';
 
 interface InFlight {
   run: ChunkRun;
@@ -98,10 +71,9 @@ export class Worker {
   readonly id: string;
   private readonly settings: Settings;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
-  /** When the current turn of the event loop began starting items (null: not in one). */
-  private turnStartedAt: number | null = null;
-  /** A pump is scheduled for the next turn. */
-  private pumpAgain = false;
+  private readonly pacer = new TurnPacer(YIELD_AFTER_MS, () => {
+    if (this.state === 'running') this.pump();
+  });
   private readonly runs = new Map<number, ChunkRun>();
   private queue: ChunkRun[] = [];
   private readonly inflight = new Set<InFlight>();
@@ -344,22 +316,8 @@ export class Worker {
     while (this.active < this.settings.concurrency && i < this.queue.length) {
       // Read for every start: a handler that runs synchronously for long delays the next.
       const now = Date.now();
-      // Items that settle at once (synchronous or CPU-bound handlers) start the next from a
-      // microtask, and timers — lease renewal, control polls, commits — would never run.
-      // After a while in one turn of the event loop, the rest starts in the next turn.
-      if (this.turnStartedAt === null) {
-        this.turnStartedAt = now;
-        setImmediate(() => (this.turnStartedAt = null));
-      } else if (now - this.turnStartedAt >= YIELD_AFTER_MS) {
-        if (!this.pumpAgain) {
-          this.pumpAgain = true;
-          setImmediate(() => {
-            this.pumpAgain = false;
-            if (this.state === 'running') this.pump();
-          });
-        }
-        return;
-      }
+      // After a while in one turn of the event loop, the rest start in the next (turn-pacer.ts).
+      if (!this.pacer.mayGoOn(now)) return;
       const run = this.queue[i]!;
       if (run.unstarted === 0) {
         this.queue.splice(i, 1);

@@ -210,6 +210,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const maxStreams = options.maxStreamsPerKey ?? 20;
   const maxUploads = options.maxConcurrentUploads ?? 4;
   let uploads = 0;
+  /** Answers an upload over the budget with 503 and Retry-After, reading its body away. */
+  const refuseUpload = (request: FastifyRequest, reply: FastifyReply) => {
+    readAway(request.raw, uploadIdleMs, request.log);
+    return sendProblem(reply, problem('UNAVAILABLE', `${uploads} uploads are being read already, the most this server takes at once; retry shortly`), { 'retry-after': '1' });
+  };
   /** Probes that must answer without a key (liveness) or are scraped by infrastructure. */
   const open = new Set(['/api/v1/health', '/api/v1/ready', '/api/v1/openapi.json']);
   app.decorateRequest('caller', null as never);
@@ -240,10 +245,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     const length = request.headers['content-length'];
     const json = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === 'application/json';
     if (request.method === 'POST' && json && (length === undefined || Number(length) > LARGE_JSON_BYTES)) {
-      if (uploads >= maxUploads) {
-        readAway(request.raw, uploadIdleMs, request.log);
-        return sendProblem(reply, problem('UNAVAILABLE', `${uploads} uploads are being read already, the most this server takes at once; retry shortly`), { 'retry-after': '1' });
-      }
+      if (uploads >= maxUploads) return refuseUpload(request, reply);
       uploads++;
       reply.raw.once('close', () => uploads--);
     }
@@ -263,10 +265,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         if (format) {
           const query = parse(createBatchQuery, request.query, 'query');
           const labels = parseLabels(query.label);
-          if (uploads >= maxUploads) {
-            readAway(request.raw, uploadIdleMs, request.log);
-            return sendProblem(reply, problem('UNAVAILABLE', `${uploads} uploads are being read already, the most this server takes at once; retry shortly`), { 'retry-after': '1' });
-          }
+          if (uploads >= maxUploads) return refuseUpload(request, reply);
           uploads++;
           // The submission's transaction stays open while the body arrives: a client that
           // stops sending must not hold it (and a pool connection) for ever.

@@ -17,6 +17,8 @@ export interface RunFileOptions extends SubmitOptions {
   /** No progress on stderr (for --json). */
   quiet: boolean;
   label?: string;
+  /** After SIGINT or SIGTERM, how long running items get to finish before their signals abort (default 10 s). */
+  shutdownMs?: number;
 }
 
 export interface RunSummary {
@@ -26,21 +28,39 @@ export interface RunSummary {
   failed: number;
   elapsedMs: number;
   itemsPerSecond: number;
+  /** Present (false) only when the idempotency key had been used for this file: nothing new was submitted. */
+  created?: false;
+  /** The signal that stopped the run before every item was done; its items stay in the database. */
+  interrupted?: string;
 }
 
-/** Submits `file` as `batches` batches, works them with `concurrency` slots, returns the summary. */
+/**
+ * Submits `file` as `batches` batches, works them with `concurrency` slots, returns the summary.
+ *
+ * SIGINT or SIGTERM after the submit stops the run as `batchline worker` stops: no new leases,
+ * unstarted items handed back with their attempt unused, running ones given `shutdownMs` to
+ * finish, everything committed. The summary then says `interrupted` and the batches stay in
+ * the database for a worker to finish. A second signal ends the process at once. A signal
+ * during the submit ends it too; the submit is one transaction, so nothing is half-submitted.
+ */
 export async function runFile(bl: Batchline, options: RunFileOptions): Promise<{ summary: RunSummary; batches: Batch[] }> {
-  const { type, file, batches: parts, concurrency, quiet, label, ...submit } = options;
+  const { type, file, batches: parts, concurrency, quiet, label, shutdownMs, ...submit } = options;
   const startedAt = performance.now();
   const submitted = await bl.submitFile(type, file, { ...submit, batches: parts });
   const progress = new ProgressReporter((id) => bl.getBatch(id), submitted.map((b) => b.id), { quiet, label: label ?? type });
+  const interrupt = new AbortController();
+  const onStopped = ({ signal }: { signal?: string }) => interrupt.abort(signal);
+  bl.once('worker:stopped', onStopped);
   progress.start();
-  await bl.start({ concurrency });
-  let finished: Batch[];
+  await bl.start({ concurrency, handleSignals: true, shutdownMs });
+  let finished: Batch[] = [];
   try {
-    finished = [];
-    for (const batch of submitted) finished.push(await bl.wait(batch.id));
+    for (const batch of submitted) finished.push(await bl.wait(batch.id, { signal: interrupt.signal }));
+  } catch (error) {
+    if (!interrupt.signal.aborted) throw error;
+    finished = await Promise.all(submitted.map((b) => bl.getBatch(b.id)));
   } finally {
+    bl.off('worker:stopped', onStopped);
     await progress.stop();
     await bl.stop();
   }
@@ -48,6 +68,7 @@ export async function runFile(bl: Batchline, options: RunFileOptions): Promise<{
   const total = finished.reduce((n, b) => n + b.total, 0);
   const succeeded = finished.reduce((n, b) => n + b.succeeded, 0);
   const failed = finished.reduce((n, b) => n + b.failed, 0);
+  const interrupted = interrupt.signal.aborted ? String(interrupt.signal.reason ?? 'a signal') : undefined;
   return {
     batches: finished,
     summary: {
@@ -56,7 +77,9 @@ export async function runFile(bl: Batchline, options: RunFileOptions): Promise<{
       succeeded,
       failed,
       elapsedMs,
-      itemsPerSecond: elapsedMs > 0 ? Math.round((total * 1000) / elapsedMs) : total,
+      itemsPerSecond: elapsedMs > 0 ? Math.round(((succeeded + failed) * 1000) / elapsedMs) : succeeded + failed,
+      ...(submitted[0]!.created ? {} : { created: false as const }),
+      ...(interrupted ? { interrupted } : {}),
     },
   };
 }
@@ -68,10 +91,15 @@ export function formatSummary(summary: RunSummary, batches: Batch[]): string {
     const s = batchSummary(b);
     return [s.id, s.status, count(s.total), count(s.succeeded), count(s.failed), ...names.map((n) => s.aggregates[n] ?? '')];
   });
+  const remaining = batches.reduce((n, b) => n + b.remaining, 0);
   return [
     table(['batch', 'status', 'total', 'succeeded', 'failed', ...names], rows),
     '',
-    `Total: ${count(summary.total)} items, ${count(summary.succeeded)} succeeded, ${count(summary.failed)} failed`,
+    ...(summary.created !== false ? [] : ['The idempotency key was already used for this file: nothing new was submitted; these are the first run\'s batches.']),
+    `Total: ${count(summary.total)} items, ${count(summary.succeeded)} succeeded, ${count(summary.failed)} failed${remaining > 0 ? `, ${count(remaining)} not done` : ''}`,
     `Elapsed: ${(summary.elapsedMs / 1000).toFixed(2)} s, throughput ${count(summary.itemsPerSecond)} items/s (submit and process, end to end)`,
+    ...(summary.interrupted
+      ? [`Interrupted by ${summary.interrupted}: the ${count(remaining)} items not done stay in the database; \`batchline worker\` on it finishes them.`]
+      : []),
   ].join('\n');
 }

@@ -254,7 +254,8 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   /**
    * Resolves with the batch once it is completed, failed or cancelled and its counters are
    * final (no item left to settle: see isSettledBatch). Works whichever process runs the
-   * batch. Rejects with a timeout error after `timeoutMs` (default: never).
+   * batch. Rejects with a timeout error after `timeoutMs` (default: never), and with the
+   * signal's reason as soon as `signal` aborts.
    */
   async wait(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Batch> {
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
@@ -271,11 +272,13 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
         this.finishWaiters.set(id, waiters);
         const done = () => {
           clearTimeout(timer);
+          options.signal?.removeEventListener('abort', done);
           waiters.delete(done);
           if (waiters.size === 0) this.finishWaiters.delete(id);
           resolve();
         };
         const timer = setTimeout(done, Math.min(delay, Math.max(0, deadline - Date.now())));
+        options.signal?.addEventListener('abort', done, { once: true });
         waiters.add(done);
       });
       delay = Math.min(500, delay * 2);

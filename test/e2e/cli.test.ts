@@ -85,6 +85,14 @@ describe('batchline run', () => {
       ['completed', 3, 3, 0, { amount: '15.75' }],
     ]);
     expect(Object.keys(summary.batches[0]).sort()).toEqual(['aggregates', 'failed', 'id', 'status', 'succeeded', 'total']);
+
+    // Run again under one idempotency key: the second run submits nothing and says so.
+    const keyed = ['run', '--processors', FIXTURE_PROCESSORS, '--type', 'txn.validate', '--file', file, '--idempotency-key', 'k1', '--database', location.database];
+    expect((await batchline(keyed)).code).toBe(0);
+    const again = await batchline(keyed);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('The idempotency key was already used for this file: nothing new was submitted');
+    expect(JSON.parse((await batchline([...keyed, '--json'])).stdout)).toMatchObject({ created: false, total: 6, succeeded: 6 });
     await location.cleanup();
   });
 

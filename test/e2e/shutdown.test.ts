@@ -81,4 +81,49 @@ describe.each(storeKinds)('graceful shutdown: %s', (kind) => {
       expect(await bl.items(id, { status: 'running' })).toEqual([]);
       expect((await bl.getBatch(id)).remaining).toBe(2);
     }));
+
+  it('stops `batchline run` on SIGINT as a worker stops, says what is left, and exits 1', async () => {
+    const location = await freshDatabase(kind);
+    const dir = mkdtempSync(join(tmpdir(), 'batchline-shutdown-'));
+    const bl = await Batchline.open({ database: location.database, logLevel: 'silent' });
+    try {
+      const file = join(dir, 'items.jsonl');
+      writeFileSync(file, Array.from({ length: 400 }, (_, id) => JSON.stringify({ id, amount: '0.01' })).join('\n'));
+      const db = ['--database', location.database];
+      const run = spawnBatchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'slow.sum', '--file', file, '--concurrency', '8', '--json', ...db]);
+      let id: string | undefined;
+      while (!id || (await bl.getBatch(id)).succeeded < 16) {
+        await sleep(20);
+        id ??= (await bl.listBatches())[0]?.id;
+      }
+      const signalledAt = Date.now();
+      run.kill('SIGINT');
+      const { code } = await exited(run);
+      expect(code, run.output()).toBe(1);
+      expect(Date.now() - signalledAt).toBeLessThan(5_000);
+      const summary = JSON.parse(run.output().slice(run.output().indexOf('{')));
+      expect(summary).toMatchObject({ interrupted: 'SIGINT', total: 400, failed: 0 });
+      expect(summary).not.toHaveProperty('created');
+
+      // Nothing was left leased or charged an attempt it did not use.
+      const stopped = await bl.getBatch(id);
+      expect(stopped.succeeded).toBe(summary.succeeded);
+      expect(stopped.remaining).toBe(400 - summary.succeeded);
+      expect(await bl.items(id, { status: 'running' })).toEqual([]);
+      const pending = await bl.items(id, { status: 'pending', limit: 1_000 });
+      expect(pending).toHaveLength(stopped.remaining);
+      expect(pending.every((item) => item.attempts === 0)).toBe(true);
+
+      const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--concurrency', '50', ...db]);
+      const done = await bl.wait(id, { timeoutMs: 30_000 });
+      worker.kill('SIGTERM');
+      expect((await exited(worker)).code).toBe(0);
+      expect(done).toMatchObject({ status: 'completed', succeeded: 400, failed: 0, aggregates: { amount: '4.00' } });
+      expect(await counterMismatches(kind, location)).toEqual([]);
+    } finally {
+      await bl.close();
+      rmSync(dir, { recursive: true, force: true });
+      await location.cleanup();
+    }
+  });
 });

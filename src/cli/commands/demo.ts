@@ -6,7 +6,7 @@
 
 import { Command } from 'commander';
 import { join, resolve } from 'node:path';
-import { count, EXIT, integer, openBatchline, printJson, withDatabase, type DatabaseOptions } from '../common.js';
+import { CliError, count, EXIT, integer, openBatchline, printJson, withDatabase, type DatabaseOptions } from '../common.js';
 import { formatCents } from '../../core/decimal.js';
 import { applyTransaction, balanceOfFile, writeTransactions } from '../demo-data.js';
 import { formatSummary, runFile } from '../run-file.js';
@@ -16,6 +16,7 @@ interface DemoOptions extends DatabaseOptions {
   batches: number;
   concurrency: number;
   seed?: number;
+  shutdownMs: number;
   json?: boolean;
 }
 
@@ -33,8 +34,10 @@ export function demoCommand(): Command {
       .option('--batches <n>', 'batches to split them into', integer(1, 10_000), 10)
       .option('--concurrency <n>', 'items running at once', integer(1, 10_000), 10)
       .option('--seed <n>', 'seed of the random transactions (default: random, printed)', integer(0, 2 ** 32 - 1))
+      .option('--shutdown-ms <ms>', 'after SIGINT or SIGTERM, how long running items get to finish', integer(0), 10_000)
       .option('--json', 'print one JSON object instead of tables'),
   ).action(async (options: DemoOptions) => {
+    if (options.batches > options.items) throw new CliError(`--batches ${options.batches} is more than --items ${options.items}: every batch needs an item`);
     const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
     const file = resolve(join('.batchline', 'demo', `transactions-${options.items}-${seed}.csv`));
     const log = (line: string) => options.json || console.log(line);
@@ -54,9 +57,10 @@ export function demoCommand(): Command {
         concurrency: options.concurrency,
         quiet: Boolean(options.json),
         labels: { demo: String(seed) },
+        shutdownMs: options.shutdownMs,
       });
     } finally {
-      await bl.close();
+      await bl.close({ timeoutMs: options.shutdownMs });
     }
     const { summary, batches } = result;
     const balance = batches.reduce((sum, b) => sum + BigInt((b.aggregates.balance ?? '0.00').replace('.', '')), 0n);
@@ -68,8 +72,15 @@ export function demoCommand(): Command {
       console.log(formatSummary(summary, batches));
       console.log(`Balance from the CSV:     ${formatCents(expected)}`);
       console.log(`Balance from the batches: ${formatCents(balance)} ${balanceMatches ? '✓ match' : '✗ MISMATCH'}`);
-      console.log(ok ? '\nOK: every transaction succeeded and the balance matches.' : '\nFAILED: counts or balance do not match.');
+      console.log(
+        ok
+          ? '\nOK: every transaction succeeded and the balance matches.'
+          : summary.interrupted
+            ? `\nINTERRUPTED by ${summary.interrupted} before every transaction was processed.`
+            : '\nFAILED: counts or balance do not match.',
+      );
     }
     process.exitCode = ok ? EXIT.ok : EXIT.failures;
+    if (summary.interrupted) process.exit(EXIT.failures);
   });
 }

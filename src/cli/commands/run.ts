@@ -17,6 +17,7 @@ interface RunOptions extends DatabaseOptions {
   priority?: number;
   idempotencyKey?: string;
   maxAttempts?: number;
+  shutdownMs: number;
   json?: boolean;
 }
 
@@ -27,7 +28,9 @@ export function runCommand(): Command {
       .summary('submit a file and work it in this process until done')
       .description(
         'Submit DATA (CSV: one object of strings per row, keyed by the header; JSONL: one JSON value per line) as one or more batches of TYPE, ' +
-          'process them with the handlers exported by --processors, and print a summary. Exit 0 if nothing failed, 1 if items failed, 2 on bad input.',
+          'process them with the handlers exported by --processors, and print a summary. SIGINT or SIGTERM stops gracefully: unstarted items ' +
+          'are handed back, running ones get --shutdown-ms to finish, and the batches stay in the database for `batchline worker`. ' +
+          'Exit 0 if every item succeeded, 1 if items failed or the run was interrupted, 2 on bad input.',
       )
       .requiredOption('--processors <file>', ".ts or .js module whose default export maps types to handlers: { 'txn.apply': handler }")
       .requiredOption('--type <type>', 'processor type of the items')
@@ -38,9 +41,11 @@ export function runCommand(): Command {
       .option('--priority <n>', 'priority 0-10, higher first', integer(0, 10))
       .option('--idempotency-key <key>', 'a repeated run with the same key and file returns the first batches')
       .option('--max-attempts <n>', "attempts per item (default: the processor's, else 3)", integer(1, 1000))
+      .option('--shutdown-ms <ms>', 'after SIGINT or SIGTERM, how long running items get to finish', integer(0), 10_000)
       .option('--json', 'print one JSON object instead of tables and progress'),
   ).action(async (options: RunOptions) => {
     const bl = await openBatchline(options);
+    let interrupted = false;
     try {
       const types = await defineProcessors(bl, options.processors);
       if (!types.includes(options.type)) {
@@ -56,12 +61,17 @@ export function runCommand(): Command {
         priority: options.priority,
         idempotencyKey: options.idempotencyKey,
         maxAttempts: options.maxAttempts,
+        shutdownMs: options.shutdownMs,
       });
+      interrupted = summary.interrupted !== undefined;
       if (options.json) printJson(summary);
       else console.log(formatSummary(summary, batches));
       process.exitCode = summary.failed === 0 && summary.succeeded === summary.total ? EXIT.ok : EXIT.failures;
     } finally {
-      await bl.close();
+      await bl.close({ timeoutMs: options.shutdownMs });
     }
+    // After an interrupt, a handler that ignored its abort signal may still hold the event
+    // loop; its items were handed back, so nothing is left to wait for.
+    if (interrupted) process.exit(EXIT.failures);
   });
 }

@@ -37,6 +37,8 @@ export interface BatchlineOptions {
   database?: string;
   /** PostgreSQL schema (default `batchline`, or `?schema=` in the URL). */
   schema?: string;
+  /** PostgreSQL connections this process keeps (default 10, or `?pool_size=` in the URL). */
+  poolSize?: number;
   /** Tenant of batches submitted without one (default `default`). */
   tenant?: string;
   /** Apply pending migrations on open (default true). */
@@ -110,7 +112,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
 
   /** Opens (and by default migrates) the store a database setting names. */
   static async open(options: BatchlineOptions = {}): Promise<Batchline> {
-    const store = await openStore({ database: options.database, schema: options.schema });
+    const store = await openStore({ database: options.database, schema: options.schema, poolSize: options.poolSize });
     try {
       if (options.migrate !== false) await store.migrate({ direction: 'up' });
     } catch (error) {

@@ -13,7 +13,7 @@ export const DEFAULT_SCHEMA = 'batchline';
 
 export type DatabaseTarget =
   | { kind: 'sqlite'; path: string }
-  | { kind: 'postgres'; url: string; schema: string; display: string };
+  | { kind: 'postgres'; url: string; schema: string; display: string; poolSize?: number };
 
 const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -26,8 +26,8 @@ export function checkSchema(schema: string): string {
 }
 
 /**
- * Reads a database setting: `postgres://user@host:5432/db?schema=name`, `sqlite:path`, a file
- * path, or undefined (then `DATABASE_URL`, then ./.batchline/batchline.db).
+ * Reads a database setting: `postgres://user@host:5432/db?schema=name&pool_size=10`,
+ * `sqlite:path`, a file path, or undefined (then `DATABASE_URL`, then ./.batchline/batchline.db).
  */
 export function resolveDatabase(database?: string, schema?: string): DatabaseTarget {
   const setting = database ?? process.env.DATABASE_URL ?? DEFAULT_SQLITE_PATH;
@@ -47,8 +47,15 @@ export function resolveDatabase(database?: string, schema?: string): DatabaseTar
       });
     }
     const chosen = checkSchema(schema ?? fromUrl ?? process.env.BATCHLINE_SCHEMA ?? DEFAULT_SCHEMA);
+    // ?pool_size=N: connections each process keeps (ours, like ?schema=; PostgreSQL never sees it).
+    const pool = url.searchParams.get('pool_size');
+    url.searchParams.delete('pool_size');
+    const poolSize = pool === null ? undefined : Number(pool);
+    if (poolSize !== undefined && !(/^\d+$/.test(pool!) && poolSize >= 1 && poolSize <= 1_000)) {
+      throw new InputError(`?pool_size=${pool} in the database URL must be a whole number from 1 to 1000`, { code: 'invalid_database_url' });
+    }
     const display = `PostgreSQL ${url.hostname || 'localhost'}:${url.port || 5432}${url.pathname} schema ${chosen}`;
-    return { kind: 'postgres', url: url.toString(), schema: chosen, display };
+    return { kind: 'postgres', url: url.toString(), schema: chosen, display, ...(poolSize === undefined ? {} : { poolSize }) };
   }
   if (scheme === 'sqlite' || scheme === 'file') {
     const path = setting.slice(scheme.length + 1).replace(/^\/\/(?=\/)/, '');
@@ -71,12 +78,13 @@ export function redact(url: string): string {
 }
 
 /** Opens the store a database setting names. Migrations are the caller's choice. */
-export async function openStore(options: { database?: string; schema?: string } = {}): Promise<Store> {
+export async function openStore(options: { database?: string; schema?: string; poolSize?: number } = {}): Promise<Store> {
   const target = resolveDatabase(options.database, options.schema);
   if (target.kind === 'sqlite') {
     const { SqliteStore } = await import('./sqlite/sqlite-store.js');
-    return new SqliteStore({ path: target.path });
+    // Only the default location's directory is made on demand; a path given must have one.
+    return new SqliteStore({ path: target.path, createDirectory: target.path === resolve(DEFAULT_SQLITE_PATH) });
   }
   const { PostgresStore } = await import('./postgres/postgres-store.js');
-  return PostgresStore.connect({ url: target.url, schema: target.schema, display: target.display });
+  return PostgresStore.connect({ url: target.url, schema: target.schema, display: target.display, poolSize: options.poolSize ?? target.poolSize });
 }

@@ -265,6 +265,21 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     expect(unreachable.stderr).toContain('cannot use PostgreSQL 127.0.0.1:1/x schema batchline');
     expect(unreachable.stderr).toContain('ECONNREFUSED');
     expect(unreachable.stderr).not.toContain('secret');
+    // A server that answers and hangs up is named as a refused one is.
+    const { createServer } = await import('node:net');
+    const hangUp = createServer((socket) => socket.end('x'));
+    await new Promise<void>((resolve) => hangUp.listen(0, '127.0.0.1', resolve));
+    const port = (hangUp.address() as { port: number }).port;
+    const hungUp = await batchline(['status', '--database', `postgres://nobody@127.0.0.1:${port}/x`]);
+    hangUp.close();
+    expect([hungUp.code, hungUp.stderr]).toEqual([2, `batchline: error: cannot use PostgreSQL 127.0.0.1:${port}/x schema batchline: Connection terminated unexpectedly\n`]);
+    const pool = await batchline(['status', '--database', 'postgres://nobody@127.0.0.1:1/x?pool_size=0']);
+    expect([pool.code, pool.stderr]).toEqual([2, 'batchline: error: ?pool_size=0 in the database URL must be a whole number from 1 to 1000\n']);
+    // A SQLite path in a directory that does not exist is a typo, not a new database.
+    const missingDir = join(dir, 'no-such-dir');
+    const typo = await batchline(['submit', '--type', 't', '--file', write('one.csv', 'a\n1\n'), '--database', join(missingDir, 'db.sqlite')]);
+    expect([typo.code, typo.stderr]).toEqual([2, `batchline: error: cannot open SQLite database ${join(missingDir, 'db.sqlite')}: directory ${missingDir} does not exist (create it, or check --database / DATABASE_URL)\n`]);
+    expect(existsSync(missingDir)).toBe(false);
     const twice = await batchline(['status', '--database', 'postgres://nobody@127.0.0.1:1/x?schema=blue', '--schema', 'green']);
     expect([twice.code, twice.stderr]).toEqual([2, 'batchline: error: two schemas given: ?schema=blue in the database URL and green as the schema option (--schema); give one\n']);
   });

@@ -9,7 +9,7 @@
  */
 
 import pg from 'pg';
-import { InputError } from '../../core/errors.js';
+import { BatchlineError, InputError, StoreUnavailableError } from '../../core/errors.js';
 import { isBatchId, newBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import { BATCH_ACTIONS, canApply, type BatchStatus } from '../../core/statuses.js';
@@ -98,7 +98,11 @@ export class PostgresStore implements Store {
       await pool.query('SELECT 1');
     } catch (error) {
       await pool.end().catch(() => {});
-      throw store.c.translate(error);
+      // Whatever stops the first query (a server that hangs up, a timeout, TLS refused) means
+      // this database cannot be used; say which, as for a refused connection.
+      const translated = store.c.translate(error);
+      if (translated instanceof BatchlineError) throw translated;
+      throw new StoreUnavailableError(`cannot use ${options.display}: ${(error as Error).message}`, { cause: error });
     }
     return store;
   }

@@ -3,10 +3,10 @@
  * transactions, and the row shapes and helpers that the store's modules share.
  */
 
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { NotFoundError, schemaBehind, StoreUnavailableError } from '../../core/errors.js';
+import { InputError, NotFoundError, schemaBehind, StoreUnavailableError } from '../../core/errors.js';
 import { isBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import type { EventType } from '../../core/types.js';
@@ -38,6 +38,11 @@ export interface ChunkDbRow {
 export interface SqliteStoreOptions {
   /** Path of the database file; its folder is created when missing. */
   path: string;
+  /**
+   * Create the file's directory when it is missing (default true). Off for a path the user
+   * typed: a typo there must not quietly start a second, empty database.
+   */
+  createDirectory?: boolean;
   /** How long a write waits for another process's transaction before failing. */
   busyTimeoutMs?: number;
 }
@@ -67,13 +72,22 @@ export class SqliteConnection {
 
   constructor(options: SqliteStoreOptions) {
     try {
-      if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+      if (options.path !== ':memory:') {
+        const directory = dirname(options.path);
+        if (options.createDirectory === false && !existsSync(directory)) {
+          throw new InputError(`cannot open SQLite database ${options.path}: directory ${directory} does not exist (create it, or check --database / DATABASE_URL)`, {
+            code: 'invalid_database_url',
+          });
+        }
+        mkdirSync(directory, { recursive: true });
+      }
       this.db = new Database(options.path);
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
       this.db.pragma('foreign_keys = ON');
     } catch (error) {
+      if (error instanceof InputError) throw error;
       throw new StoreUnavailableError(`cannot open SQLite database ${options.path}: ${(error as Error).message}`, {
         cause: error,
       });

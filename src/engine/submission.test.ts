@@ -119,6 +119,23 @@ describe('Submission.chunks', () => {
     expect(error.message.startsWith('item 3 (seq 2): ')).toBe(true);
   });
 
+  it.each([
+    ['NaN', { amount: NaN }, 'item 3 (seq 2): item has NaN at .amount, which JSON stores as null'],
+    ['Infinity deep inside', { legs: [{ rate: 1 }, { rate: -Infinity }] }, 'item 3 (seq 2): item has -Infinity at .legs[1].rate, which JSON stores as null'],
+    ['a function property', { ok: 3, f: () => 1 }, 'item 3 (seq 2): item has a function at .f, which JSON cannot hold'],
+    ['a Map', { tags: new Map([['a', 1]]) }, 'item 3 (seq 2): item has a Map at .tags, which JSON stores as {}'],
+    ['undefined in an array', { xs: [1, undefined] }, 'item 3 (seq 2): item has undefined at .xs[1], which JSON stores as null'],
+  ])('rejects an item JSON would store changed (%s), naming where', async (_label, bad, message) => {
+    const error = await inputError(run([{ ok: 1 }, { ok: 2 }, bad]));
+    expect(error.code).toBe('invalid_item');
+    expect(error.message).toBe(`${message}; send it as a value JSON keeps (a string, a number or null)`);
+  });
+
+  it('keeps what JSON keeps as it is read back: undefined properties left out, Dates as their text', async () => {
+    const { chunks } = await run([{ a: 1, gone: undefined, at: new Date('2026-12-03T00:00:00Z') }]);
+    expect(JSON.parse(chunks[0]!.payloads)).toEqual([{ a: 1, at: '2026-12-03T00:00:00.000Z' }]);
+  });
+
   it('rejects a circular item', async () => {
     const circular: Record<string, unknown> = {};
     circular.self = circular;

@@ -8,6 +8,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { z } from 'zod';
 import { InputError, oneLineIssues } from '../core/errors.js';
+import { lossyJsonValue } from '../core/json-values.js';
 import type { RunOptions } from '../core/types.js';
 import type { NewBatch, NewChunk } from '../store/store.js';
 import { backoffSchema, processorOptionsSchema, typeSchema } from './registry.js';
@@ -160,6 +161,8 @@ export class Submission {
         throw new InputError(`item is not JSON-serialisable: ${(error as Error).message}`, { where: await where(index), code: 'invalid_item' });
       }
       if (json === undefined) throw new InputError(`item is ${typeof item}, which JSON cannot hold`, { where: await where(index), code: 'invalid_item' });
+      const lossy = lossyJsonValue(item);
+      if (lossy) throw new InputError(`item has ${lossy}; send it as a value JSON keeps (a string, a number or null)`, { where: await where(index), code: 'invalid_item' });
       const size = Buffer.byteLength(json);
       if (size > maxPayloadBytes) {
         throw new InputError(`item is ${size} bytes as JSON; the limit is ${maxPayloadBytes} (maxPayloadBytes)`, {

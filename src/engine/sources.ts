@@ -180,7 +180,10 @@ class CsvSource implements FileSource {
     const { code, lines } = error as { code?: string; lines?: number };
     // An unclosed quote runs to the end of the file; the bad record starts after the last good one.
     const line = code === 'CSV_QUOTE_NOT_CLOSED' || lines === undefined ? (await this.lineOf(records)) + 1 : lines;
-    throw new InputError(`malformed CSV: ${(error as Error).message}`, { where: `${this.path}:${line}`, code: 'malformed_csv', cause: error });
+    // csv-parse ends its message with a line of its own counting ("at line 4" for a quote left
+    // open at the end of the file); the location above is the one to read.
+    const message = (error as Error).message.replace(/ (?:at|on) line \d+\.?$/, '');
+    throw new InputError(`malformed CSV: ${message}`, { where: `${this.path}:${line}`, code: 'malformed_csv', cause: error });
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<unknown> {

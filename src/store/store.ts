@@ -260,7 +260,7 @@ export interface Store {
   /** Where the data lives, for humans: a file path, or host/database/schema. */
   readonly description: string;
 
-  /** Applies migrations up to the latest, or reverts `steps` (default 1) going down. */
+  /** Applies the next `steps` migrations (default: all pending) going up, or reverts `steps` (default 1) going down. */
   migrate(params: { direction: 'up' | 'down'; steps?: number }): Promise<MigrationStatus>;
   migrationStatus(): Promise<MigrationStatus>;
 

@@ -400,9 +400,11 @@ describe.each(storeKinds)('submit, status, migrate (%s)', (kind) => {
       const down = await batchline(['migrate', 'down', '--steps', '3', '--json', ...db]);
       expect(down.code).toBe(0);
       expect(JSON.parse(down.stdout)).toMatchObject({ before: 3, current: 0, latest: 3 });
+      const one = await batchline(['migrate', 'up', '--steps', '1', ...db]);
+      expect(one.stdout).toContain('schema version 0 → 1 (latest 3)');
       const up = await batchline(['migrate', ...db]);
       expect(up.code).toBe(0);
-      expect(up.stdout).toContain('schema version 0 → 3 (latest 3)');
+      expect(up.stdout).toContain('schema version 1 → 3 (latest 3)');
       expect((await batchline(['status', '--json', ...db])).stdout).toContain('"batches": []');
     } finally {
       await location.cleanup();

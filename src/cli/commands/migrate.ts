@@ -7,7 +7,7 @@ import { openStore } from '../../store/open.js';
 import { cannotOpen, CliError, integer, printJson, withDatabase, type DatabaseOptions } from '../common.js';
 
 interface MigrateOptions extends DatabaseOptions {
-  steps: number;
+  steps?: number;
   json?: boolean;
 }
 
@@ -17,11 +17,11 @@ export function migrateCommand(): Command {
     new Command('migrate')
       .summary('apply (up) or revert (down) schema migrations')
       .description(
-        'up (default): apply every pending migration. down: revert the last --steps migrations (default 1); down past the ' +
+        'up (default): apply every pending migration, or the next --steps. down: revert the last --steps migrations (default 1); down past the ' +
           'first migration drops every Batchline table and the data in them. Opening Batchline also applies pending migrations.',
       )
       .argument('[direction]', 'up or down', 'up')
-      .option('--steps <n>', 'with down, how many migrations to revert', integer(1), 1)
+      .option('--steps <n>', 'how many migrations to apply (up; default all pending) or revert (down; default 1)', integer(1))
       .option('--json', 'print the resulting version as JSON'),
   ).action(async (direction: string, options: MigrateOptions) => {
     if (direction !== 'up' && direction !== 'down') throw new CliError(`direction must be up or down, got ${JSON.stringify(direction)}`);

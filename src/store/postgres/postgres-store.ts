@@ -120,7 +120,7 @@ export class PostgresStore implements Store {
       const current = await this.currentVersion(client);
       const todo =
         params.direction === 'up'
-          ? PG_MIGRATIONS.filter((m) => m.version > current)
+          ? PG_MIGRATIONS.filter((m) => m.version > current).slice(0, params.steps ?? Infinity)
           : PG_MIGRATIONS.filter((m) => m.version <= current).reverse().slice(0, params.steps ?? 1);
       for (const m of todo) {
         if (params.direction === 'up') {

@@ -94,7 +94,7 @@ export class SqliteStore implements Store {
       this.c.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
       const current = this.currentVersion();
       if (params.direction === 'up') {
-        for (const m of SQLITE_MIGRATIONS.filter((m) => m.version > current)) {
+        for (const m of SQLITE_MIGRATIONS.filter((m) => m.version > current).slice(0, params.steps ?? Infinity)) {
           this.c.db.exec(m.up);
           this.c.stmt(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, iso(Date.now()));
         }

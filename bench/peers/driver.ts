@@ -14,7 +14,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { signedCents } from '../../src/cli/demo-data.js';
-import { checkEffects, resetEffects, type EffectCheck } from './effects.js';
+import { checkEffects, clearEffects, resetEffects, type EffectCheck } from './effects.js';
 import { loadSystem } from './systems/index.js';
 import { chosenConfig, type Producer, type Submission, type System, type SystemSettings } from './systems/system.js';
 import { payloads, type RunResult, type Workload } from './workloads.js';
@@ -97,10 +97,19 @@ async function waitRecorded(
   }
 }
 
+/**
+ * Tells the harness what the run is doing, as a line `#phase <name>` on stdout: a run the
+ * harness kills at its time limit is then reported with the phase it was stuck in.
+ */
+function phase(name: string): void {
+  process.stdout.write(`#phase ${name}\n`);
+}
+
 async function measure(args: DriverArgs): Promise<RunResult> {
   const { workload, settings } = args;
   const system: System = await loadSystem(args.system);
   const config = chosenConfig(system, settings);
+  phase('reset');
   await system.reset(settings);
   const balance = workload.handler === 'balance';
   if (balance && system.name !== 'batchline') await resetEffects(system.backend, settings);
@@ -109,16 +118,25 @@ async function measure(args: DriverArgs): Promise<RunResult> {
   let handledBefore = 0; // by workers killed earlier
   const producer = await system.producer(settings);
   try {
+    phase(workload.smallItems ? 'submit-big' : 'submit');
     const started = performance.now();
     const submission = await producer.submit(payloads(workload, workload.items, 'big'), workload.items, 'big');
     const submitMs = performance.now() - started;
 
     let smallBatchMs: number | null | undefined;
     let smallDone: number | undefined;
+    let bigDoneAtSmallSubmit: number | undefined;
     let end: { done: number; failed: number; at: number };
     let kills = 0;
+    const killedAt: number[] = [];
     if (workload.smallItems) {
-      // W5: the second tenant submits now; the clock that matters is the small batch's.
+      // W5: the second tenant submits once the big batch is being worked through (every
+      // system alike); the clock that matters is the small batch's.
+      phase('big-backlog');
+      const wanted = workload.smallAfterDone ?? 0;
+      const backlog = await waitRecorded(producer, submission, wanted, started, () => performance.now() > started + workload.timeoutMs + submitMs, undefined, undefined, 20);
+      bigDoneAtSmallSubmit = backlog.done;
+      phase('small');
       const smallStarted = performance.now();
       const small = await producer.submit(payloads(workload, workload.smallItems, 'small'), workload.smallItems, 'small');
       const r = await waitRecorded(producer, small, workload.smallItems, smallStarted, () => performance.now() > smallStarted + workload.timeoutMs);
@@ -146,9 +164,11 @@ async function measure(args: DriverArgs): Promise<RunResult> {
           if (total() !== lastProgress.handled) lastProgress = { handled: total(), at: performance.now() };
           if (crashAt.length > 0 && total() >= crashAt[0]! * workload.items) {
             crashAt.shift();
+            killedAt.push(Math.round((total() / workload.items) * 1000) / 1000);
             handledBefore += worker.handled;
             await worker.kill();
             kills++;
+            await system.recoverDeadWorker?.(settings);
             worker = await WorkerProcess.start(args);
             lastProgress.at = performance.now();
           }
@@ -157,7 +177,9 @@ async function measure(args: DriverArgs): Promise<RunResult> {
       );
     }
     const totalMs = end.at - started;
+    phase('stop');
     await worker.stop();
+    phase('check');
 
     let check: EffectCheck | undefined;
     if (balance) {
@@ -194,13 +216,16 @@ async function measure(args: DriverArgs): Promise<RunResult> {
             },
           }
         : {}),
-      ...(workload.crashAt ? { kills } : {}),
+      ...(workload.crashAt ? { kills, killedAt } : {}),
       ...(workload.idealMs ? { idealMs: workload.idealMs } : {}),
-      ...(workload.smallItems ? { smallBatchMs: smallBatchMs === null || smallBatchMs === undefined ? null : Math.round(smallBatchMs), smallDone } : {}),
+      ...(workload.smallItems ? { smallBatchMs: smallBatchMs === null || smallBatchMs === undefined ? null : Math.round(smallBatchMs), smallDone, bigDoneAtSmallSubmit } : {}),
     };
   } finally {
     await producer.close().catch(() => {});
     await worker.stop(5_000).catch(() => {});
+    phase('clear');
+    await system.clear(settings).catch((error: Error) => console.error(`${system.name}: clearing after the run failed: ${error.message}`));
+    if (balance && system.name !== 'batchline') await clearEffects(system.backend, settings).catch(() => {});
   }
 }
 

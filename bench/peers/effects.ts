@@ -64,6 +64,24 @@ export async function resetEffects(backend: 'postgres' | 'redis', settings: Syst
   }
 }
 
+/** Drops the balance and ledger once a run is checked. */
+export async function clearEffects(backend: 'postgres' | 'redis', settings: SystemSettings): Promise<void> {
+  if (backend === 'redis') {
+    const redis = new Redis(settings.redisUrl, { lazyConnect: true });
+    await redis.connect();
+    await redis.del(BALANCE_KEY, LEDGER_KEY);
+    await redis.quit();
+    return;
+  }
+  const client = new pg.Client({ connectionString: settings.pgUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Opens the writer a peer's handler calls, with a pool as big as the worker's concurrency. */
 export async function openEffects(backend: 'postgres' | 'redis', settings: SystemSettings): Promise<Effects> {
   if (backend === 'redis') {

@@ -8,16 +8,16 @@
  * bench/results/peers-<date>.json, with the machine, the versions and the configurations, and
  * a full run regenerates docs/benchmarks.md.
  *
- *   npm run bench:peers                          # everything, 3 repetitions (about an hour)
+ *   npm run bench:peers                          # everything, 3 repetitions (about two hours)
  *   npm run bench:peers -- --quick               # 10,000 items, 1 repetition, Batchline once per workload (under 5 minutes)
- *   npm run bench:peers -- --systems batchline,pg-boss --workloads W1,W2 --repeats 1
+ *   npm run bench:peers -- --systems batchline,pg-boss --workloads W1,W2 --repeats 1   # -partial.json
  *   npm run bench:peers -- --config pg-boss=batch-100      # try another configuration
- *   npm run bench:peers -- --sweep --systems pg-boss --workloads W1,W4 --repeats 1
- *                                                # every configuration of each peer, no Batchline
+ *   npm run bench:peers -- --sweep --repeats 1   # every configuration of each peer on W1-W4, no Batchline;
+ *                                                # later runs take each peer's best per workload
  */
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -32,7 +32,7 @@ const { values: opts } = parseArgs({
     quick: { type: 'boolean', default: false },
     repeats: { type: 'string' },
     systems: { type: 'string', default: SYSTEM_NAMES.join(',') },
-    workloads: { type: 'string', default: 'W1,W2,W3,W4,W5' },
+    workloads: { type: 'string' },
     config: { type: 'string', multiple: true, default: [] },
     pg: { type: 'string', default: process.env.BATCHLINE_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     redis: { type: 'string', default: process.env.BATCHLINE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/1' },
@@ -46,14 +46,19 @@ if (opts.help) {
   console.log(`usage: npm run bench:peers -- [--quick] [--repeats N] [--systems a,b] [--workloads W1,W2]
                                 [--config system=name ...] [--sweep] [--pg URL] [--redis URL] [--docs]
 systems: ${SYSTEM_NAMES.join(', ')}
---sweep runs every configuration each peer lists (bench/results/peers-<date>-sweep.json).
-A full run (not --quick, --config or --sweep) regenerates docs/benchmarks.md; --docs forces it.`);
+--sweep runs every configuration each peer lists on W1-W4 (bench/results/peers-<date>-sweep.json);
+  later runs take, per peer and workload, the configuration that did best there.
+Only a full run (every system and workload, 3 repetitions, no --config) writes peers-<date>.json
+and regenerates docs/benchmarks.md; anything less writes peers-<date>-partial.json (or -quick,
+-sweep, -configs) and leaves the docs alone (--docs regenerates them from the files as they are).`);
   process.exit(0);
 }
 
 const systems = opts.systems.split(',').filter(Boolean);
 for (const s of systems) await loadSystem(s); // fails early on an unknown name
-const selected = workloads(opts.quick).filter((w) => opts.workloads.split(',').includes(w.id));
+// A sweep compares configurations on W1-W4; W5 (fairness) takes W1's choice.
+const chosenWorkloads = (opts.workloads ?? (opts.sweep ? 'W1,W2,W3,W4' : 'W1,W2,W3,W4,W5')).split(',');
+const selected = workloads(opts.quick).filter((w) => chosenWorkloads.includes(w.id));
 const repeats = Number(opts.repeats ?? (opts.quick ? 1 : 3));
 const configs = Object.fromEntries(opts.config.map((c) => c.split('=') as [string, string]));
 const peers = systems.filter((s) => s !== 'batchline');
@@ -92,10 +97,7 @@ async function checkpoint(): Promise<void> {
   await client.end();
 }
 
-/** A run may take its workload's limit plus this long (setup, submitting, checks) before it is killed. */
-export const RUN_LIMIT_EXTRA_MS = 180_000;
-
-/** One driver process; its last stdout line is the RunResult. Killed (with its worker) after the workload's limit. */
+/** One driver process; its last stdout line is the RunResult. Killed (with its worker) after the workload's run limit. */
 function runOnce(system: string, workload: Workload, config: string | undefined): Promise<RunResult> {
   const args: DriverArgs = { system, workload, settings: { pgUrl: opts.pg, redisUrl: opts.redis, concurrency: workload.concurrency, config } };
   return new Promise((resolve, reject) => {
@@ -104,17 +106,39 @@ function runOnce(system: string, workload: Workload, config: string | undefined)
       stdio: ['ignore', 'pipe', 'inherit'],
       detached: true, // its own process group, so a stuck run is killed with its worker
     });
-    const limit = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), workload.timeoutMs + RUN_LIMIT_EXTRA_MS);
+    const began = Date.now();
+    const limit = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), workload.runLimitMs);
     let out = '';
-    child.stdout.on('data', (d) => (out += d));
+    // The driver announces each phase (`#phase name`); a killed run is reported with its last.
+    let current = { name: 'start', at: began };
+    child.stdout.on('data', (d) => {
+      out += d;
+      for (const match of String(d).matchAll(/^#phase (\S+)$/gm)) current = { name: match[1]!, at: Date.now() };
+    });
     child.on('close', (code, signal) => {
       clearTimeout(limit);
-      if (signal === 'SIGKILL') return reject(new Error(`killed at the harness's limit of ${Math.round((workload.timeoutMs + RUN_LIMIT_EXTRA_MS) / 1000)} s`));
+      if (signal === 'SIGKILL') {
+        const inPhase = `${Math.round((Date.now() - current.at) / 1000)} s in phase ${current.name}`;
+        return reject(new Error(`killed at the harness's limit of ${Math.round(workload.runLimitMs / 1000)} s, ${inPhase} (${PHASES[current.name] ?? current.name})`));
+      }
       if (code !== 0) return reject(new Error(`${system} ${workload.id}: driver exited ${signal ?? code}`));
-      resolve(JSON.parse(out.trim().split('\n').at(-1)!) as RunResult);
+      resolve(JSON.parse(out.trim().split('\n').filter((line) => !line.startsWith('#')).at(-1)!) as RunResult);
     });
   });
 }
+
+/** What each phase the driver announces means, for the report of a run that was killed. */
+const PHASES: Record<string, string> = {
+  start: 'starting the driver',
+  reset: 'resetting the system',
+  submit: 'submitting the items',
+  'submit-big': 'submitting the big batch',
+  'big-backlog': 'waiting for the big batch to be under way',
+  small: 'waiting for the small batch',
+  stop: 'stopping the worker',
+  check: 'checking the outcome',
+  clear: 'dropping what the run left',
+};
 
 function summary(r: RunResult): string {
   const parts = [`${r.totalMs} ms`, `${r.itemsPerSecond}/s`, `worker ${r.workerRssMb} MB`];
@@ -128,18 +152,42 @@ await checkServices();
 const info = { ...(await machine(opts.pg)), redis: await redisVersion() };
 console.error(`machine: ${JSON.stringify(info)}`);
 const versions: Record<string, string> = {};
-const configsUsed: Record<string, { name: string; text: string; tried: Record<string, string> }> = {};
+const sweep = opts.sweep ? null : newestSweep();
+/** Per system: the configuration each workload runs with, why, and every one it lists. */
+const configsUsed: Record<string, { byWorkload: Record<string, { name: string; why: string }>; tried: Record<string, string> }> = {};
 for (const s of systems) {
   const system = await loadSystem(s);
   versions[s] = system.version;
-  const name = configs[s] ?? Object.keys(system.configs)[0]!;
-  configsUsed[s] = { name, text: system.configs[name]!, tried: system.configs };
+  const byWorkload = Object.fromEntries(selected.map((w) => [w.id, chooseConfig(s, Object.keys(system.configs), w.id)]));
+  configsUsed[s] = { byWorkload, tried: system.configs };
+}
+
+/**
+ * The configuration a peer runs a workload with: `--config system=name` if given; else the
+ * one that did best on that workload in the newest sweep (W3: fewest items lost or applied
+ * twice, then time; W5, never swept, takes W1's); else the system's first.
+ */
+function chooseConfig(system: string, names: string[], workload: string): { name: string; why: string } {
+  if (configs[system]) return { name: configs[system], why: '--config' };
+  const swept = (sweep?.results.medians ?? []).filter((m) => m.system === system && m.workload === (workload === 'W5' ? 'W1' : workload) && names.includes(m.config));
+  if (swept.length === 0) return { name: names[0]!, why: system === 'batchline' ? 'its defaults' : 'first listed (no sweep)' };
+  const harm = (m: RunResult) => (m.balance ? m.balance.lost + m.balance.appliedTwice + (m.balance.matches ? 0 : 1) : 0) + m.unfinished;
+  const best = [...swept].sort((a, b) => (workload === 'W3' ? harm(a) - harm(b) : 0) || primary(a) - primary(b))[0]!;
+  const rule = workload === 'W3' ? 'fewest lost or doubled, then fastest' : 'fastest';
+  return { name: best.config, why: `${rule} in ${sweep!.file}${workload === 'W5' ? ' on W1' : ''}` };
+}
+
+function newestSweep(): { file: string; results: { medians: RunResult[] } } | null {
+  const dir = `${root}/bench/results`;
+  if (!existsSync(dir)) return null;
+  const file = readdirSync(dir).filter((f) => /^peers-\d{4}-\d{2}-\d{2}-sweep\.json$/.test(f)).sort().at(-1);
+  return file ? { file: `bench/results/${file}`, results: JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) } : null;
 }
 
 const runs: (RunResult & { repetition: number; busyBefore: number })[] = [];
 /** Runs that did not produce a result (a crash, or the harness's time limit), kept in the results. */
 const failures: { system: string; workload: string; config?: string; repetition: number; seconds: number; error: string }[] = [];
-async function measure(system: string, workload: Workload, repetition: number, config = configs[system]): Promise<void> {
+async function measure(system: string, workload: Workload, repetition: number, config = configsUsed[system]!.byWorkload[workload.id]!.name): Promise<void> {
   const busyBefore = await waitQuiet();
   await checkpoint();
   const label = `[${repetition}/${repeats}] ${workload.id} ${workload.title} ${system}${config ? ` (${config})` : ''}`;
@@ -180,12 +228,15 @@ const medians = selected.flatMap((w) =>
     if (mine.length === 0) return [];
     const values = mine.map(primary);
     const m = median(values);
-    return [{ ...mine.find((r) => primary(r) === m)!, runs: values.map((v) => (Number.isFinite(v) ? v : null)) }];
+    return [{ ...mine.find((r) => primary(r) === m)!, runs: values.map((v) => (Number.isFinite(v) ? v : null)), busyBefore: mine.map((r) => r.busyBefore) }];
   }),
 );
 
 const date = new Date().toISOString().slice(0, 10);
-const kind = opts.quick ? '-quick' : opts.sweep ? '-sweep' : Object.keys(configs).length > 0 ? '-configs' : '';
+// Only a full run (every system and workload, 3 repetitions, chosen configurations) is
+// `peers-<date>.json`, which the docs show; anything less is kept beside it, never over it.
+const full = !opts.quick && !opts.sweep && Object.keys(configs).length === 0 && repeats === 3 && systems.length === SYSTEM_NAMES.length && selected.length === 5;
+const kind = opts.quick ? '-quick' : opts.sweep ? '-sweep' : Object.keys(configs).length > 0 ? '-configs' : full ? '' : '-partial';
 const file = `bench/results/peers-${date}${kind}.json`;
 mkdirSync(`${root}/bench/results`, { recursive: true });
 if (opts.sweep && existsSync(`${root}/${file}`)) {

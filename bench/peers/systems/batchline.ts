@@ -5,10 +5,12 @@
  * Its balance handler does what a Batchline user writes: `ctx.aggregate('balance', amount)`,
  * which is committed in the same transaction as the item's outcome, so a killed worker can
  * neither lose nor double an item's amount. A second aggregate counts applications, which is
- * how the check below tells "applied twice" apart from "lost".
+ * how the check below tells "applied twice" apart from "lost"; the check reads them, and the
+ * items, from the public tables (`batches`, the `items` view).
  */
 
 import { execFileSync } from 'node:child_process';
+import pg from 'pg';
 import { readFileSync } from 'node:fs';
 import { Batchline } from '../../../src/index.js';
 import { applyTransaction, type Transaction } from '../../../src/cli/demo-data.js';
@@ -42,6 +44,10 @@ export const batchline: System & { check(settings: SystemSettings, batchId: stri
   backend: 'postgres',
   configs: {
     default: 'defaults: adaptive lease size (up to 8,000 items), group commit, LISTEN/NOTIFY wakeups; leaseMs = recovery time in W3',
+  },
+
+  async clear(settings) {
+    await execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
   },
 
   async reset(settings) {
@@ -84,19 +90,34 @@ export const batchline: System & { check(settings: SystemSettings, batchId: stri
     return { stop: () => bl.close() };
   },
 
-  /** The balance is the batch's aggregate; applications counted per succeeded item tell lost from doubled. */
+  /**
+   * Read from Batchline's public SQL surface, as a user would check by hand, not from the
+   * engine's API or the batch's counters: the balance is the batch's exact aggregate (the
+   * driver compares it with the sum computed from the seed); "lost" are the seqs the `items`
+   * view does not show succeeded; "applied twice" is how far the `applied` aggregate (1 per
+   * success, committed with the item's outcome) exceeds the succeeded seqs, plus any seq the
+   * view shows succeeded more than once.
+   */
   async check(settings, batchId, items) {
-    const bl = await open(settings);
+    const client = new pg.Client({ connectionString: settings.pgUrl });
+    await client.connect();
     try {
-      const batch = await bl.getBatch(batchId);
-      const applied = Number(batch.aggregates.applied ?? 0);
+      const { rows } = await client.query<{ balance: string | null; applied: string | null; succeeded: number; seqs: number }>(
+        `SELECT b.aggregates->>'balance' AS balance, b.aggregates->>'applied' AS applied,
+                count(i.seq) FILTER (WHERE i.status = 'succeeded')::int AS succeeded,
+                count(DISTINCT i.seq) FILTER (WHERE i.status = 'succeeded')::int AS seqs
+           FROM ${SCHEMA}.batches b LEFT JOIN ${SCHEMA}.items i ON i.batch_id = b.id
+          WHERE b.id = $1 GROUP BY b.id`,
+        [batchId],
+      );
+      const r = rows[0]!;
       return {
-        balanceCents: BigInt((batch.aggregates.balance ?? '0.00').replace('.', '')),
-        lost: items - batch.succeeded,
-        appliedTwice: Math.max(0, applied - batch.succeeded),
+        balanceCents: BigInt((r.balance ?? '0.00').replace('.', '')),
+        lost: items - r.seqs,
+        appliedTwice: Math.max(0, Number(r.applied ?? 0) - r.seqs) + (r.succeeded - r.seqs),
       };
     } finally {
-      await bl.close();
+      await client.end();
     }
   },
 };

@@ -53,6 +53,13 @@ function bullmq(backend: 'redis' | 'postgres'): System {
     backend,
     configs: Object.fromEntries(Object.entries(CONFIGS).map(([name, c]) => [name, `one Worker with concurrency C, ${c.text}; addBulk() 1,000 jobs per call`])),
 
+    async clear(settings) {
+      if (backend === 'postgres') return execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`);
+      const redis = new Redis(settings.redisUrl);
+      await redis.flushdb();
+      await redis.quit();
+    },
+
     async reset(settings) {
       if (backend === 'postgres') {
         await execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`);

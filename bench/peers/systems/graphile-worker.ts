@@ -8,11 +8,12 @@
  * every size tried (see `configs`). A completed job's row is
  * deleted, so `recorded` counts the rows that are left.
  *
- * graphile-worker frees jobs locked by a dead worker after 4 hours, a fixed interval, so in W3
- * the jobs a killed worker held stay locked for the rest of the run.
+ * graphile-worker frees jobs locked by a dead worker after 4 hours, a fixed interval; in W3 the
+ * harness therefore calls its `forceUnlockWorkers` for the killed worker before starting the
+ * next one, as an operator's supervisor would (see recoverDeadWorker).
  */
 
-import { consoleLogFactory, Logger, run } from 'graphile-worker';
+import { consoleLogFactory, Logger, makeWorkerUtils, run } from 'graphile-worker';
 import pg from 'pg';
 import { assertIdentifier, chosenConfig, execute, installedVersion, slices, type System } from './system.js';
 
@@ -42,6 +43,35 @@ export const graphileWorker: System = {
   version: installedVersion('graphile-worker'),
   backend: 'postgres',
   configs: Object.fromEntries(Object.entries(CONFIGS).map(([name, c]) => [name, `concurrency C, ${c.text}; add_jobs() 1,000 jobs per call`])),
+
+  clear: (settings) => execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`),
+
+  /**
+   * A dead worker's locks last 4 hours; its documented way out is `forceUnlockWorkers` for
+   * workers known to be dead. Called between the kill and the restart, when no worker runs,
+   * every worker id holding locks is the dead one's.
+   */
+  async recoverDeadWorker(settings) {
+    const client = new pg.Client({ connectionString: settings.pgUrl });
+    await client.connect();
+    let ids: string[];
+    try {
+      const { rows } = await client.query<{ locked_by: string }>(
+        `SELECT DISTINCT locked_by FROM ${SCHEMA}._private_jobs WHERE locked_by IS NOT NULL
+          UNION SELECT DISTINCT locked_by FROM ${SCHEMA}._private_job_queues WHERE locked_by IS NOT NULL`,
+      );
+      ids = rows.map((r) => r.locked_by);
+    } finally {
+      await client.end();
+    }
+    if (ids.length === 0) return;
+    const utils = await makeWorkerUtils({ connectionString: settings.pgUrl, schema: SCHEMA, logger: quietLogger });
+    try {
+      await utils.forceUnlockWorkers(ids);
+    } finally {
+      await utils.release();
+    }
+  },
 
   async reset(settings) {
     await execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);

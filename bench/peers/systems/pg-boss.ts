@@ -42,6 +42,8 @@ export const pgBoss: System = {
     ]),
   ),
 
+  clear: (settings) => execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`),
+
   async reset(settings) {
     await execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
     const b = boss(settings, 2);

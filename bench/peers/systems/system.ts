@@ -84,6 +84,18 @@ export interface System {
   configs: Record<string, string>;
   /** Drops every table, schema or key the system left behind, so each run starts empty. */
   reset(settings: SystemSettings): Promise<void>;
+  /**
+   * Drops what a run left (schema, keys) once it is measured, so the next run, of whichever
+   * system, does not share the database with a million finished or stuck jobs.
+   */
+  clear(settings: SystemSettings): Promise<void>;
+  /**
+   * W3, after the worker process was SIGKILLed and before its replacement starts: what an
+   * operator's supervisor would do about a worker known to be dead, where the system offers
+   * it (graphile-worker's forceUnlockWorkers). Systems that free a dead worker's jobs on their
+   * own (leases, lock expiry, stalled checks) leave this out.
+   */
+  recoverDeadWorker?(settings: SystemSettings): Promise<void>;
   producer(settings: SystemSettings): Promise<Producer>;
   /**
    * Starts workers for `kind`. Peers call `work` for every job; Batchline runs its own handler

@@ -113,6 +113,7 @@ function outcome(r: Median, w: Workload): string {
   const parts: string[] = [];
   if (r.balance) parts.push(`balance ${r.balance.matches ? 'exact' : `**off by ${formatCents(BigInt(r.balance.actualCents) - BigInt(r.balance.expectedCents))}**`}, lost ${r.balance.lost}, applied twice ${r.balance.appliedTwice}`);
   if (r.kills !== undefined) parts.push(`${r.kills} kills${r.killedAt?.length ? ` (at ${r.killedAt.map((f) => `${Math.round(f * 100)} %`).join(', ')})` : ''}`);
+  if (r.crashes) parts.push(`**worker crashed by itself ${r.crashes} time(s)** (restarted; see the run's log)`);
   if (r.unfinished > 0 && !w.smallItems) parts.push(`**${fmt(r.unfinished)} unfinished** when the run ended`);
   if (r.failed > 0) parts.push(`${fmt(r.failed)} failed`);
   if (w.idealMs) parts.push(`${(r.totalMs / w.idealMs).toFixed(2)}× ideal`);

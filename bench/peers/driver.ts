@@ -31,7 +31,12 @@ const WORKER = new URL('./worker.js', import.meta.url).pathname.replace(/\.js$/,
 class WorkerProcess {
   handled = 0;
   maxRssMb: number | null = null;
-  private constructor(readonly child: ChildProcess) {}
+  /** The process ended without the driver killing or stopping it: it crashed by itself. */
+  crashed = false;
+  private ending = false;
+  private constructor(readonly child: ChildProcess) {
+    child.once('exit', () => (this.crashed = !this.ending));
+  }
 
   static async start(args: DriverArgs): Promise<WorkerProcess> {
     const child = fork(WORKER, [JSON.stringify({ system: args.system, kind: args.workload.handler, settings: args.settings })], {
@@ -52,6 +57,7 @@ class WorkerProcess {
   }
 
   async kill(): Promise<void> {
+    this.ending = true;
     const exited = once(this.child, 'exit');
     this.child.kill('SIGKILL');
     await exited;
@@ -59,6 +65,7 @@ class WorkerProcess {
 
   /** Graceful stop; SIGKILL after `graceMs`. */
   async stop(graceMs = 60_000): Promise<void> {
+    this.ending = true;
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = once(this.child, 'exit');
     this.child.kill('SIGTERM');
@@ -116,6 +123,16 @@ async function measure(args: DriverArgs): Promise<RunResult> {
 
   let worker = await WorkerProcess.start(args);
   let handledBefore = 0; // by workers killed earlier
+  // A worker process that dies by itself (a peer's unhandled error) is restarted, as a
+  // supervisor would, and counted: the run goes on, and the report says it happened.
+  let crashes = 0;
+  const supervise = async () => {
+    if (!worker.crashed) return;
+    crashes++;
+    handledBefore += worker.handled;
+    await system.recoverDeadWorker?.(settings);
+    worker = await WorkerProcess.start(args);
+  };
   const producer = await system.producer(settings);
   try {
     phase(workload.smallItems ? 'submit-big' : 'submit');
@@ -134,12 +151,12 @@ async function measure(args: DriverArgs): Promise<RunResult> {
       // system alike); the clock that matters is the small batch's.
       phase('big-backlog');
       const wanted = workload.smallAfterDone ?? 0;
-      const backlog = await waitRecorded(producer, submission, wanted, started, () => performance.now() > started + workload.timeoutMs + submitMs, undefined, undefined, 20);
+      const backlog = await waitRecorded(producer, submission, wanted, started, () => performance.now() > started + workload.timeoutMs + submitMs, undefined, supervise);
       bigDoneAtSmallSubmit = backlog.done;
       phase('small');
       const smallStarted = performance.now();
       const small = await producer.submit(payloads(workload, workload.smallItems, 'small'), workload.smallItems, 'small');
-      const r = await waitRecorded(producer, small, workload.smallItems, smallStarted, () => performance.now() > smallStarted + workload.timeoutMs);
+      const r = await waitRecorded(producer, small, workload.smallItems, smallStarted, () => performance.now() > smallStarted + workload.timeoutMs, undefined, supervise);
       smallDone = r.done;
       smallBatchMs = r.done + r.failed >= workload.smallItems ? r.at - smallStarted : null;
       end = { ...(await producer.recorded(submission)), at: performance.now() };
@@ -161,6 +178,7 @@ async function measure(args: DriverArgs): Promise<RunResult> {
         () => total() >= workload.items || stalled(),
         async () => {
           if (process.env.BENCH_DEBUG) console.error(`${Math.round(performance.now() - started)} ms: handled ${total()}`);
+          await supervise();
           if (total() !== lastProgress.handled) lastProgress = { handled: total(), at: performance.now() };
           if (crashAt.length > 0 && total() >= crashAt[0]! * workload.items) {
             crashAt.shift();
@@ -217,6 +235,7 @@ async function measure(args: DriverArgs): Promise<RunResult> {
           }
         : {}),
       ...(workload.crashAt ? { kills, killedAt } : {}),
+      ...(crashes > 0 ? { crashes } : {}),
       ...(workload.idealMs ? { idealMs: workload.idealMs } : {}),
       ...(workload.smallItems ? { smallBatchMs: smallBatchMs === null || smallBatchMs === undefined ? null : Math.round(smallBatchMs), smallDone, bigDoneAtSmallSubmit } : {}),
     };

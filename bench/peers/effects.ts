@@ -15,7 +15,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { signedCents } from '../../src/cli/demo-data.js';
-import type { Payload, SystemSettings } from './systems/system.js';
+import { execute, type Payload, type SystemSettings } from './systems/system.js';
 
 /** How the balance came out. */
 export interface EffectCheck {
@@ -42,29 +42,7 @@ function cents(payload: Payload): bigint {
   return signedCents({ type: payload.type, amount: payload.amount });
 }
 
-/** Empties the balance and ledger (called before every run). */
-export async function resetEffects(backend: 'postgres' | 'redis', settings: SystemSettings): Promise<void> {
-  if (backend === 'redis') {
-    const redis = new Redis(settings.redisUrl, { lazyConnect: true });
-    await redis.connect();
-    await redis.del(BALANCE_KEY, LEDGER_KEY);
-    await redis.quit();
-    return;
-  }
-  const client = new pg.Client({ connectionString: settings.pgUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-    await client.query(`CREATE SCHEMA ${SCHEMA}`);
-    await client.query(`CREATE TABLE ${SCHEMA}.balance (id int PRIMARY KEY, cents bigint NOT NULL)`);
-    await client.query(`INSERT INTO ${SCHEMA}.balance VALUES (1, 0)`);
-    await client.query(`CREATE TABLE ${SCHEMA}.applied (i int NOT NULL)`);
-  } finally {
-    await client.end();
-  }
-}
-
-/** Drops the balance and ledger once a run is checked. */
+/** Drops the balance and ledger (before a run, and once it is checked). */
 export async function clearEffects(backend: 'postgres' | 'redis', settings: SystemSettings): Promise<void> {
   if (backend === 'redis') {
     const redis = new Redis(settings.redisUrl, { lazyConnect: true });
@@ -73,13 +51,20 @@ export async function clearEffects(backend: 'postgres' | 'redis', settings: Syst
     await redis.quit();
     return;
   }
-  const client = new pg.Client({ connectionString: settings.pgUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  } finally {
-    await client.end();
-  }
+  await execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
+}
+
+/** An empty balance (0) and ledger for a run. */
+export async function resetEffects(backend: 'postgres' | 'redis', settings: SystemSettings): Promise<void> {
+  await clearEffects(backend, settings);
+  if (backend === 'redis') return;
+  await execute(
+    settings.pgUrl,
+    `CREATE SCHEMA ${SCHEMA}`,
+    `CREATE TABLE ${SCHEMA}.balance (id int PRIMARY KEY, cents bigint NOT NULL)`,
+    `INSERT INTO ${SCHEMA}.balance VALUES (1, 0)`,
+    `CREATE TABLE ${SCHEMA}.applied (i int NOT NULL)`,
+  );
 }
 
 /** Opens the writer a peer's handler calls, with a pool as big as the worker's concurrency. */

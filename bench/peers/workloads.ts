@@ -67,6 +67,8 @@ export interface RunResult {
   kills?: number;
   /** W3: the share of the items whose handlers had returned when each kill came. */
   killedAt?: number[];
+  /** Worker processes that died by themselves (not killed by the harness) and were restarted. */
+  crashes?: number;
   /** W4. */
   idealMs?: number;
   /** W5: from the small tenant's submit until its items were all recorded; null if not within the limit. */

@@ -24,10 +24,21 @@ function json(schema: z.ZodType, io: 'input' | 'output' = 'output'): JsonSchema 
   return rest;
 }
 
-/** Query parameters of a zod object schema. */
+/**
+ * Query parameters of a zod object schema. Each parameter's schema is the value it parses to
+ * (`limit`: an integer from 1 to 500), as OpenAPI describes query parameters; whether it is
+ * required comes from the input side, where a parameter with a default is optional.
+ */
 function queryParameters(schema: z.ZodObject): JsonSchema[] {
-  const shape = json(schema, 'input') as { properties: Record<string, JsonSchema>; required?: string[] };
-  return Object.entries(shape.properties).map(([name, s]) => ({ name, in: 'query', required: shape.required?.includes(name) ?? false, schema: s }));
+  const input = json(schema, 'input') as { properties: Record<string, JsonSchema>; required?: string[] };
+  const output = json(schema, 'output') as { properties: Record<string, JsonSchema> };
+  return Object.entries(output.properties).map(([name, s]) => ({
+    name,
+    in: 'query',
+    required: input.required?.includes(name) ?? false,
+    // A value JSON Schema cannot say it parses to (a lower-cased uuid) is described as sent.
+    schema: Object.keys(s).length > 0 ? s : input.properties[name],
+  }));
 }
 
 const idParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } };

@@ -110,12 +110,18 @@ export function fieldErrors(error: z.ZodError, prefix: string): FieldError[] {
 
 /**
  * An issue's message; for a value that matches none of a union's forms (`?status=` takes one
- * status or several) zod says only "Invalid input", so the first form's reason is given.
+ * status or several) zod says only "Invalid input", so the first form's reason is given, and
+ * for a record key that fails, what is wrong with the key.
  */
 function explain(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_union') {
     const first = issue.errors[0]?.[0];
     if (first) return first.message;
+  }
+  // A record key that fails its schema: zod says "Invalid key in record"; say why.
+  if (issue.code === 'invalid_key') {
+    const first = issue.issues[0];
+    if (first) return `key ${JSON.stringify(issue.path.at(-1) ?? '')}: ${first.message}`;
   }
   return issue.message;
 }
@@ -127,6 +133,7 @@ export function toProblem(error: unknown): Problem {
   if (error instanceof ConflictError) return problem(error.code === 'idempotency_conflict' ? 'IDEMPOTENCY_CONFLICT' : 'CONFLICT', error.message);
   if (error instanceof InputError) {
     if (error.code === 'body_idle') return problem('REQUEST_TIMEOUT', error.message);
+    if (error.code === 'shutting_down') return problem('UNAVAILABLE', error.message);
     return problem(error.code === 'payload_too_large' ? 'PAYLOAD_TOO_LARGE' : 'VALIDATION_ERROR', error.message);
   }
   if (error instanceof BatchlineError) {

@@ -5,9 +5,28 @@
 
 import { z } from 'zod';
 import { BATCH_STATUSES, ITEM_STATUSES } from '../core/statuses.js';
+import { typeSchema } from '../engine/registry.js';
 import { storableText, submitOptionsSchema } from '../engine/submission.js';
 
-const typeName = z.string().min(1).max(200);
+const typeName = typeSchema;
+
+/**
+ * A query parameter given once: repeating it (`?limit=1&limit=2`) is an error, not a choice
+ * of one of them.
+ */
+const once = (message = 'expected a single value') =>
+  z.string({ error: (issue) => (Array.isArray(issue.input) ? 'given more than once; give it once' : message) });
+
+/**
+ * A whole number in a query string, written in decimal digits: `?after=` (empty), `0x10` or
+ * `1e3` are errors rather than 0, 16 or 1000, as coercing them would make them.
+ */
+const wholeNumber = (min: number, max: number) =>
+  once(`expected a whole number from ${min} to ${max}`)
+    .regex(/^-?\d{1,16}$/, `expected a whole number from ${min} to ${max}`)
+    .meta({ description: `a whole number from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
 /** Batch ids, lower-cased (SQLite compares text; PostgreSQL's uuid type does not care). */
 const batchId = z
   .string()
@@ -27,11 +46,11 @@ export const createBatchBody = submitFields
 /** Options of a streamed (NDJSON or CSV) submission, from the query string. */
 export const createBatchQuery = z
   .object({
-    type: typeName,
-    priority: z.coerce.number().int().min(0).max(10).optional(),
-    maxAttempts: z.coerce.number().int().min(1).max(1_000).optional(),
-    timeoutMs: z.coerce.number().int().min(1).optional(),
-    idempotencyKey: storableText(500).min(1).optional(),
+    type: once().pipe(typeName),
+    priority: wholeNumber(0, 10).optional(),
+    maxAttempts: wholeNumber(1, 1_000).optional(),
+    timeoutMs: wholeNumber(1, 2_147_483_647).optional(),
+    idempotencyKey: once().pipe(storableText(500).min(1)).optional(),
     /** `label=k:v`, repeatable. */
     label: z.union([z.string(), z.array(z.string())]).optional(),
   })
@@ -42,25 +61,28 @@ export const idParams = z.object({ id: batchId }).strict();
 export const listQuery = z
   .object({
     status: z.union([z.enum(BATCH_STATUSES), z.array(z.enum(BATCH_STATUSES))]).optional(),
-    type: typeName.optional(),
+    type: once().pipe(typeName).optional(),
     /** Only this tenant's batches; a tenant key may name its own tenant only. */
-    tenant: submitOptionsSchema.shape.tenant,
+    tenant: once().pipe(submitOptionsSchema.shape.tenant.unwrap()).optional(),
     /** `label=k:v`, repeatable; a batch must carry all of them. */
     label: z.union([z.string(), z.array(z.string())]).optional(),
-    limit: z.coerce.number().int().min(1).max(500).default(50),
+    limit: wholeNumber(1, 500).default(50),
     cursor: batchId.optional(),
   })
   .strict();
 
 export const itemsQuery = z
   .object({
-    status: z.enum(ITEM_STATUSES).optional(),
-    after: z.coerce.number().int().min(-1).max(2_147_483_647).optional(),
-    limit: z.coerce.number().int().min(1).max(1_000).default(100),
+    status: once().pipe(z.enum(ITEM_STATUSES)).optional(),
+    after: wholeNumber(-1, 2_147_483_647).optional(),
+    limit: wholeNumber(1, 1_000).default(100),
   })
   .strict();
 
-export const resultsQuery = z.object({ format: z.enum(['ndjson', 'csv']).default('ndjson') }).strict();
+export const resultsQuery = z.object({ format: once().pipe(z.enum(['ndjson', 'csv'])).default('ndjson') }).strict();
+
+/** The `Idempotency-Key` header: the same text the body's `idempotencyKey` may hold. */
+export const idempotencyHeader = storableText(500).min(1);
 
 export const progressSchema = z.object({
   status: z.enum(BATCH_STATUSES),

@@ -77,24 +77,24 @@ function cutSequence(buf: Buffer): number {
 }
 
 /**
- * A file's bytes, checked to be UTF-8 as they stream: text in another encoding (Latin-1,
- * Windows-1252) would otherwise be read with U+FFFD in place of every accented letter, and
- * stored so without a word. A file starting with a UTF-16 byte-order mark passes unchecked
- * (csv-parse reads it). Read errors (a file removed meanwhile) end the stream as InputErrors.
+ * Bytes checked to be UTF-8 as they stream, passed on unchanged: text in another encoding
+ * (Latin-1, Windows-1252) would otherwise be read with U+FFFD in place of every accented
+ * letter, and stored so without a word. A sequence cut between chunks waits for its end.
+ * A stream starting with a UTF-16 byte-order mark passes unchecked (csv-parse reads it), if
+ * `utf16` allows. The error names `where(line)`, the line of the first bad byte.
  */
-function readText(path: string): Readable {
-  const raw = createReadStream(path);
+function utf8Checked(where: (line: number) => string, hint: string, utf16 = false): Transform {
   let line = 1;
   let carry: Buffer | null = null;
   let first = true;
-  let utf16 = false;
-  const checked = new Transform({
+  let passThrough = false;
+  return new Transform({
     transform(chunk: Buffer, _encoding, done) {
       if (first) {
         first = false;
-        utf16 = chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff));
+        passThrough = utf16 && chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff));
       }
-      if (utf16) return done(null, chunk);
+      if (passThrough) return done(null, chunk);
       const buf = carry ? Buffer.concat([carry, chunk]) : chunk;
       const body = buf.subarray(0, buf.length - cutSequence(buf));
       carry = body.length < buf.length ? Buffer.from(buf.subarray(body.length)) : null;
@@ -107,16 +107,22 @@ function readText(path: string): Readable {
           line++;
           start = end + 1;
         }
-        return done(new InputError('not UTF-8 text (another encoding, such as Latin-1?); save the file as UTF-8', { where: `${path}:${line}`, code: 'not_utf8' }));
+        return done(new InputError(`not UTF-8 text (another encoding, such as Latin-1?); ${hint}`, { where: where(line), code: 'not_utf8' }));
       }
       for (let at = body.indexOf(0x0a); at >= 0; at = body.indexOf(0x0a, at + 1)) line++;
       done(null, body);
     },
     flush(done) {
-      if (carry) return done(new InputError('not UTF-8 text: the file ends inside a character; save the file as UTF-8', { where: `${path}:${line}`, code: 'not_utf8' }));
+      if (carry) return done(new InputError(`not UTF-8 text: it ends inside a character; ${hint}`, { where: where(line), code: 'not_utf8' }));
       done();
     },
   });
+}
+
+/** A file's bytes, checked to be UTF-8 as they stream (see utf8Checked); read errors end the stream as InputErrors. */
+function readText(path: string): Readable {
+  const raw = createReadStream(path);
+  const checked = utf8Checked((line) => `${path}:${line}`, 'save the file as UTF-8', true);
   raw.once('error', (error) => checked.destroy(unreadable(path, error)));
   return raw.pipe(checked);
 }
@@ -288,6 +294,17 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
   const where = () => `${label}:${line}`;
   let inputError: unknown;
   input.once('error', (error) => (inputError = error));
+  /**
+   * The body's bytes checked to be UTF-8 (as files are), for one iteration. The input's own
+   * failures (an error, a connection closed before the body ended) end the checked stream
+   * too; unpiping it in the end leaves the input undestroyed for the server to drain.
+   */
+  const checkedInput = () => {
+    const checked = utf8Checked((at) => `${label}:${at}`, 'send the body as UTF-8');
+    input.once('error', (error) => checked.destroy(error));
+    input.once('close', () => input.readableEnded || checked.destroyed || checked.destroy(inputError instanceof Error ? inputError : new Error('aborted')));
+    return { checked: input.pipe(checked), release: () => input.unpipe(checked) };
+  };
   if (format === 'csv') {
     return {
       where,
@@ -303,15 +320,16 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
         });
         // pipe, not pipeline: a parse error must not destroy the request (the answer still has
         // to be written); an input error is handed to the parser by hand.
-        input.pipe(parser);
-        input.once('error', (error) => parser.destroy(error));
-        input.once('aborted', () => parser.destroy(new Error('aborted')));
+        const { checked, release } = checkedInput();
+        checked.pipe(parser);
+        checked.once('error', (error) => parser.destroy(error));
         try {
           for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
             line = info.lines;
             yield record;
           }
         } catch (error) {
+          if (error instanceof InputError && error.code === 'not_utf8') throw error;
           if (error instanceof InputError && error.code === 'malformed_csv') throw new InputError(error.message, { where: `${label}:1`, code: error.code });
           const lines = (error as { lines?: number }).lines;
           const code = (error as { code?: string }).code;
@@ -322,7 +340,8 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
           if (code?.startsWith('CSV_')) throw new InputError(`malformed CSV: ${(error as Error).message}`, { where: where(), code: 'malformed_csv', cause: error });
           throw bodyEnded(inputError ?? error, where());
         } finally {
-          input.unpipe(parser);
+          checked.unpipe(parser);
+          release();
         }
       },
     };
@@ -330,7 +349,8 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
   return {
     where,
     async *[Symbol.asyncIterator]() {
-      input.setEncoding('utf8');
+      const { checked, release } = checkedInput();
+      checked.setEncoding('utf8');
       let rest = '';
       const lineOf = (raw: string) => {
         line++;
@@ -338,7 +358,7 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
         return text.trim() === '' ? undefined : parseJsonLine(text, where());
       };
       try {
-        for await (const chunk of input.iterator({ destroyOnReturn: false }) as AsyncIterable<string>) {
+        for await (const chunk of checked.iterator({ destroyOnReturn: false }) as AsyncIterable<string>) {
           const lines = (rest + chunk).split('\n');
           rest = lines.pop()!;
           if (rest.length > MAX_LINE_CHARS) {
@@ -352,7 +372,9 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
         }
       } catch (error) {
         if (error instanceof InputError) throw error;
-        throw bodyEnded(error, where());
+        throw bodyEnded(inputError ?? error, where());
+      } finally {
+        release();
       }
       const value = lineOf(rest);
       if (value !== undefined) yield value;

@@ -44,7 +44,7 @@ export const submitOptionsSchema = processorOptionsSchema.extend({
   tenant: z.string().min(1).max(200).regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only').optional(),
   priority: z.number().int().min(0).max(10).optional(),
   idempotencyKey: storableText(500).min(1).optional(),
-  labels: z.record(storableText(100), storableText(1_000)).optional(),
+  labels: z.record(storableText(100).min(1, 'a label needs a name'), storableText(1_000)).optional(),
   backoff: backoffSchema.optional(),
   concurrency: z.number().int().min(1).max(100_000).optional(),
 });

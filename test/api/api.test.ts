@@ -541,6 +541,136 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
   });
 
   // Runs last in this file: once a key exists the API requires keys.
+  it('checks query strings, headers and body bytes as strictly as JSON fields, creating nothing', async () => {
+    const json = { 'content-type': 'application/json' };
+    const ndjson = { 'content-type': 'application/x-ndjson' };
+    const before = await bl.countBatches({});
+    const paths = (res: { body: { errors?: { path: string; message: string }[] } }) => res.body.errors?.map((e) => `${e.path}: ${e.message}`);
+
+    const batch = await client().createBatch({ type: 'echo', items: [{ n: 1 }, { n: 2 }] });
+    // An empty or non-decimal number is an error, not 0 or 16.
+    for (const after of ['', '%20', '0x10', '1e3']) {
+      const res = await raw(base, 'GET', `/batches/${batch.id}/items?after=${after}`);
+      expect([after, res.status, paths(res)]).toEqual([after, 400, ['query.after: expected a whole number from -1 to 2147483647']]);
+    }
+    const empty = await raw(base, 'POST', '/batches?type=echo&priority=', { body: '{"n":1}\n', headers: ndjson });
+    expect([empty.status, paths(empty)]).toEqual([400, ['query.priority: expected a whole number from 0 to 10']]);
+    const twice = await raw(base, 'GET', '/batches?limit=1&limit=2');
+    expect([twice.status, paths(twice)]).toEqual([400, ['query.limit: given more than once; give it once']]);
+    const label = await raw(base, 'GET', '/batches?label=a:b&label=a:c');
+    expect([label.status, paths(label)]).toEqual([400, ['query.label: label "a" is given twice; give each label once']]);
+    // A JSON create carries its options in the body; a query string would be silently dropped.
+    const query = await raw(base, 'POST', '/batches?priority=9', { body: JSON.stringify({ type: 'echo', items: [1] }), headers: json });
+    expect([query.status, paths(query)]).toEqual([400, ['query.priority: a JSON body carries its options itself; put this in the body']]);
+    const type = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'Crash Sum!', items: [1] }), headers: json });
+    expect([type.status, paths(type)]).toEqual([400, ['body.type: use letters, digits and . _ : - only']]);
+    const streamedType = await raw(base, 'POST', '/batches?type=no%20spaces', { body: '{"n":1}\n', headers: ndjson });
+    expect([streamedType.status, paths(streamedType)]).toEqual([400, ['query.type: use letters, digits and . _ : - only']]);
+    const noLabelName = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1], labels: { '': 'x' } }), headers: json });
+    expect([noLabelName.status, paths(noLabelName)]).toEqual([400, ['body.labels.: key "": a label needs a name']]);
+    const longKey = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1] }), headers: { ...json, 'idempotency-key': 'k'.repeat(501) } });
+    expect([longKey.status, paths(longKey)]).toEqual([400, ['header: Too big: expected string to have <=500 characters']]);
+    const twoKeys = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1], idempotencyKey: 'a' }), headers: { ...json, 'idempotency-key': 'b' } });
+    expect([twoKeys.status, paths(twoKeys)]).toEqual([400, ['body.idempotencyKey: differs from the Idempotency-Key header; give the key once']]);
+
+    // Bytes that are not UTF-8 are refused where they are, never stored as U+FFFD.
+    const latin1 = Buffer.from('{"n":1}\n{"name":"Jos\xe9"}\n', 'latin1');
+    for (const [headers, body, where] of [
+      [ndjson, latin1, 'request body:2'],
+      [{ 'content-type': 'text/csv' }, Buffer.from('n,name\n1,ok\n2,Jos\xe9\n', 'latin1'), 'request body:3'],
+      [json, Buffer.from('{"type":"echo","items":[{"name":"Jos\xe9"}]}', 'latin1'), 'body'],
+    ] as const) {
+      const res = await fetch(`${base}/api/v1/batches${headers === json ? '' : '?type=echo'}`, { method: 'POST', body, headers });
+      const problemDoc = (await res.json()) as { code: string; detail: string };
+      expect([res.status, problemDoc.code]).toEqual([400, 'VALIDATION_ERROR']);
+      expect(problemDoc.detail).toContain(`${where}: not UTF-8 text`);
+    }
+    expect(await bl.countBatches({})).toBe(before + 1);
+
+    // A known route asked with another method is a 405 naming the methods it takes.
+    const put = await raw(base, 'PUT', '/batches');
+    expect([put.status, put.body.code, put.headers.get('allow')]).toEqual([405, 'METHOD_NOT_ALLOWED', 'GET, HEAD, POST']);
+    const getCancel = await raw(base, 'GET', `/batches/${batch.id}/cancel`);
+    expect([getCancel.status, getCancel.headers.get('allow')]).toEqual([405, 'POST']);
+    // Clients that set the JSON type on every request may send an action with no body.
+    await bl.wait(batch.id, { timeoutMs: 20_000 });
+    const retry = await raw(base, 'POST', `/batches/${batch.id}/retry`, { headers: json });
+    expect(retry.status).toBe(200);
+    const removed = await raw(base, 'DELETE', `/batches/${batch.id}`, { headers: json });
+    expect(removed.status).toBe(204);
+  });
+
+  it('answers only loopback names while it runs without keys (no DNS rebinding)', async () => {
+    const { port } = new URL(base);
+    const get = (host: string) =>
+      new Promise<{ status: number; body: { code?: string; detail?: string } }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/api/v1/batches?limit=1', headers: { host } }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect((await get(`localhost:${port}`)).status).toBe(200);
+    expect((await get(`127.0.0.1:${port}`)).status).toBe(200);
+    expect((await get(`[::1]:${port}`)).status).toBe(200);
+    const rebound = await get(`attacker.example:${port}`);
+    expect(rebound.status).toBe(403);
+    expect(rebound.body.code).toBe('FORBIDDEN');
+    expect(rebound.body.detail).toContain('"attacker.example"');
+  });
+
+  it('ends a batch\'s event stream when the batch is deleted, and counts event streams in its metrics', async () => {
+    const batch = await client().createBatch({ type: 'echo', items: [{ n: 1 }] });
+    await bl.wait(batch.id, { timeoutMs: 20_000 });
+    const seen: string[] = [];
+    const following = (async () => {
+      for await (const event of client().events({ batchId: batch.id })) {
+        seen.push(event.event);
+        if (event.event === 'stream:closed') expect(event.data).toEqual({ reason: 'the batch was deleted' });
+      }
+    })();
+    while (!seen.includes('batch:snapshot')) await new Promise((resolve) => setTimeout(resolve, 20));
+    await client().deleteBatch(batch.id);
+    const deletedAt = Date.now();
+    await following; // the stream ends by itself
+    expect(Date.now() - deletedAt).toBeLessThan(6_000);
+    expect(seen).toEqual(['batch:snapshot', 'stream:closed']);
+
+    const metrics = await (await fetch(`${base}/api/v1/metrics`)).text();
+    const counted = /batchline_http_requests_total\{method="GET",route="\/api\/v1\/batches\/:id\/events",status="200"\} (\d+)/.exec(metrics);
+    expect(Number(counted?.[1])).toBeGreaterThanOrEqual(1);
+
+    // A cursor this database never gave would wait for ever; SQLite can tell (PostgreSQL's
+    // snapshot cursors say nothing of the future).
+    if (kind === 'sqlite') {
+      const ahead = await raw(base, 'GET', '/events', { headers: { 'last-event-id': '99999999' } });
+      expect([ahead.status, ahead.body.code]).toEqual([400, 'VALIDATION_ERROR']);
+      expect(ahead.body.detail).toContain('is beyond the newest event');
+    }
+  });
+
+  it('exports results and follows events through the typed client', async () => {
+    const batch = await client().createBatch({ type: 'picky', items: [{ n: 2 }, { n: 3 }] });
+    const events: string[] = [];
+    for await (const event of client().events({ batchId: batch.id })) {
+      events.push(event.event);
+      // It may have finished before the stream began: then the snapshot says so.
+      if (event.event === 'batch:completed' || (event.event === 'batch:snapshot' && (event.data as { status: string }).status === 'completed')) break;
+    }
+    expect(events[0]).toBe('batch:snapshot');
+    await bl.wait(batch.id, { timeoutMs: 20_000 });
+    const rows = [];
+    for await (const row of client().resultRows(batch.id)) rows.push(row);
+    expect(rows).toEqual([
+      { seq: 0, status: 'succeeded', attempts: 1, result: { ok: true }, error: null },
+      { seq: 1, status: 'failed', attempts: 1, result: null, error: { kind: 'permanent', message: 'odd 3' } },
+    ]);
+    const csv = await new Response(await client().results(batch.id, { format: 'csv' })).text();
+    expect(csv.trim().split('\n')).toHaveLength(3);
+  });
+
   it('isolates tenants: another tenant\'s batch is 404 on every endpoint; no key, a wrong or revoked key is 401', async () => {
     const acme = await createKey(bl.store, { tenant: 'acme', admin: false });
     const globex = await createKey(bl.store, { tenant: 'globex', admin: false });
@@ -587,7 +717,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const wrong: Record<string, string>[] = [{}, { authorization: 'Bearer bl_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, { authorization: 'Basic Zm9vOmJhcg==' }, { authorization: `Bearer ${acme.token}x` }];
     for (const headers of wrong) {
       const res = await raw(base, 'GET', '/batches', { headers });
-      expect([headers, res.status, res.body.code]).toEqual([headers, 401, 'UNAUTHORIZED']);
+      expect([headers, res.status, res.body.code, res.headers.get('www-authenticate')]).toEqual([headers, 401, 'UNAUTHORIZED', 'Bearer realm="batchline"']);
     }
     // Where a handler threw shows the server's file layout: `at` for admins, never for tenants.
     const odd = await as(acme.token).createBatch({ type: 'picky', items: [{ n: 1 }] });

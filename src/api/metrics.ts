@@ -13,7 +13,7 @@
  *   plus Node's process metrics (memory, CPU, event loop lag).
  */
 
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BATCH_STATUSES } from '../core/statuses.js';
 import type { Batchline } from '../engine/batchline.js';
@@ -62,8 +62,15 @@ function engineMetrics(bl: Batchline): { registry: Registry; detach: () => void 
   };
 }
 
+/** The API server's metrics: its registry, and a way to count requests whose reply was hijacked. */
+export interface ServerMetrics {
+  registry: Registry;
+  /** Counts a hijacked request (status 200) that began at `startedAt` (performance.now()). */
+  recordHijacked(request: FastifyRequest, startedAt: number): void;
+}
+
 /** Creates the API server's registry: the engine's metrics and the server's requests. */
-export function instrument(app: FastifyInstance, bl: Batchline): Registry {
+export function instrument(app: FastifyInstance, bl: Batchline): ServerMetrics {
   const { registry, detach } = engineMetrics(bl);
   app.addHook('onClose', async () => detach());
 
@@ -75,13 +82,18 @@ export function instrument(app: FastifyInstance, bl: Batchline): Registry {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
     registers: [registry],
   });
-  app.addHook('onResponse', async (request, reply) => {
+  const record = (request: FastifyRequest, status: number, seconds: number) => {
     // The route pattern, not the URL: ids would make a label per batch.
     const route = request.routeOptions.url ?? 'unmatched';
-    requests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
-  });
-  return registry;
+    requests.inc({ method: request.method, route, status: String(status) });
+    latency.observe({ method: request.method, route }, seconds);
+  };
+  app.addHook('onResponse', async (request, reply) => record(request, reply.statusCode, reply.elapsedTime / 1000));
+  return {
+    registry,
+    // A hijacked reply (an event stream) skips onResponse; its route counts it when it ends.
+    recordHijacked: (request, startedAt) => record(request, 200, (performance.now() - startedAt) / 1000),
+  };
 }
 
 /**

@@ -11,6 +11,7 @@
  * in memory, and a dropped connection rolls the whole batch back.
  */
 
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
@@ -18,7 +19,7 @@ import { stringify } from 'csv-stringify/sync';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { InputError } from '../core/errors.js';
+import { InputError, NotFoundError } from '../core/errors.js';
 import { inexactNumber } from '../core/json-numbers.js';
 import { progressOf } from '../core/progress.js';
 import type { Batch, Item } from '../core/types.js';
@@ -30,7 +31,7 @@ import { streamEvents, type StreamScope } from './sse.js';
 import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { clientErrorResponse, fieldErrors, problem, ProblemError, sendProblem, toProblem } from './problem.js';
-import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery, resultsQuery } from './schemas.js';
+import { createBatchBody, createBatchQuery, idempotencyHeader, idParams, itemsQuery, listQuery, resultsQuery } from './schemas.js';
 
 export interface ServerOptions {
   batchline: Batchline;
@@ -55,6 +56,12 @@ export interface ServerOptions {
    * workers in the same process need connections too.
    */
   maxConcurrentUploads?: number;
+  /**
+   * Once the server starts closing, how long a streamed upload still arriving gets to finish
+   * (default 10 s); then it is cut off (503, nothing created), so a slow uploader cannot hold
+   * the shutdown past its deadline.
+   */
+  shutdownMs?: number;
 }
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -90,13 +97,41 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, part: string): z.
 
 /** `label=k:v` query values as a labels object; a value without `:` is a 400. */
 function parseLabels(label: string | string[] | undefined): Record<string, string> {
-  return Object.fromEntries(
-    [label ?? []].flat().map((l) => {
-      const at = l.indexOf(':');
-      if (at < 1) throw new ProblemError(problem('VALIDATION_ERROR', 'invalid query', [{ path: 'query.label', message: `expected key:value, got ${JSON.stringify(l)}` }]));
-      return [l.slice(0, at), l.slice(at + 1)];
-    }),
-  );
+  const labels: Record<string, string> = {};
+  for (const l of [label ?? []].flat()) {
+    const at = l.indexOf(':');
+    const bad = (message: string) => new ProblemError(problem('VALIDATION_ERROR', 'invalid query', [{ path: 'query.label', message }]));
+    if (at < 1) throw bad(`expected key:value, got ${JSON.stringify(l)}`);
+    const key = l.slice(0, at);
+    // A batch has one value per label: two values for one key would silently drop one.
+    if (Object.hasOwn(labels, key)) throw bad(`label ${JSON.stringify(key)} is given twice; give each label once`);
+    labels[key] = l.slice(at + 1);
+  }
+  return labels;
+}
+
+/**
+ * The `Idempotency-Key` header, checked as the body's key is; a header that disagrees with a
+ * key given in the body or query is a 400, not a silent choice between them.
+ */
+function idempotencyKeyOf(request: FastifyRequest, other: string | undefined, otherPath: string): string | undefined {
+  const header = request.headers['idempotency-key'];
+  if (header === undefined || header === '') return other;
+  const key = parse(idempotencyHeader, header, 'header');
+  if (other !== undefined && other !== key) {
+    throw new ProblemError(
+      problem('VALIDATION_ERROR', 'two different idempotency keys', [{ path: otherPath, message: 'differs from the Idempotency-Key header; give the key once' }]),
+    );
+  }
+  return key;
+}
+
+/** Host names a keyless server answers to: its loopback names, never a name a web page chose. */
+function isLoopbackHost(hostname: string | undefined): boolean {
+  // No Host at all (HTTP/1.0 tools) is not a browser, which always names the host it thinks it asks.
+  if (!hostname) return true;
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** JSON bodies larger than this (or of unknown length) count against the upload budget. */
@@ -179,9 +214,15 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addContentTypeParser(Object.keys(STREAMED), (_request, payload, done) => done(null, payload));
   // JSON bodies as Fastify parses them (prototype poisoning refused), and refused too when a
   // number in them would be changed by reading it (an int64 id), as streamed lines are.
+  // Bytes that are not UTF-8 are refused rather than read with U+FFFD in their place, as in
+  // files and streamed bodies. An empty body is no body: clients that set the JSON type on
+  // every request (a POST /cancel with nothing to send) are not refused for it.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser<string>('application/json', { parseAs: 'string' }, (request, body, done) => {
+  app.addContentTypeParser<Buffer>('application/json', { parseAs: 'buffer' }, (request, bytes, done) => {
+    if (bytes.length === 0) return done(null, undefined);
+    if (!isUtf8(bytes)) return done(new InputError('body: not UTF-8 text; send JSON as UTF-8', { code: 'not_utf8' }));
+    const body = bytes.toString('utf8');
     parseJson(request, body, (error, value) => {
       if (error) return done(error);
       const inexact = inexactNumber(body);
@@ -195,17 +236,50 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     // client, still sending, gets the answer instead of a reset connection.
     readAway(request.raw, uploadIdleMs, request.log);
     const p = toProblem(error);
-    if (p.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (p.status >= 500 && !(error instanceof InputError)) request.log.error({ err: error }, 'request failed');
     // A client that stopped sending gets its answer, then the connection is closed rather
-    // than left waiting for a body that is not coming.
-    return sendProblem(reply, p, p.status === 408 ? { connection: 'close' } : {});
+    // than left waiting for a body that is not coming; so does an upload cut off by shutdown.
+    const cutOff = error instanceof InputError && error.code === 'shutting_down';
+    if (cutOff) reply.raw.once('finish', () => request.raw.socket.destroy());
+    const headers: Record<string, string> = p.status === 408 || cutOff ? { connection: 'close' } : {};
+    if (cutOff) headers['retry-after'] = '5';
+    if (p.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer realm="batchline"';
+    return sendProblem(reply, p, headers);
   });
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
+  // Routes by pattern and method, so a known path asked with another method is a 405 naming
+  // the methods it has (Allow), not a 404 saying it does not exist.
+  const routes: { pattern: RegExp; method: string }[] = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}/?$`);
+    for (const method of [route.method].flat()) routes.push({ pattern, method });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))].sort();
+    if (allowed.length > 0) {
+      return sendProblem(reply, problem('METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(', ')}, not ${request.method}`), { allow: allowed.join(', ') });
+    }
+    return sendProblem(reply, problem('NOT_FOUND', `no route ${request.method} ${path}`));
+  });
 
   const metrics = instrument(app, bl);
-  // Ends open event streams when the server closes, so close() does not wait on them.
+  // Ends open event streams when the server closes, so close() does not wait on them, and
+  // gives uploads still arriving `shutdownMs` before they are cut off (nothing created).
   const closing = new AbortController();
-  app.addHook('preClose', async () => closing.abort());
+  const arriving = new Set<IncomingMessage>();
+  const shutdownMs = options.shutdownMs ?? 10_000;
+  app.addHook('preClose', async () => {
+    closing.abort();
+    if (arriving.size === 0) return;
+    const timer = setTimeout(() => {
+      for (const raw of arriving) {
+        if (raw.complete) continue;
+        app.log.warn({ shutdownMs }, 'upload cut off: the server is shutting down');
+        raw.emit('error', new InputError(`the server is shutting down and the upload had not arrived within ${shutdownMs} ms; nothing was created: retry against another server`, { code: 'shutting_down' }));
+      }
+    }, shutdownMs);
+    timer.unref();
+  });
   const limiter = options.rateLimit === false ? null : new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
   const maxStreams = options.maxStreamsPerKey ?? 20;
   const maxUploads = options.maxConcurrentUploads ?? 4;
@@ -228,6 +302,15 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     }
     try {
       request.caller = await auth.authenticate(request);
+      // Without keys the server answers as an admin to whoever reaches it, which it allows on
+      // loopback only; a web page whose name resolves to 127.0.0.1 (DNS rebinding) must not
+      // be such a caller, so only requests addressed to a loopback name are answered.
+      if (request.caller.keyId === null && !isLoopbackHost(request.hostname)) {
+        return sendProblem(
+          reply,
+          problem('FORBIDDEN', `without API keys this server answers only requests addressed to localhost or 127.0.0.1, not ${JSON.stringify(request.hostname)}; create a key (batchline keys create) to serve other names`),
+        );
+      }
     } catch (error) {
       // Failed attempts are limited per client address, so guessing costs as much as using.
       const wait = limiter?.take(`unauthenticated ${request.ip}`) ?? 0;
@@ -258,15 +341,15 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     async (api) => {
       api.post('/batches', async (request, reply) => {
         const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-        const headerKey = request.headers['idempotency-key'];
-        const idempotencyKey = typeof headerKey === 'string' && headerKey !== '' ? headerKey : undefined;
         const format = STREAMED[contentType];
         let submitted;
         if (format) {
           const query = parse(createBatchQuery, request.query, 'query');
           const labels = parseLabels(query.label);
+          const idempotencyKey = idempotencyKeyOf(request, query.idempotencyKey, 'query.idempotencyKey');
           if (uploads >= maxUploads) return refuseUpload(request, reply);
           uploads++;
+          arriving.add(request.raw);
           // The submission's transaction stays open while the body arrives: a client that
           // stops sending must not hold it (and a pool connection) for ever.
           const stopWatching = cutOffWhenIdle(request.raw, uploadIdleMs, request.log);
@@ -277,14 +360,23 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
               ...(query.maxAttempts !== undefined ? { maxAttempts: query.maxAttempts } : {}),
               ...(query.timeoutMs !== undefined ? { timeoutMs: query.timeoutMs } : {}),
               ...(Object.keys(labels).length > 0 ? { labels } : {}),
-              ...(idempotencyKey ?? query.idempotencyKey ? { idempotencyKey: idempotencyKey ?? query.idempotencyKey } : {}),
+              ...(idempotencyKey ? { idempotencyKey } : {}),
             });
           } finally {
             uploads--;
+            arriving.delete(request.raw);
             stopWatching();
           }
         } else if (contentType === 'application/json') {
-          const { type, items, ...rest } = parse(createBatchBody, request.body, 'body');
+          // Options of a JSON submission are in its body; the query string is for streamed ones.
+          const given = Object.keys(request.query as object);
+          if (given.length > 0) {
+            throw new ProblemError(
+              problem('VALIDATION_ERROR', 'invalid query', given.map((name) => ({ path: `query.${name}`, message: 'a JSON body carries its options itself; put this in the body' }))),
+            );
+          }
+          const { type, items, idempotencyKey: bodyKey, ...rest } = parse(createBatchBody, request.body, 'body');
+          const idempotencyKey = idempotencyKeyOf(request, bodyKey, 'body.idempotencyKey');
           submitted = await bl.submit(type, items, {
             ...rest,
             tenant: request.caller.tenant,
@@ -375,8 +467,12 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           return sendProblem(reply, problem('RATE_LIMITED', detail), { 'retry-after': '5' });
         }
         openStreams.set(who, open + 1);
+        const startedAt = performance.now();
+        const revoked = async () => ((await stillValid(bl.store, caller)) ? null : 'the API key was revoked');
+        const closedBecause = scope.closedBecause;
         try {
-          await streamEvents(bl, request, reply, { ...scope, allowed: () => stillValid(bl.store, caller) }, closing.signal);
+          await streamEvents(bl, request, reply, { ...scope, closedBecause: async () => (await revoked()) ?? (await closedBecause?.()) ?? null }, closing.signal);
+          metrics.recordHijacked(request, startedAt);
         } finally {
           const left = (openStreams.get(who) ?? 1) - 1;
           if (left === 0) openStreams.delete(who);
@@ -390,7 +486,16 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         const { id } = parse(idParams, request.params, 'path');
         await visibleBatch(request, id);
         const snapshot = async () => batchView(await visibleBatch(request, id));
-        return stream(request, reply, { tenant: tenantScope(request.caller), batchId: id, snapshot });
+        // A deleted batch has no more events (its own are deleted with it): say so and end.
+        const deleted = () =>
+          bl.getBatch(id).then(
+            () => null,
+            (error: unknown) => {
+              if (error instanceof NotFoundError) return 'the batch was deleted';
+              throw error;
+            },
+          );
+        return stream(request, reply, { tenant: tenantScope(request.caller), batchId: id, snapshot, closedBecause: deleted });
       });
 
       const action = (path: string, run: (id: string) => Promise<Batch>) =>
@@ -437,7 +542,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       api.get('/metrics', async (request, reply) => {
         // Counts cover every tenant: scrapers use an admin key.
         if (!request.caller.admin) return sendProblem(reply, problem('FORBIDDEN', 'metrics cover every tenant: use an admin key'));
-        return reply.type(metrics.contentType).send(await metrics.metrics());
+        return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
       });
 
       api.get('/openapi.json', async () => openApiDocument(version));

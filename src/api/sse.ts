@@ -7,7 +7,8 @@
  * Each SSE message's `id` is that cursor, so a client that reconnects with `Last-Event-ID`
  * resumes exactly after the last event it saw. Progress snapshots are thinned to at most two
  * per second per batch; a comment line every 15 s keeps proxies from closing an idle stream.
- * A stream checks every few seconds that its caller may still read (a revoked key ends it).
+ * A stream checks every two seconds that it may go on: a revoked key, or its batch deleted,
+ * ends it with a `stream:closed` event giving the reason.
  */
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -17,7 +18,7 @@ import type { Batchline } from '../engine/batchline.js';
 const POLL_MS = 250;
 const PROGRESS_EVERY_MS = 500;
 const KEEPALIVE_MS = 15_000;
-const RECHECK_MS = 5_000;
+const RECHECK_MS = 2_000;
 /** Bytes of events a client may leave unread before its stream is ended. */
 const MAX_UNREAD_BYTES = 1 << 20;
 
@@ -31,8 +32,11 @@ export interface StreamScope {
    * state): a change committed between the two is then in the events too, never in neither.
    */
   snapshot?: () => Promise<unknown>;
-  /** Asked every few seconds; false ends the stream (the caller's key was revoked). */
-  allowed?: () => Promise<boolean>;
+  /**
+   * Asked every few seconds: a reason (the caller's key was revoked, the batch was deleted)
+   * ends the stream with a `stream:closed` event saying it; null lets it go on.
+   */
+  closedBecause?: () => Promise<string | null>;
 }
 
 function message(event: { id?: string; type: string; data: unknown }): string {
@@ -43,7 +47,11 @@ function payload(event: BatchEvent): unknown {
   return { id: event.id, batchId: event.batchId, tenant: event.tenant, type: event.type, data: event.data, createdAt: event.createdAt.toISOString() };
 }
 
-/** Streams events to the client until it disconnects or `closing` aborts (server shutdown). */
+/**
+ * Streams events to the client until it disconnects or `closing` aborts (server shutdown).
+ * Throws (for a problem answer) only before the stream starts; once the 200 is sent, the reply
+ * is the stream's own and Fastify's response hooks do not see it.
+ */
 export async function streamEvents(bl: Batchline, request: FastifyRequest, reply: FastifyReply, scope: StreamScope, closing: AbortSignal): Promise<void> {
   const resume = request.headers['last-event-id'];
   let cursor = typeof resume === 'string' && resume !== '' ? resume : await bl.store.eventsCursor();
@@ -76,10 +84,11 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
   async function follow(): Promise<void> {
     let checkedAt = Date.now();
     while (open && !out.destroyed && !closing.aborted) {
-      if (scope.allowed && Date.now() - checkedAt >= RECHECK_MS) {
+      if (scope.closedBecause && Date.now() - checkedAt >= RECHECK_MS) {
         checkedAt = Date.now();
-        if (!(await scope.allowed())) {
-          out.write(message({ type: 'stream:closed', data: { reason: 'the API key was revoked' } }));
+        const reason = await scope.closedBecause();
+        if (reason !== null) {
+          out.write(message({ type: 'stream:closed', data: { reason } }));
           return;
         }
       }

@@ -70,6 +70,37 @@ type Query = Record<string, string | number | string[] | undefined>;
 /** What fetch accepts as a request body. */
 type BodyInit = NonNullable<RequestInit['body']>;
 
+/** One line of the results export. */
+export interface ResultRow {
+  seq: number;
+  status: ItemStatus;
+  attempts: number;
+  result: unknown;
+  error: { kind: string; message: string } | null;
+}
+
+/** One server-sent event: its id (the cursor to resume after), its type and its data. */
+export interface ServerEvent {
+  id: string | null;
+  /** `batch:snapshot`, `batch:progress`, `batch:completed`, …, or `stream:closed`. */
+  event: string;
+  data: unknown;
+}
+
+/** The lines of a byte stream of UTF-8 text, without their line breaks. */
+async function* lines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = '';
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    const parts = (rest + decoder.decode(chunk, { stream: true })).split(/\r?\n/);
+    rest = parts.pop()!;
+    yield* parts;
+  }
+  rest += decoder.decode();
+  if (rest !== '') yield rest;
+}
+
+/** A typed client of the HTTP API over fetch; errors are ApiErrors carrying the server's problem. */
 export class BatchlineClient {
   private readonly base: string;
   private readonly fetchImpl: typeof fetch;
@@ -164,6 +195,55 @@ export class BatchlineClient {
     await this.send('DELETE', `/batches/${encodeURIComponent(id)}`);
   }
 
+  /**
+   * Every item's outcome as the server streams it (`GET /batches/:id/results`): NDJSON lines
+   * `{ seq, status, attempts, result, error }` or CSV rows, as a byte stream to pipe to a file.
+   */
+  async results(id: string, options: { format?: 'ndjson' | 'csv' } = {}): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.send('GET', `/batches/${encodeURIComponent(id)}/results`, { query: { format: options.format ?? 'ndjson' } });
+    return res.body ?? new ReadableStream({ start: (controller) => controller.close() });
+  }
+
+  /** Every item's outcome, parsed from the NDJSON export, one at a time (the batch is never held whole). */
+  async *resultRows(id: string): AsyncGenerator<ResultRow> {
+    for await (const line of lines(await this.results(id, { format: 'ndjson' }))) {
+      if (line.trim() !== '') yield JSON.parse(line) as ResultRow;
+    }
+  }
+
+  /**
+   * Server-sent events, as they come: one batch's (starting with its `batch:snapshot`) when
+   * `batchId` is given, else every batch the key may see. Pass the last `id` seen as
+   * `lastEventId` to resume after it. Ends when the server ends the stream (`stream:closed`
+   * says why, when it does) or `signal` aborts.
+   */
+  async *events(options: { batchId?: string; lastEventId?: string; signal?: AbortSignal } = {}): AsyncGenerator<ServerEvent> {
+    const path = options.batchId ? `/batches/${encodeURIComponent(options.batchId)}/events` : '/events';
+    const res = await this.send('GET', path, {
+      headers: { accept: 'text/event-stream', ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}) },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (!res.body) return;
+    let event: Partial<ServerEvent> & { data?: string } = {};
+    try {
+      for await (const line of lines(res.body)) {
+        if (line === '') {
+          if (event.event && event.data !== undefined) yield { id: event.id ?? null, event: event.event, data: JSON.parse(event.data) };
+          event = {};
+        } else if (!line.startsWith(':')) {
+          const colon = line.indexOf(':');
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+          if (field === 'id') event.id = value;
+          else if (field === 'event') event.event = value;
+          else if (field === 'data') event.data = event.data === undefined ? value : `${event.data}\n${value}`;
+        }
+      }
+    } catch (error) {
+      if (!options.signal?.aborted) throw error;
+    }
+  }
+
   /** Workers that sent a heartbeat recently. */
   async workers(): Promise<{ workers: ApiWorker[] }> {
     return (await this.send('GET', '/workers')).json() as never;
@@ -184,7 +264,7 @@ export class BatchlineClient {
   private async send(
     method: string,
     path: string,
-    init: { query?: Query; body?: BodyInit | (() => BodyInit); headers?: Record<string, string>; duplex?: 'half' } = {},
+    init: { query?: Query; body?: BodyInit | (() => BodyInit); headers?: Record<string, string>; duplex?: 'half'; signal?: AbortSignal } = {},
   ): Promise<Response> {
     const url = new URL(`${this.base}${path}`);
     for (const [key, value] of Object.entries(init.query ?? {})) {
@@ -197,6 +277,7 @@ export class BatchlineClient {
         body: typeof init.body === 'function' ? init.body() : init.body,
         headers: { accept: 'application/json', ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}), ...init.headers },
         ...(init.duplex ? { duplex: init.duplex } : {}),
+        ...(init.signal ? { signal: init.signal } : {}),
       }) as RequestInit;
     // A stream can be sent once; a string, nothing, or a function that opens the stream again, any number of times.
     const replayable = init.body === undefined || typeof init.body === 'string' || typeof init.body === 'function';

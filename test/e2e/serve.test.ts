@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request as httpRequest } from 'node:http';
 import { BatchlineClient } from '../../src/client/index.js';
+import { Batchline } from '../../src/index.js';
 import { batchline, exited, FIXTURE_PROCESSORS, serveAddress, spawnBatchline } from '../helpers/cli.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
@@ -70,12 +72,50 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
     }
   });
 
+  it('on SIGTERM, cuts off an upload still arriving after --shutdown-ms, creates nothing and exits 0', async () => {
+    const server = spawnBatchline(['serve', '--port', '0', '--no-workers', '--shutdown-ms', '1000', ...dbArgs]);
+    const address = await serveAddress(server);
+    const bl = await Batchline.open({ database: db.database, schema: db.schema, logLevel: 'silent', migrate: false });
+    try {
+      const before = await bl.countBatches({});
+      // An upload that sends two lines, then nothing more (a slow client, or a stuck pipe).
+      const answered = new Promise<{ status: number; body: { code: string; detail: string } }>((resolve, reject) => {
+        const url = new URL(`${address}/api/v1/batches?type=txn.validate`);
+        const req = httpRequest({ host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method: 'POST', headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.write('{"id":1,"amount":"1.00"}\n{"id":2,"amount":"2.00"}\n');
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const signalledAt = Date.now();
+      server.kill('SIGTERM');
+      const answer = await answered;
+      expect(answer.status).toBe(503);
+      expect(answer.body.code).toBe('UNAVAILABLE');
+      expect(answer.body.detail).toContain('the server is shutting down');
+      expect((await exited(server)).code, server.output()).toBe(0);
+      expect(Date.now() - signalledAt).toBeLessThan(6_000);
+      expect(await bl.countBatches({})).toBe(before);
+    } finally {
+      server.kill('SIGKILL');
+      await bl.close();
+    }
+  });
+
   it('serves with keys and workers, refuses a revoked key, and drains on SIGTERM', async () => {
     const created = await batchline(['keys', 'create', '--tenant', 'acme', '--name', 'ci', '--json', ...dbArgs]);
     expect(created.code).toBe(0);
     const { key, token } = JSON.parse(created.stdout) as { key: { id: string; tenant: string }; token: string };
     expect(key.tenant).toBe('acme');
     expect(token).toMatch(/^bl_[0-9a-f]{12}_/);
+    // An admin key needs no tenant: it sees every one (what it submits goes to `default`).
+    const admin = await batchline(['keys', 'create', '--admin', '--json', ...dbArgs]);
+    expect([admin.code, JSON.parse(admin.stdout).key]).toEqual([0, expect.objectContaining({ tenant: 'default', admin: true })]);
+    const tenantless = await batchline(['keys', 'create', ...dbArgs]);
+    expect([tenantless.code, tenantless.stderr]).toEqual([2, expect.stringContaining("required option '--tenant <name>' not specified (or give --admin")]);
     const listed = await batchline(['keys', 'list', ...dbArgs]);
     expect(listed.stdout).toContain(key.id);
     expect(listed.stdout).not.toContain(token);

@@ -5,7 +5,7 @@
  */
 
 import { Command } from 'commander';
-import { isIP } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { createServer } from '../../api/server.js';
 import { CliError, EXIT, integer, openBatchline, withDatabase, type DatabaseOptions } from '../common.js';
 import { defineProcessors } from '../processors.js';
@@ -67,11 +67,15 @@ export function serveCommand(): Command {
         batchline: bl,
         logger: bl.logger,
         rateLimit: options.rateLimit === 0 ? false : { perSecond: options.rateLimit, burst: options.rateLimit * 2 },
+        shutdownMs: options.shutdownMs,
       });
-      const address = await app.listen({ host: options.host, port: options.port }).catch((error: NodeJS.ErrnoException) => {
+      await app.listen({ host: options.host, port: options.port }).catch((error: NodeJS.ErrnoException) => {
         const why = LISTEN_ERRORS[error.code ?? ''];
         throw why ? new CliError(`cannot listen on ${options.host}:${options.port}: ${why}`, EXIT.usage) : error;
       });
+      // The address bound, as given (0.0.0.0 is every address, not the loopback one Fastify names).
+      const bound = app.server.address() as AddressInfo;
+      const address = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
       if (types.length > 0) await bl.start({ concurrency: options.concurrency, handleSignals: false });
       // Tests and scripts read the address from this line (with --port 0 it is the only way to know it).
       console.log(`listening on ${address}`);
@@ -87,7 +91,9 @@ export function serveCommand(): Command {
         process.exit(EXIT.failures);
       }, options.shutdownMs + 30_000);
       deadline.unref();
-      await app.close();
+      // Requests drain (uploads get --shutdown-ms, then are cut off) while the workers stop,
+      // both within the deadline; the store closes once neither needs it.
+      await Promise.all([app.close(), bl.stop({ timeoutMs: options.shutdownMs })]);
       await bl.close({ timeoutMs: options.shutdownMs });
       bl.logger.info('stopped');
       // A handler that ignored its abort signal may still hold the event loop (a timer, a

@@ -458,6 +458,10 @@ export class SqliteStore implements Store {
   /** SQLite commits one writer at a time, so id order is commit order and following is listing. */
   async eventsFollow(params: EventsFollowParams): Promise<{ events: FollowedEvent[]; cursor: string }> {
     if (!/^\d+$/.test(params.after)) throw new InputError(`${JSON.stringify(params.after)} is not an event cursor`);
+    // A cursor past every id given would wait for ever: it came from another database.
+    await this.c.turn();
+    const { id: last } = this.c.stmt(sql.EVENTS_SEQUENCE).get() as { id: number };
+    if (Number(params.after) > last) throw new InputError(`event cursor ${params.after} is beyond the newest event (${last}): it is not from this database`);
     const events = (await this.eventsList({ ...params, afterId: Number(params.after) })).map((e) => ({ ...e, cursor: String(e.id) }));
     return { events, cursor: events.at(-1)?.cursor ?? params.after };
   }

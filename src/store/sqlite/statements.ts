@@ -288,6 +288,9 @@ SELECT * FROM events
 
 export const EVENTS_LAST = `SELECT coalesce(max(id), 0) AS id FROM events`;
 
+/** The last event id ever given (deleted events included): no cursor of this database is beyond it. */
+export const EVENTS_SEQUENCE = `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) AS id`;
+
 export const EVENTS_DELETE_BATCH = `DELETE FROM events WHERE batch_id = ?`;
 
 // ---------------------------------------------------------------------------- workers and locks

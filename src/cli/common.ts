@@ -4,7 +4,7 @@
  */
 
 import { ApiError } from '../client/index.js';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BatchlineError, InputError, StoreUnavailableError } from '../core/errors.js';
 import type { Batch } from '../core/types.js';
 import { existsSync } from 'node:fs';
@@ -98,6 +98,25 @@ export async function openExisting(options: DatabaseOptions): Promise<Batchline>
 export function cannotOpen(error: unknown): CliError {
   if (error instanceof StoreUnavailableError || error instanceof InputError) return new CliError(error.message, EXIT.usage);
   return new CliError(`cannot open the database: ${(error as Error).message}`, EXIT.usage);
+}
+
+/**
+ * "30m", "2s", "500ms", "1h" → milliseconds. A bare number is refused: `--timeout 30` could
+ * mean seconds or minutes as easily as milliseconds.
+ */
+export function duration(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value.trim());
+  if (!match) {
+    const bare = /^\d+(?:\.\d+)?$/.test(value.trim());
+    throw new InvalidArgumentError(`expected a duration with its unit, such as 500ms, 2s, 30m or 1h${bare ? ` (${value} alone could be any of them)` : ''}.`);
+  }
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2]!]!;
+  return Math.round(Number(match[1]) * unit);
+}
+
+/** An option taking a duration (see duration), whose default `--help` shows as written ("30m"). */
+export function durationOption(flags: string, description: string, fallback: string): Option {
+  return new Option(flags, description).argParser(duration).default(duration(fallback), fallback);
 }
 
 /** A parser for integer options within bounds, for commander. */

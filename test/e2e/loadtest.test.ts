@@ -43,6 +43,12 @@ describe(`loadtest against serve (${kind})`, () => {
     const stuck = await batchline(['loadtest', '--server', address, '--batches', '2', '--items', '5', '--type', 'nobody.runs.this', '--timeout', '1s']);
     expect(stuck.code).toBe(1);
     expect(stuck.stderr).toContain('not finished within 1000 ms');
+    // Batches of a type no worker runs are given up on once that is clear, not at the timeout.
+    const startedAt = Date.now();
+    const unserved = await batchline(['loadtest', '--server', address, '--batches', '2', '--items', '5', '--type', 'nobody.runs.this', '--timeout', '5m']);
+    expect(unserved.code).toBe(1);
+    expect(unserved.stderr).toContain('no active worker runs nobody.runs.this (for 15 s)');
+    expect(Date.now() - startedAt).toBeLessThan(60_000);
     const nowhere = await batchline(['loadtest', '--server', 'http://127.0.0.1:9', '--batches', '1']);
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toContain('cannot use the server at http://127.0.0.1:9');

@@ -35,7 +35,7 @@ describe('monitor', () => {
   };
 
   it('exits 2 on usage errors: nothing to watch, two selectors, a bad duration, an unknown batch', async () => {
-    for (const args of [[], ['--all', '--tenant', 'acme'], ['--all', '--interval', 'soon'], ['01890000-0000-7000-8000-000000000000']]) {
+    for (const args of [[], ['--all', '--tenant', 'acme'], ['--all', '--interval', 'soon'], ['--all', '--timeout', '30'], ['01890000-0000-7000-8000-000000000000']]) {
       const out = await batchline(['monitor', ...args, ...db]);
       expect([args, out.code]).toEqual([args, 2]);
     }

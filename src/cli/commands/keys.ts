@@ -24,13 +24,16 @@ export function keysCommand(): Command {
     withDatabase(
       new Command('create')
         .description('Create a key and print its token, once. Requests then send: Authorization: Bearer <token>.')
-        .requiredOption('--tenant <name>', 'tenant the key acts for (its batches are the only ones it sees, unless --admin)')
+        .option('--tenant <name>', 'tenant the key acts for (its batches are the only ones it sees, unless --admin; required without --admin)')
         .option('--admin', 'see and act on every tenant\'s batches')
         .option('--name <text>', 'a note to recognise the key by in `keys list`')
         .option('--json', 'print { key, token } as JSON'),
     )
       .exitOverride()
-      .action(async (options: JsonOption & { tenant: string; admin?: boolean; name?: string }) => {
+      .action(async (options: JsonOption & { tenant?: string; admin?: boolean; name?: string }) => {
+      // An admin key sees every tenant; what it submits goes to --tenant, else `default`.
+      if (options.tenant === undefined && !options.admin) throw new CliError("required option '--tenant <name>' not specified (or give --admin for a key that sees every tenant)", EXIT.usage);
+      options.tenant ??= 'default';
       const tenant = submitOptionsSchema.shape.tenant.safeParse(options.tenant);
       if (!tenant.success) throw new CliError(`--tenant ${JSON.stringify(options.tenant)}: ${tenant.error.issues[0]!.message}`, EXIT.usage);
       const bl = await openBatchline(options);

@@ -16,9 +16,8 @@ import { addDecimalText, compareDecimal, parseDecimal } from '../../core/decimal
 import { isTerminalBatchStatus } from '../../core/statuses.js';
 import { seededRandom } from '../../core/random.js';
 import { ApiError, BatchlineClient, type ApiBatch } from '../../client/index.js';
-import { CliError, count, EXIT, integer, printJson } from '../common.js';
+import { CliError, count, durationOption, EXIT, integer, printJson } from '../common.js';
 import type { LoadItem } from '../loadtest-processors.js';
-import { duration } from './monitor.js';
 import { clientFor, serverOf } from '../source.js';
 
 interface LoadtestOptions {
@@ -41,6 +40,9 @@ interface Planned {
   expected: string;
   repeat: boolean;
 }
+
+/** How long batches may wait without any active worker running their type before the test gives up on them. */
+const UNSERVED_MS = 15_000;
 
 /** The p-th percentile (0-100) of sorted values, nearest rank. */
 export function percentile(sorted: number[], p: number): number {
@@ -65,7 +67,7 @@ export function loadtestCommand(): Command {
     .option('--fast', 'items do no work (type loadtest.noop); by default each waits 1-5 ms (loadtest.work)')
     .option('--type <type>', 'item type to submit (its processor must add `amount` to the `amount` aggregate)')
     .option('--repeat <percent>', 'share of requests sent twice on purpose, to check deduplication', integer(0, 100), 10)
-    .option('--timeout <duration>', 'give up waiting for batches after this long', duration, 10 * 60_000)
+    .addOption(durationOption('--timeout <duration>', 'give up waiting for batches after this long', '10m'))
     .option('--seed <n>', 'seed of the random amounts', integer(0), 1)
     .option('--server <url>', 'server to test (default: $BATCHLINE_URL, then http://127.0.0.1:7700)')
     .option('--api-key <key>', 'API key (default: $BATCHLINE_API_KEY)')
@@ -135,10 +137,18 @@ async function loadtest(client: BatchlineClient, server: string, options: Loadte
   );
   const submitSeconds = (performance.now() - started) / 1000;
 
-  // Wait for every batch to finish.
+  // Wait for every batch to finish, or until no active worker has run the type for a while:
+  // batches nobody runs would only wait out the timeout.
   const deadline = Date.now() + options.timeout;
   const finished = new Map<string, ApiBatch>();
+  let servedAt = Date.now();
+  let unserved: string | null = null;
   while (finished.size < ids.size && Date.now() < deadline) {
+    if ((await client.workers()).workers.some((w) => w.types.includes(type))) servedAt = Date.now();
+    else if (Date.now() - servedAt >= UNSERVED_MS) {
+      unserved = `no active worker runs ${type} (for ${UNSERVED_MS / 1000} s): start the server with the load test processors (see --help) or a worker for it`;
+      break;
+    }
     const open = [...ids.values()].filter((id) => !finished.has(id));
     for (let at = 0; at < open.length; at += options.clients) {
       const batches = await Promise.all(open.slice(at, at + options.clients).map((id) => client.getBatch(id)));
@@ -148,13 +158,13 @@ async function loadtest(client: BatchlineClient, server: string, options: Loadte
   }
   const seconds = (performance.now() - started) / 1000;
 
-  const mismatches: string[] = [];
+  const mismatches: string[] = unserved ? [unserved] : [];
   for (const plan of planned) {
     const id = ids.get(plan.key);
     if (!id) continue;
     const b = finished.get(id);
     if (!b) {
-      mismatches.push(`${id}: not finished within ${options.timeout} ms`);
+      mismatches.push(`${id}: not finished ${unserved ? 'while no worker ran its type' : `within ${options.timeout} ms`}`);
       continue;
     }
     if (b.total !== plan.items.length) mismatches.push(`${id}: total ${b.total}, submitted ${plan.items.length}`);

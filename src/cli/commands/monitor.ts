@@ -12,13 +12,13 @@
  * It reads the database directly (--database) or goes through the HTTP API (--server).
  */
 
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { progressOf, type Progress } from '../../core/progress.js';
 import { NotFoundError, StoreUnavailableError } from '../../core/errors.js';
 import { isTerminalBatchStatus, type BatchStatus } from '../../core/statuses.js';
 import type { Batch } from '../../core/types.js';
 import { ApiError, type ApiBatch } from '../../client/index.js';
-import { CliError, count, EXIT, printJson, table, withDatabase } from '../common.js';
+import { CliError, count, durationOption, EXIT, printJson, table, withDatabase } from '../common.js';
 import { openSource, withServer, type BatchSource, type SourceOptions, type WorkerActivity } from '../source.js';
 
 interface MonitorOptions extends SourceOptions {
@@ -31,13 +31,6 @@ interface MonitorOptions extends SourceOptions {
   json?: boolean;
 }
 
-/** "30m", "2s", "500ms", "1h" (or plain milliseconds) → milliseconds. */
-export function duration(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!match) throw new InvalidArgumentError('expected a duration such as 500ms, 2s, 30m or 1h.');
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] ?? 'ms']!;
-  return Math.round(Number(match[1]) * unit);
-}
 
 interface Watched {
   id: string;
@@ -115,8 +108,8 @@ export function monitorCommand(): Command {
         .argument('[ids...]', 'batch ids to watch')
         .option('--tenant <name>', 'watch the open batches of this tenant')
         .option('--all', 'watch every open batch')
-        .option('--timeout <duration>', 'give up after this long (exit 1)', duration, 30 * 60_000)
-        .option('--interval <duration>', 'how often to refresh', duration, 2_000)
+        .addOption(durationOption('--timeout <duration>', 'give up after this long (exit 1)', '30m'))
+        .addOption(durationOption('--interval <duration>', 'how often to refresh', '2s'))
         .option('--no-follow', 'print one snapshot and exit (0 if nothing is left)')
         .option('--fail-on-failed', 'exit 1 if any watched batch has failed items')
         .option('--json', 'print the final state as JSON instead of the live view'),

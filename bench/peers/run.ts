@@ -8,7 +8,7 @@
  * bench/results/peers-<date>.json, with the machine, the versions and the configurations, and
  * a full run regenerates docs/benchmarks.md.
  *
- *   npm run bench:peers                          # everything, 3 repetitions (about two hours)
+ *   npm run bench:peers                          # everything, 3 repetitions (about an hour)
  *   npm run bench:peers -- --quick               # 10,000 items, 1 repetition, Batchline once per workload (under 5 minutes)
  *   npm run bench:peers -- --systems batchline,pg-boss --workloads W1,W2 --repeats 1   # -partial.json
  *   npm run bench:peers -- --config pg-boss=batch-100      # try another configuration

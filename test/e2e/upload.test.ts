@@ -2,35 +2,17 @@
  * A 1,000,000-row NDJSON upload through `batchline serve` with the server's heap capped at
  * 64 MB: the rows (about 50 MB of text, several times that as objects) could not be buffered,
  * so success shows they are streamed. The server's peak RSS is read from /proc and printed,
- * and must stay far below what buffering would take.
+ * and must stay far below what buffering would take. `npm run bench:upload` compares the peak
+ * at 1,000,000 and 3,000,000 rows.
  */
 
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ndjsonBody, rssMb } from '../../bench/upload.js';
 import { BatchlineClient } from '../../src/client/index.js';
 import { exited, serveAddress, spawnBatchline } from '../helpers/cli.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
 const ROWS = 1_000_000;
-
-/** Peak resident memory of a process in MB (Linux). */
-function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024);
-}
-
-function ndjson(rows: number): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder();
-  let i = 0;
-  return new ReadableStream({
-    pull(controller) {
-      if (i >= rows) return controller.close();
-      let chunk = '';
-      for (const end = Math.min(rows, i + 5_000); i < end; i++) chunk += `{"id":${i},"account":"ACC-${i % 1000}","amount":"${(i % 100_000) / 100}"}\n`;
-      controller.enqueue(encoder.encode(chunk));
-    },
-  });
-}
 
 describe.each(storeKinds)('1,000,000-row upload: %s', (kind) => {
   let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -51,11 +33,11 @@ describe.each(storeKinds)('1,000,000-row upload: %s', (kind) => {
   });
 
   it('streams into one batch with the server\'s memory flat', async () => {
-    const baseline = peakRssMb(server.pid!);
+    const baseline = rssMb(server.pid!, 'VmRSS');
     const started = performance.now();
-    const batch = await new BatchlineClient({ baseUrl: address }).uploadBatch('upload.rows', ndjson(ROWS), { format: 'ndjson' });
+    const batch = await new BatchlineClient({ baseUrl: address }).uploadBatch('upload.rows', ndjsonBody(ROWS), { format: 'ndjson' });
     const seconds = (performance.now() - started) / 1000;
-    const peak = peakRssMb(server.pid!);
+    const peak = rssMb(server.pid!, 'VmHWM');
     console.log(`${kind}: ${ROWS} rows uploaded in ${seconds.toFixed(1)} s; server peak RSS ${baseline} MB before, ${peak} MB after (heap capped at 64 MB)`);
     expect(batch).toMatchObject({ created: true, total: ROWS, status: 'queued' });
     expect(peak).toBeLessThan(300);

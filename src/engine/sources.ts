@@ -142,6 +142,42 @@ function csvColumns(header: string[]): string[] {
 
 const CSV_OPTIONS = { bom: true, skip_empty_lines: true } as const;
 
+/**
+ * How many lines csv-parse counts too many for a record: it counts a line at every CR inside a
+ * quoted field and another at the LF of a CRLF, so a Windows file whose fields hold line breaks
+ * would be reported lines too far down. Lines here are LF-terminated, as editors number them.
+ * (Unquoted fields cannot hold a CR, so the record's values are where to count.)
+ */
+function extraLines(record: Record<string, string> | string[] | undefined): number {
+  let extra = 0;
+  if (!record) return extra;
+  for (const value of Array.isArray(record) ? record : Object.values(record)) {
+    for (let at = value.indexOf('\r'); at >= 0; at = value.indexOf('\r', at + 1)) extra++;
+  }
+  return extra;
+}
+
+/**
+ * csv-parse's message without its own line counting (the location is given apart, corrected),
+ * and one wording for a row of the wrong length whichever pass (with or without the header's
+ * names) found it.
+ */
+function csvMessage(error: Error): string {
+  const length = /^Invalid Record Length: (?:expect|columns length is) (\d+), got (\d+)/.exec(error.message);
+  if (length) return `the row has ${length[2]} fields where the header has ${length[1]}`;
+  return error.message.replace(/ (?:at|on) line \d+\.?$/, '');
+}
+
+/** csv-parse's line count corrected by the records seen (see extraLines), as a running tally. */
+class CsvLines {
+  private extra = 0;
+  /** The line where `record`, which csv-parse says ended at `lines`, ends. */
+  ended(record: Record<string, string> | string[] | undefined, lines: number): number {
+    this.extra += extraLines(record);
+    return lines - this.extra;
+  }
+}
+
 /** A file's text (checked UTF-8) piped into a csv-parse parser, whose iteration then also fails on read errors. */
 function csvRows(path: string, parser: Transform): Transform {
   const input = readText(path);
@@ -158,18 +194,22 @@ class CsvSource implements FileSource {
   constructor(readonly path: string) {}
 
   async where(index: number): Promise<string> {
-    return `${this.path}:${await this.lineOf(index + 1)}`;
+    return `${this.path}:${(await this.lineOf(index + 1)).line}`;
   }
 
-  /** Line where record `records` (1-based, header excluded) ends; 1 (the header) for 0. */
-  private async lineOf(records: number): Promise<number> {
-    if (records === 0) return 1;
+  /**
+   * Line where record `records` (1-based, header excluded) ends (1, the header, for 0), and
+   * the tally that corrects csv-parse's count up to there.
+   */
+  private async lineOf(records: number): Promise<{ line: number; lines: CsvLines }> {
+    const lines = new CsvLines();
+    if (records === 0) return { line: 1, lines };
     const parser = csvRows(this.path, parse({ ...CSV_OPTIONS, columns: csvColumns, info: true }));
     let seen = 0;
     let line = 1;
     try {
-      for await (const { info } of parser as AsyncIterable<{ info: { lines: number } }>) {
-        line = info.lines;
+      for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
+        line = lines.ended(record, info.lines);
         if (++seen === records) break;
       }
     } catch {
@@ -177,32 +217,30 @@ class CsvSource implements FileSource {
     } finally {
       parser.destroy();
     }
-    return line;
+    return { line, lines };
   }
 
-  private async rethrow(error: unknown, records: number): Promise<never> {
+  private async rethrow(error: unknown): Promise<never> {
     // Ours: from reading the file (it says where), or from the header (line 1).
     if (error instanceof InputError) throw error.where ? error : new InputError(error.message, { where: `${this.path}:1`, code: error.code });
-    const { code, lines } = error as { code?: string; lines?: number };
+    const { code, lines, record } = error as { code?: string; lines?: number; record?: string[] };
+    // The file is scanned again up to the error, so that every good record before it corrects
+    // csv-parse's count (the failed stream may have dropped some of them unread).
+    const before = await this.lineOf(Number.POSITIVE_INFINITY);
     // An unclosed quote runs to the end of the file; the bad record starts after the last good one.
-    const line = code === 'CSV_QUOTE_NOT_CLOSED' || lines === undefined ? (await this.lineOf(records)) + 1 : lines;
-    // csv-parse ends its message with a line of its own counting ("at line 4" for a quote left
-    // open at the end of the file); the location above is the one to read.
-    const message = (error as Error).message.replace(/ (?:at|on) line \d+\.?$/, '');
-    throw new InputError(`malformed CSV: ${message}`, { where: `${this.path}:${line}`, code: 'malformed_csv', cause: error });
+    const line = code === 'CSV_QUOTE_NOT_CLOSED' || lines === undefined ? before.line + 1 : before.lines.ended(record, lines);
+    throw new InputError(`malformed CSV: ${csvMessage(error as Error)}`, { where: `${this.path}:${line}`, code: 'malformed_csv', cause: error });
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<unknown> {
     await ensureReadable(this.path);
     const parser = csvRows(this.path, parse({ ...CSV_OPTIONS, columns: csvColumns }));
-    let records = 0;
     try {
       for await (const record of parser as AsyncIterable<Record<string, string>>) {
-        records++;
         yield record;
       }
     } catch (error) {
-      await this.rethrow(error, records);
+      await this.rethrow(error);
     }
   }
 
@@ -214,7 +252,7 @@ class CsvSource implements FileSource {
     try {
       for await (const _row of parser) rows++;
     } catch (error) {
-      await this.rethrow(error, Math.max(0, rows - 1));
+      await this.rethrow(error);
     }
     return Math.max(0, rows - 1);
   }
@@ -310,13 +348,16 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
       where,
       async *[Symbol.asyncIterator]() {
         let parsed = 1; // the header
+        const parsedLines = new CsvLines();
+        const readLines = new CsvLines();
         const parser = parse({
           ...CSV_OPTIONS,
           columns: csvColumns,
           info: true,
           max_record_size: MAX_LINE_CHARS,
-          // The line of the last record parsed, which may not have been read yet when an error ends the stream.
-          on_record: (record, context) => ((parsed = context.lines), record),
+          // The line of the last record parsed, which may not have been read yet when an error ends
+          // the stream. With `info`, csv-parse hands it `{ record, info }`.
+          on_record: (parsedRecord: { record: Record<string, string> }, context) => ((parsed = parsedLines.ended(parsedRecord.record, context.lines)), parsedRecord),
         });
         // pipe, not pipeline: a parse error must not destroy the request (the answer still has
         // to be written); an input error is handed to the parser by hand.
@@ -325,19 +366,18 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
         checked.once('error', (error) => parser.destroy(error));
         try {
           for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
-            line = info.lines;
+            line = readLines.ended(record, info.lines);
             yield record;
           }
         } catch (error) {
           if (error instanceof InputError && error.code === 'not_utf8') throw error;
           if (error instanceof InputError && error.code === 'malformed_csv') throw new InputError(error.message, { where: `${label}:1`, code: error.code });
-          const lines = (error as { lines?: number }).lines;
-          const code = (error as { code?: string }).code;
+          const { code, lines, record } = error as { code?: string; lines?: number; record?: string[] };
           // An unclosed quote runs to the end of the body; the bad record starts after the last good one.
           if (code === 'CSV_QUOTE_NOT_CLOSED') line = parsed + 1;
-          else if (typeof lines === 'number') line = lines;
+          else if (typeof lines === 'number') line = parsedLines.ended(record, lines);
           if (code === 'CSV_MAX_RECORD_SIZE') throw new InputError(`a CSV record is longer than ${MAX_LINE_CHARS} characters`, { where: where(), code: 'payload_too_large' });
-          if (code?.startsWith('CSV_')) throw new InputError(`malformed CSV: ${(error as Error).message}`, { where: where(), code: 'malformed_csv', cause: error });
+          if (code?.startsWith('CSV_')) throw new InputError(`malformed CSV: ${csvMessage(error as Error)}`, { where: where(), code: 'malformed_csv', cause: error });
           throw bodyEnded(inputError ?? error, where());
         } finally {
           checked.unpipe(parser);

@@ -38,6 +38,16 @@ async function readError(source: FileSource): Promise<InputError> {
   return error as InputError;
 }
 
+/** The InputError counting `source` fails with. */
+async function countError(source: FileSource): Promise<InputError> {
+  const error = await countItems(source).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(InputError);
+  return error as InputError;
+}
+
 describe('CSV files', () => {
   it('turn rows into objects of strings keyed by the header', async () => {
     const path = file('plain.csv', 'id,amount,name\n1,12.34,Ann\n2,-5,Bob\n');
@@ -95,12 +105,35 @@ describe('CSV files', () => {
     expect(error.message).not.toMatch(/ line \d+/);
   });
 
-  // BUG: an unclosed quote swallows the rest of the file, and csv-parse reports the line where
-  // parsing ended, so the error points at the file's last line instead of the line that opened
-  // the quote (here :5 instead of :3; in a million-row file, line 1,000,000).
+  // An unclosed quote swallows the rest of the file, and csv-parse reports the line where
+  // parsing ended: the error must point at the line that opened the quote (here :3, not :5;
+  // in a million-row file, not line 1,000,000).
   it('report an unclosed quote at the line that opened it', async () => {
     const path = file('unclosed-at-3.csv', 'id,name\n1,Ann\n2,"Bob\n3,Cy\n4,Di\n');
     expect((await readError(openFile(path))).where).toBe(`${path}:3`);
+  });
+
+  // csv-parse counts a CRLF inside a quoted field as two lines; Windows files with multi-line
+  // fields must still be reported at the lines an editor shows.
+  it('count a CRLF inside a quoted field as one line', async () => {
+    const crlf = 'a,b\r\n"x\r\ny",1\r\n"p\r\nq\r\nr",2\r\n';
+    const source = openFile(file('crlf-lines.csv', `${crlf}3,4\r\n`));
+    const seen: string[] = [];
+    let index = 0;
+    for await (const _row of source) seen.push((await source.where(index++)).split(':').at(-1)!);
+    expect(seen).toEqual(['3', '6', '7']);
+    const bad = file('crlf-bad.csv', `${crlf}1,2,3\r\n`);
+    expect((await readError(openFile(bad))).where).toBe(`${bad}:7`);
+    expect((await countError(openFile(bad))).where).toBe(`${bad}:7`);
+    const unclosed = file('crlf-unclosed.csv', `${crlf}"3,4\r\n5,6\r\n`);
+    expect((await readError(openFile(unclosed))).where).toBe(`${unclosed}:7`);
+  });
+
+  it('word a row of the wrong length the same when counting and when reading', async () => {
+    const path = file('length.csv', 'a,b\n1,2,3\n');
+    const counting = (await countError(openFile(path))).message;
+    expect(counting).toBe(`${path}:2: malformed CSV: the row has 3 fields where the header has 2`);
+    expect((await readError(openFile(path))).message).toBe(counting);
   });
 
   it('reject a header that names a column twice, at line 1', async () => {
@@ -124,6 +157,16 @@ describe('streamed CSV (an upload)', () => {
   it('reports an unclosed quote at the line that opened it, as files do', async () => {
     expect((await streamError('id,name\n1,Ann\n2,"Bob\n3,Cy\n4,Di\n')).where).toBe('request body:3');
     expect((await streamError('id,name\n1,"Ann\n')).where).toBe('request body:2');
+  });
+
+  it('counts a CRLF inside a quoted field as one line, as files do', async () => {
+    const crlf = 'a,b\r\n"x\r\ny",1\r\n"p\r\nq\r\nr",2\r\n';
+    expect((await streamError(`${crlf}1,2,3\r\n`)).where).toBe('request body:7');
+    expect((await streamError(`${crlf}"3,4\r\n5,6\r\n`)).where).toBe('request body:7');
+    const source = streamItems(Readable.from([`${crlf}3,4\r\n`]), 'csv');
+    const seen: string[] = [];
+    for await (const _row of source) seen.push(source.where(0).split(':').at(-1)!);
+    expect(seen).toEqual(['3', '6', '7']);
   });
 
   it('rejects a header that names a column twice', async () => {

@@ -115,6 +115,9 @@ describe('batchline run', () => {
     await bl.close();
     expect(item!.error).toMatchObject({ kind: 'permanent', message: 'no refund for 1' });
     expect(item!.error!.at).toMatch(new RegExp(`${join(project, 'processors.ts')}:5:\\d+\\)$`));
+    // `import ... from 'batchline'` got the running Batchline, not a second copy compiled to
+    // CommonJS (whose source maps put every frame of the running copy at one wrong line).
+    expect(item!.error!.stack).toContain(`at Worker.startItem (${new URL('../../dist/engine/worker.js', import.meta.url).href}:`);
     await location.cleanup();
   });
 
@@ -221,6 +224,21 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     const noData = await batchline(['submit', '--type', 't', '--file', join(dir, 'none.csv'), '--database', database]);
     expect(noData.code).toBe(2);
     expect(noData.stderr).toContain('none.csv: no such file');
+    await expectNothingSubmitted();
+  });
+
+  it('says what is wrong with a processors module: its default export, an option, a syntax error and its line', async () => {
+    const file = write('one-row.jsonl', '{"a":1}\n');
+    const run = (name: string, source: string) =>
+      batchline(['run', '--processors', write(name, source), '--type', 'echo', '--file', file, '--database', database]);
+    const array = await run('array.mjs', 'export default [async () => {}];\n');
+    expect([array.code, array.stderr]).toEqual([2, `batchline: error: ${join(dir, 'array.mjs')} must export default an object mapping types to handlers, like { 'txn.apply': handler }\n`]);
+    const option = await run('option.mjs', 'export default { echo: { handler: async () => {}, timeoutMs: "30s" } };\n');
+    expect(option.code).toBe(2);
+    expect(option.stderr).toContain('processor "echo" must be a function or { handler, maxAttempts?, timeoutMs?, backoff? }: timeoutMs: ');
+    expect(option.stderr).toContain('expected number');
+    const syntax = await run('syntax.mjs', 'export default {\n  echo: async () => { const x = ; },\n};\n');
+    expect([syntax.code, syntax.stderr]).toEqual([2, `batchline: error: cannot load processors from ${join(dir, 'syntax.mjs')}:2: Unexpected token ';'\n`]);
     await expectNothingSubmitted();
   });
 

@@ -122,8 +122,10 @@ export function durationOption(flags: string, description: string, fallback: str
 /** A parser for integer options within bounds, for commander. */
 export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
   return (value) => {
-    const n = Number(value.replaceAll('_', ''));
-    if (!Number.isInteger(n) || n < min || n > max) {
+    // Decimal digits only (underscores may group them: 100_000): Number() would also take
+    // 0x10, 1e3 and an empty string.
+    const n = /^-?\d+(?:_\d+)*$/.test(value.trim()) ? Number(value.trim().replaceAll('_', '')) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
       throw new InvalidArgumentError(`expected a whole number from ${min}${max === Number.MAX_SAFE_INTEGER ? '' : ` to ${max}`}.`);
     }
     return n;

@@ -144,9 +144,14 @@ export async function loadProcessors(file: string): Promise<Map<string, { handle
   return processors;
 }
 
-/** Loads the module and defines each of its processors on `bl`. Returns the types. */
-export async function defineProcessors(bl: Batchline, file: string): Promise<string[]> {
-  const processors = await loadProcessors(file);
+/** A loaded processors module: its handlers by type. */
+export type Processors = Awaited<ReturnType<typeof loadProcessors>>;
+
+/**
+ * Defines each processor `file` exported (loaded with loadProcessors, before the database is
+ * opened, so that a bad module creates nothing) on `bl`. Returns the types.
+ */
+export function defineProcessors(bl: Batchline, file: string, processors: Processors): string[] {
   for (const [type, { handler, options }] of processors) {
     try {
       bl.define(type, handler, options);

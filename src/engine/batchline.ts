@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { BatchlineError, ConflictError, InputError } from '../core/errors.js';
-import { isSettledBatch, isTerminalBatchStatus, type BatchStatus, type ItemStatus } from '../core/statuses.js';
+import { isSettledBatch, isTerminalBatchStatus, ITEM_STATUSES, type BatchStatus, type ItemStatus } from '../core/statuses.js';
 import type { Batch, BatchEvent, EventType, Item, WorkerInfo } from '../core/types.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
@@ -122,7 +122,10 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     return new Batchline(store, options);
   }
 
-  /** Registers the handler for items of `type`, with default run options for its batches. */
+  /**
+   * Registers the handler for items of `type`, with default run options for its batches. Each
+   * type is defined once: defining it again throws (code `already_defined`).
+   */
   define<P = any>(type: string, handler: Handler<P>, options?: ProcessorOptions): this {
     this.registry.define(type, handler as Handler, options);
     return this;
@@ -136,6 +139,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
    * same items, returns the first batch and creates nothing.
    */
   async submit(type: string, items: ItemSource, options: SubmitOptions = {}): Promise<SubmittedBatch> {
+    this.assertOpen();
     const [batch] = await this.submitAll([newBatch(type, options, this.tenant)], null, items);
     return batch!;
   }
@@ -150,6 +154,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     path: string,
     options: SubmitOptions & { batches?: number; format?: FileFormat } = {},
   ): Promise<SubmittedBatch[]> {
+    this.assertOpen();
     const { batches: parts = 1, format, ...submit } = options;
     if (!Number.isInteger(parts) || parts < 1) throw new InputError(`batches must be a positive integer, got ${parts}`, { code: 'invalid_options' });
     const source = openFile(path, format);
@@ -260,6 +265,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
    * signal's reason as soon as `signal` aborts.
    */
   async wait(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Batch> {
+    this.assertOpen();
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     let delay = 20;
     for (;;) {
@@ -290,7 +296,8 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   // -------------------------------------------------------------------------- steering
 
   /** A batch by id; with `tenant`, a batch of another tenant is not found (NotFoundError) either. */
-  getBatch(id: string, options: { tenant?: string } = {}): Promise<Batch> {
+  async getBatch(id: string, options: { tenant?: string } = {}): Promise<Batch> {
+    this.assertOpen();
     return this.store.batchGet({ id, ...(options.tenant === undefined ? {} : { tenant: options.tenant }) });
   }
 
@@ -298,12 +305,14 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
    * Batches, newest first; `before` is the id of the last batch of the previous page, and
    * `labels` must all match.
    */
-  listBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; labels?: Record<string, string>; before?: string; limit?: number } = {}): Promise<Batch[]> {
+  async listBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; labels?: Record<string, string>; before?: string; limit?: number } = {}): Promise<Batch[]> {
+    this.assertOpen();
     return this.store.batchList({ ...filter, limit: filter.limit ?? 50 });
   }
 
   /** How many batches match the filters of `listBatches` (every page). */
-  countBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; labels?: Record<string, string> } = {}): Promise<number> {
+  async countBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; labels?: Record<string, string> } = {}): Promise<number> {
+    this.assertOpen();
     return this.store.batchCount(filter);
   }
 
@@ -314,6 +323,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
    * takes about a second; on timeout it throws (code `timeout`) though the cancel is recorded.
    */
   async cancel(id: string, options: { timeoutMs?: number } = {}): Promise<Batch> {
+    this.assertOpen();
     const result = await this.store.batchCancel({ id });
     this.worker?.applyBatchStatus(id, 'cancelled');
     if (result.leased > 0) {
@@ -353,6 +363,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
    * handed back. Unlike cancel, it does not wait for other workers.
    */
   async pause(id: string): Promise<Batch> {
+    this.assertOpen();
     const batch = await this.store.batchPause({ id });
     this.worker?.applyBatchStatus(id, 'paused');
     return batch;
@@ -360,6 +371,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
 
   /** Resumes a paused batch. */
   async resume(id: string): Promise<Batch> {
+    this.assertOpen();
     const batch = await this.store.batchResume({ id });
     this.worker?.wake(true);
     return batch;
@@ -367,6 +379,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
 
   /** Runs the batch's failed items again (and only those), with fresh attempts. */
   async retryFailed(id: string): Promise<{ batch: Batch; retried: number }> {
+    this.assertOpen();
     const result = await this.store.batchRetryFailed({ id });
     if (result.retried > 0) this.worker?.wake(true);
     return result;
@@ -374,6 +387,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
 
   /** Deletes a batch with its items and events; a batch still open is cancelled first. */
   async deleteBatch(id: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    this.assertOpen();
     const batch = await this.getBatch(id);
     if (!isTerminalBatchStatus(batch.status)) {
       try {
@@ -392,17 +406,29 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   }
 
   /** Items of a batch in seq order: `after` a seq, of a `status`, at most `limit` (default 100). */
-  items(batchId: string, options: { status?: ItemStatus; after?: number; limit?: number } = {}): Promise<Item[]> {
+  async items(batchId: string, options: { status?: ItemStatus; after?: number; limit?: number } = {}): Promise<Item[]> {
+    this.assertOpen();
+    // A status or page that cannot match would otherwise read as "no such items".
+    if (options.status !== undefined && !ITEM_STATUSES.includes(options.status)) {
+      throw new InputError(`status must be one of ${ITEM_STATUSES.join(', ')}, got ${JSON.stringify(options.status)}`, { code: 'invalid_options' });
+    }
+    for (const [name, value, min] of [['limit', options.limit, 1], ['after', options.after, -1]] as const) {
+      if (value !== undefined && !(Number.isSafeInteger(value) && value >= min)) {
+        throw new InputError(`${name} must be a whole number of at least ${min}, got ${String(value)}`, { code: 'invalid_options' });
+      }
+    }
     return this.store.itemsList({ batchId, ...options, limit: options.limit ?? 100 });
   }
 
   /** Audit events in id order, optionally of one batch; `afterId` pages through them. */
-  events(options: { batchId?: string; afterId?: number; types?: EventType[]; limit?: number } = {}): Promise<BatchEvent[]> {
+  async events(options: { batchId?: string; afterId?: number; types?: EventType[]; limit?: number } = {}): Promise<BatchEvent[]> {
+    this.assertOpen();
     return this.store.eventsList({ ...options, limit: options.limit ?? 100 });
   }
 
   /** Workers with a live heartbeat, in any process. */
-  workers(): Promise<WorkerInfo[]> {
+  async workers(): Promise<WorkerInfo[]> {
+    this.assertOpen();
     return this.store.workersList();
   }
 
@@ -420,8 +446,9 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     }
   }
 
+  /** Every method but close() needs the store, which close() has closed. */
   private assertOpen(): void {
-    if (this.closed) throw new Error('this Batchline instance is closed');
+    if (this.closed) throw new BatchlineError('closed', 'this Batchline instance is closed; open another with Batchline.open()');
   }
 
   /** Stops working (gracefully), stops following events and closes the store. */

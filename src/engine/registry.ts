@@ -55,6 +55,9 @@ export class Registry {
     const name = typeSchema.safeParse(type);
     if (!name.success) throw new InputError(`processor type ${JSON.stringify(type)}: ${name.error.issues[0]!.message}`);
     if (typeof handler !== 'function') throw new InputError(`processor ${type}: handler must be a function`);
+    // A second handler for a type is most likely two modules claiming it; replacing the first
+    // would run one of them silently.
+    if (this.processors.has(type)) throw new InputError(`processor ${type} is already defined; define each type once`, { code: 'already_defined' });
     const parsed = processorOptionsSchema.safeParse(options);
     if (!parsed.success) throw new InputError(`processor ${type}: ${oneLineIssues(parsed.error.issues)}`);
     this.processors.set(type, { type, handler, options: parsed.data });

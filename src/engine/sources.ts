@@ -128,11 +128,15 @@ function readText(path: string): Readable {
 }
 
 /**
- * The header line's names as the records' keys, each once: a repeated name would silently
- * keep only its last column's values.
+ * The header line's names as the records' keys, each once and none empty: a repeated name
+ * would silently keep only its last column's values, and an empty one become a key "".
  */
 function csvColumns(header: string[]): string[] {
   const seen = new Set<string>();
+  const unnamed = header.findIndex((name) => name.trim() === '');
+  if (unnamed >= 0) {
+    throw new InputError(`malformed CSV: column ${unnamed + 1} of the header has no name (a comma too many?); each column needs a name`, { code: 'malformed_csv' });
+  }
   for (const name of header) {
     if (seen.has(name)) throw new InputError(`malformed CSV: the header names column ${JSON.stringify(name)} twice; each column needs a name of its own`, { code: 'malformed_csv' });
     seen.add(name);

@@ -242,6 +242,17 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     await expectNothingSubmitted();
   });
 
+  it('creates no database when the processors module cannot be loaded, and migrate down creates none', async () => {
+    const nowhere = join(dir, 'never-created.db');
+    for (const command of [['worker'], ['run', '--type', 'x', '--file', join(dir, 'none.csv')]]) {
+      const out = await batchline([...command, '--processors', join(dir, 'none.mjs'), '--database', nowhere]);
+      expect([out.code, out.stderr]).toEqual([2, `batchline: error: cannot load processors: ${join(dir, 'none.mjs')} does not exist\n`]);
+    }
+    const down = await batchline(['migrate', 'down', '--database', nowhere]);
+    expect([down.code, down.stdout]).toEqual([0, `SQLite ${nowhere}: schema version 0 → 0; there is no such database: nothing to revert\n`]);
+    expect(existsSync(nowhere)).toBe(false);
+  });
+
   it('names the field of a bad submit option, in one line', async () => {
     const file = write('one.jsonl', '{"a":1}\n');
     const { code, stderr } = await batchline(['submit', '--type', 't', '--file', file, '--tenant', 'x/y', '--database', database]);
@@ -253,6 +264,11 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     const bad = await batchline(['demo', '--items', 'lots']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("option '--items <n>' argument 'lots' is invalid");
+    // Decimal digits only: Number() would take 0x10 as 16 and 1e3 as 1000.
+    for (const value of ['0x10', '1e3', '']) {
+      const odd = await batchline(['demo', '--items', value]);
+      expect([odd.code, odd.stderr]).toEqual([2, `batchline: error: option '--items <n>' argument '${value}' is invalid. expected a whole number from 1 to 100000000. (run with --help for usage)\n`]);
+    }
     const unknown = await batchline(['status', '--frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toBe("batchline: error: unknown option '--frobnicate' (run with --help for usage)\n");

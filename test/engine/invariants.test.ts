@@ -461,4 +461,18 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     await bl.start({ concurrency: 10 });
     expect(await bl.wait(batch.id)).toMatchObject({ status: 'completed', succeeded: 400 });
   });
+
+  it('refuses what it cannot do rather than answer wrongly: a second define, a bad item query, a call after close', async () => {
+    const bl = await Batchline.open({ database: location.database, logLevel: 'silent' });
+    bl.define('t', async () => {});
+    expect(() => bl.define('t', async () => {})).toThrow(expect.objectContaining({ code: 'already_defined', message: 'processor t is already defined; define each type once' }));
+    const batch = await bl.submit('t', rowsOf(3));
+    await expect(bl.items(batch.id, { status: 'weird' as never })).rejects.toThrow('status must be one of pending, running, succeeded, failed, cancelled, got "weird"');
+    await expect(bl.items(batch.id, { limit: -1 })).rejects.toThrow('limit must be a whole number of at least 1, got -1');
+    expect(await bl.items(batch.id, { after: -1, limit: 2 })).toHaveLength(2);
+    await bl.close();
+    for (const call of [() => bl.submit('t', rowsOf(1)), () => bl.getBatch(batch.id), () => bl.items(batch.id), () => bl.listBatches()]) {
+      await expect(call()).rejects.toThrow(expect.objectContaining({ code: 'closed', message: 'this Batchline instance is closed; open another with Batchline.open()' }));
+    }
+  });
 });

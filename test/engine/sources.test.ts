@@ -136,6 +136,13 @@ describe('CSV files', () => {
     expect((await readError(openFile(path))).message).toBe(counting);
   });
 
+  it('reject a header with a column that has no name, at line 1', async () => {
+    const path = file('unnamed.csv', 'id,amount,\n1,2,\n');
+    const error = await readError(openFile(path));
+    expect([error.where, error.code]).toEqual([`${path}:1`, 'malformed_csv']);
+    expect(error.message).toContain('column 3 of the header has no name');
+  });
+
   it('reject a header that names a column twice, at line 1', async () => {
     const path = file('twice.csv', 'id,amount,amount\n1,2,3\n');
     const error = await readError(openFile(path));

@@ -4,7 +4,7 @@
 
 import { Command } from 'commander';
 import { CliError, EXIT, integer, openBatchline, printJson, withDatabase, type DatabaseOptions } from '../common.js';
-import { defineProcessors } from '../processors.js';
+import { defineProcessors, loadProcessors } from '../processors.js';
 import { formatSummary, runFile } from '../run-file.js';
 
 interface RunOptions extends DatabaseOptions {
@@ -44,13 +44,15 @@ export function runCommand(): Command {
       .option('--shutdown-ms <ms>', 'after SIGINT or SIGTERM, how long running items get to finish', integer(0), 10_000)
       .option('--json', 'print one JSON object instead of tables and progress'),
   ).action(async (options: RunOptions) => {
+    // The processors first: a module that does not load, or lacks the type, creates nothing.
+    const processors = await loadProcessors(options.processors);
+    if (!processors.has(options.type)) {
+      throw new CliError(`unknown processor type ${JSON.stringify(options.type)}: ${options.processors} defines ${[...processors.keys()].join(', ')}`);
+    }
     const bl = await openBatchline(options);
     let interrupted = false;
     try {
-      const types = await defineProcessors(bl, options.processors);
-      if (!types.includes(options.type)) {
-        throw new CliError(`unknown processor type ${JSON.stringify(options.type)}: ${options.processors} defines ${types.join(', ')}`);
-      }
+      defineProcessors(bl, options.processors, processors);
       const { summary, batches } = await runFile(bl, {
         type: options.type,
         file: options.file,

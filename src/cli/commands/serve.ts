@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { isIP, type AddressInfo } from 'node:net';
 import { createServer } from '../../api/server.js';
 import { CliError, EXIT, integer, openBatchline, withDatabase, type DatabaseOptions } from '../common.js';
-import { defineProcessors } from '../processors.js';
+import { defineProcessors, loadProcessors } from '../processors.js';
 
 interface ServeOptions extends DatabaseOptions {
   processors?: string;
@@ -52,6 +52,8 @@ export function serveCommand(): Command {
       .option('--shutdown-ms <ms>', 'how long requests and running items get to finish after a signal', integer(0), 10_000),
     'info',
   ).action(async (options: ServeOptions) => {
+    // The processors first: a module that does not load creates nothing.
+    const processors = options.workers && options.processors ? await loadProcessors(options.processors) : null;
     const bl = await openBatchline(options);
     try {
       if (!isLoopback(options.host) && !(await bl.store.keysExist())) {
@@ -61,7 +63,7 @@ export function serveCommand(): Command {
           EXIT.usage,
         );
       }
-      const types = options.workers && options.processors ? await defineProcessors(bl, options.processors) : [];
+      const types = processors ? defineProcessors(bl, options.processors!, processors) : [];
       if (options.workers && !options.processors) bl.logger.warn('no --processors given: serving the API without workers');
       const app = await createServer({
         batchline: bl,

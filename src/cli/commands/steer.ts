@@ -76,15 +76,14 @@ function steerCommand(action: Action): Command {
     } finally {
       await bl?.close();
     }
-    // What was done is always shown, so a failure later in the list cannot hide it.
-    if (failures.length < ids.length) {
-      if (options.json) printJson({ batches: outcomes });
-      else {
-        const cell = (n: number | undefined) => (n === undefined ? '' : count(n));
-        const headers = ['batch', 'status', 'total', 'remaining', 'failed', ...(failures.length > 0 ? ['error'] : [])];
-        const rows = outcomes.map((o) => [o.id, o.status, cell(o.total), cell(o.remaining), cell(o.failed), ...(failures.length > 0 ? [o.error ?? ''] : [])]);
-        console.log(table(headers, rows));
-      }
+    // What was done is always shown, so a failure later in the list cannot hide it; when
+    // nothing was, stderr's reasons say all there is (JSON is always printed, for scripts).
+    if (options.json) printJson({ batches: outcomes });
+    else if (failures.length < ids.length) {
+      const cell = (n: number | undefined) => (n === undefined ? '' : count(n));
+      const headers = ['batch', 'status', 'total', 'remaining', 'failed', ...(failures.length > 0 ? ['error'] : [])];
+      const rows = outcomes.map((o) => [o.id, o.status, cell(o.total), cell(o.remaining), cell(o.failed), ...(failures.length > 0 ? [o.error ?? ''] : [])]);
+      console.log(table(headers, rows));
     }
     if (failures.length === 1) throw failures[0];
     if (failures.length > 1) {

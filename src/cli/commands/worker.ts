@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { metricsServer } from '../../api/metrics.js';
 import type { Batchline } from '../../engine/batchline.js';
 import { CliError, EXIT, integer, openBatchline, withDatabase, type DatabaseOptions } from '../common.js';
-import { defineProcessors } from '../processors.js';
+import { defineProcessors, loadProcessors } from '../processors.js';
 
 interface WorkerCommandOptions extends DatabaseOptions {
   processors: string;
@@ -53,18 +53,18 @@ export function workerCommand(): Command {
       process.off('SIGTERM', hold);
       process.off('SIGINT', hold);
     };
+    // The processors first: a module that does not load creates nothing.
     let bl;
+    let types: string[];
     try {
+      const processors = await loadProcessors(options.processors);
       bl = await openBatchline(options);
+      types = defineProcessors(bl, options.processors, processors);
     } catch (error) {
       release();
+      await bl?.close();
       throw error;
     }
-    const types = await defineProcessors(bl, options.processors).catch(async (error) => {
-      release();
-      await bl.close();
-      throw error;
-    });
     const metrics = options.metricsPort === undefined ? null : await listenForScrapes(bl, options.metricsHost, options.metricsPort).catch(async (error) => {
       release();
       await bl.close();

@@ -100,3 +100,12 @@ export async function itemCounts(store: Store, batchId: string): Promise<Record<
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `condition` every 20 ms until it holds; throws after `timeoutMs`. */
+export async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition did not hold within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}

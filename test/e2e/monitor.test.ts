@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Batchline } from '../../src/index.js';
-import { sleep } from '../helpers/factory.js';
+import { sleep, until } from '../helpers/factory.js';
 import { batchline, exited, FIXTURE_PROCESSORS, serveAddress, spawnBatchline } from '../helpers/cli.js';
 
 describe('monitor', () => {
@@ -111,7 +111,7 @@ describe('monitor', () => {
     const typo = await batchline(['monitor', '--tenant', 'defualt', ...own]);
     expect([typo.code, typo.stderr]).toEqual([2, 'batchline: error: tenant "defualt" has no batches: check --tenant\n']);
     const watching = spawnBatchline(['monitor', gone, stays, '--timeout', '3s', '--interval', '200ms', ...own]);
-    await sleep(1_000);
+    await until(() => watching.output().includes('workers:')); // it has drawn the batches once
     expect((await batchline(['delete', gone, ...own])).code).toBe(0);
     const watched = await exited(watching);
     expect(watched.code, watching.output()).toBe(1);
@@ -121,7 +121,7 @@ describe('monitor', () => {
     const server = spawnBatchline(['serve', '--port', '0', ...own]);
     const address = await serveAddress(server);
     const remote = spawnBatchline(['monitor', stays, '--server', address, '--timeout', '3s', '--interval', '200ms']);
-    await sleep(1_000);
+    await until(() => remote.output().includes('workers:'));
     server.kill('SIGTERM');
     await exited(server);
     const remotely = await exited(remote);

@@ -56,7 +56,7 @@ export const problemSchema = z.object({
 const TITLES: Record<ProblemCode, [number, string]> = {
   VALIDATION_ERROR: [400, 'Invalid request'],
   UNAUTHORIZED: [401, 'Missing or invalid API key'],
-  FORBIDDEN: [403, 'Needs an admin key'],
+  FORBIDDEN: [403, 'Forbidden'],
   NOT_FOUND: [404, 'Not found'],
   METHOD_NOT_ALLOWED: [405, 'Method not allowed'],
   REQUEST_TIMEOUT: [408, 'The request body stopped arriving'],

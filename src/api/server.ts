@@ -24,13 +24,13 @@ import { inexactNumber } from '../core/json-numbers.js';
 import { progressOf } from '../core/progress.js';
 import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
-import { streamItems } from '../engine/sources.js';
+import { firstNonUtf8Line, streamItems } from '../engine/sources.js';
 import { Authenticator, listingScope, stillValid, tenantScope } from './auth.js';
 import { instrument } from './metrics.js';
 import { streamEvents, type StreamScope } from './sse.js';
 import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
-import { clientErrorResponse, fieldErrors, problem, ProblemError, sendProblem, toProblem } from './problem.js';
+import { clientErrorResponse, fieldErrors, problem, ProblemError, sendProblem, toProblem, type Problem } from './problem.js';
 import { createBatchBody, createBatchQuery, idempotencyHeader, idParams, itemsQuery, listQuery, resultsQuery } from './schemas.js';
 
 export interface ServerOptions {
@@ -112,12 +112,22 @@ function parseLabels(label: string | string[] | undefined): Record<string, strin
 
 /**
  * The `Idempotency-Key` header, checked as the body's key is; a header that disagrees with a
- * key given in the body or query is a 400, not a silent choice between them.
+ * key given in the body or query is a 400, not a silent choice between them. Node hands header
+ * bytes over as Latin-1; the key is read as the UTF-8 they are (what curl and the client send),
+ * so `café` means the same in the header as in the body. An empty, repeated or non-UTF-8 header
+ * is a 400: dropping or joining it would quietly make a retry create a second batch.
  */
 function idempotencyKeyOf(request: FastifyRequest, other: string | undefined, otherPath: string): string | undefined {
   const header = request.headers['idempotency-key'];
-  if (header === undefined || header === '') return other;
-  const key = parse(idempotencyHeader, header, 'header');
+  if (header === undefined) return other;
+  const bad = (message: string) => new ProblemError(problem('VALIDATION_ERROR', 'invalid header', [{ path: 'header.Idempotency-Key', message }]));
+  const given = request.raw.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'idempotency-key').length;
+  if (given > 1) throw bad(`given ${given} times; give the key once`);
+  const text = [header].flat().join(', ');
+  if (text.trim() === '') throw bad('is empty; give a key or leave the header out');
+  const bytes = Buffer.from(text, 'latin1');
+  if (!isUtf8(bytes)) throw bad('is not UTF-8; send the key as UTF-8 bytes');
+  const key = parse(z.object({ 'Idempotency-Key': idempotencyHeader }), { 'Idempotency-Key': bytes.toString('utf8') }, 'header')['Idempotency-Key'];
   if (other !== undefined && other !== key) {
     throw new ProblemError(
       problem('VALIDATION_ERROR', 'two different idempotency keys', [{ path: otherPath, message: 'differs from the Idempotency-Key header; give the key once' }]),
@@ -187,6 +197,45 @@ function readAway(request: IncomingMessage, idleMs: number, log: FastifyBaseLogg
   });
 }
 
+/**
+ * A JSON body that does not parse, named by line and column where V8 gives an offset, by its
+ * last line when it ended early; V8's other messages quote the text around the fault instead.
+ */
+function malformedJson(text: string, error: Error): InputError {
+  const offset = /in JSON at position (\d+)/.exec(error.message)?.[1];
+  const reason = error.message.replace(/ in JSON at position \d+.*$/, '');
+  const lineOf = (before: string) => before.split('\n').length;
+  let where = 'request body';
+  if (offset !== undefined) {
+    const before = text.slice(0, Number(offset));
+    where = `request body:${lineOf(before)}:${before.length - before.lastIndexOf('\n')}`;
+  } else if (reason.startsWith('Unexpected end')) {
+    where = `request body:${lineOf(text)}`;
+  }
+  return new InputError(`malformed JSON: ${reason}`, { where, code: 'malformed_json' });
+}
+
+/**
+ * JSON.parse keeps a `"__proto__"` key as data, which items may hold; a label of that name
+ * would be dropped by zod without a word (assigning it sets a prototype), so it is refused.
+ */
+function refuseProtoLabel(body: unknown): void {
+  const labels = (body as { labels?: unknown } | null)?.labels;
+  if (labels !== null && typeof labels === 'object' && Object.hasOwn(labels, '__proto__')) {
+    throw new ProblemError(problem('VALIDATION_ERROR', 'invalid body', [{ path: 'body.labels.__proto__', message: 'a label cannot be named __proto__' }]));
+  }
+}
+
+/** The 415 for a body whose content type a route does not read, naming the types it does. */
+function unsupportedType(request: FastifyRequest): Problem {
+  const given = JSON.stringify(request.headers['content-type'] || 'no content type');
+  const creates = request.method === 'POST' && request.routeOptions.url === '/api/v1/batches';
+  return problem(
+    'UNSUPPORTED_MEDIA_TYPE',
+    creates ? `send application/json, application/x-ndjson or text/csv, not ${given}` : `this request takes no body, or an application/json one, not ${given}`,
+  );
+}
+
 /** Builds the API server (not yet listening). */
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const bl = options.batchline;
@@ -212,30 +261,35 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   // Streamed bodies reach the handler as the raw request stream.
   app.addContentTypeParser(Object.keys(STREAMED), (_request, payload, done) => done(null, payload));
-  // JSON bodies as Fastify parses them (prototype poisoning refused), and refused too when a
-  // number in them would be changed by reading it (an int64 id), as streamed lines are.
-  // Bytes that are not UTF-8 are refused rather than read with U+FFFD in their place, as in
-  // files and streamed bodies. An empty body is no body: clients that set the JSON type on
-  // every request (a POST /cancel with nothing to send) are not refused for it.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
+  // JSON bodies are read as NDJSON lines are: JSON.parse, whose objects hold a "__proto__"
+  // key as plain data (as stored items must), with an error naming line and column. They are
+  // refused when a number in them would be changed by reading it (an int64 id), and when their
+  // bytes are not UTF-8, rather than read with U+FFFD in their place. An empty body is no body:
+  // clients that set the JSON type on every request (a POST /cancel) are not refused for it.
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser<Buffer>('application/json', { parseAs: 'buffer' }, (request, bytes, done) => {
+  app.addContentTypeParser<Buffer>('application/json', { parseAs: 'buffer' }, (_request, bytes, done) => {
     if (bytes.length === 0) return done(null, undefined);
-    if (!isUtf8(bytes)) return done(new InputError('body: not UTF-8 text; send JSON as UTF-8', { code: 'not_utf8' }));
+    if (!isUtf8(bytes)) {
+      const where = `request body:${firstNonUtf8Line(bytes)}`;
+      return done(new InputError('not UTF-8 text (another encoding, such as Latin-1?); send JSON as UTF-8', { where, code: 'not_utf8' }));
+    }
     const body = bytes.toString('utf8');
-    parseJson(request, body, (error, value) => {
-      if (error) return done(error);
-      const inexact = inexactNumber(body);
-      if (inexact === null) return done(null, value);
-      done(new InputError(`body: the number ${inexact} cannot be kept exactly (JSON numbers are read as 64-bit floats); send it as a string, "${inexact}"`, { code: 'inexact_number' }));
-    });
+    let value: unknown;
+    try {
+      value = JSON.parse(body);
+    } catch (error) {
+      return done(malformedJson(body, error as Error));
+    }
+    const inexact = inexactNumber(body);
+    if (inexact === null) return done(null, value);
+    done(new InputError(`the number ${inexact} cannot be kept exactly (JSON numbers are read as 64-bit floats); send it as a string, "${inexact}"`, { where: 'request body', code: 'inexact_number' }));
   });
 
   app.setErrorHandler((error, request, reply) => {
     // A streamed upload that failed part-way leaves body unread; read it to the end so the
     // client, still sending, gets the answer instead of a reset connection.
     readAway(request.raw, uploadIdleMs, request.log);
-    const p = toProblem(error);
+    const p = (error as { code?: string }).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? unsupportedType(request) : toProblem(error);
     if (p.status >= 500 && !(error instanceof InputError)) request.log.error({ err: error }, 'request failed');
     // A client that stopped sending gets its answer, then the connection is closed rather
     // than left waiting for a body that is not coming; so does an upload cut off by shutdown.
@@ -323,6 +377,12 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         'retry-after': String(wait),
       });
     }
+    // Bodies are read as sent; a compressed one would otherwise be refused as "not UTF-8".
+    const encoding = request.headers['content-encoding']?.trim().toLowerCase();
+    if (encoding && encoding !== 'identity') {
+      readAway(request.raw, uploadIdleMs, request.log);
+      return sendProblem(reply, problem('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(encoding)} is not supported; send the body uncompressed`));
+    }
     // A large JSON body is held whole, parsed, until its batch is created: such bodies share
     // the streamed uploads' budget, so memory stays bounded however many arrive at once.
     const length = request.headers['content-length'];
@@ -375,6 +435,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
               problem('VALIDATION_ERROR', 'invalid query', given.map((name) => ({ path: `query.${name}`, message: 'a JSON body carries its options itself; put this in the body' }))),
             );
           }
+          refuseProtoLabel(request.body);
           const { type, items, idempotencyKey: bodyKey, ...rest } = parse(createBatchBody, request.body, 'body');
           const idempotencyKey = idempotencyKeyOf(request, bodyKey, 'body.idempotencyKey');
           submitted = await bl.submit(type, items, {
@@ -383,7 +444,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
             ...(idempotencyKey ? { idempotencyKey } : {}),
           });
         } else {
-          throw new ProblemError(problem('UNSUPPORTED_MEDIA_TYPE', `send application/json, application/x-ndjson or text/csv, not ${JSON.stringify(contentType || 'no content type')}`));
+          throw new ProblemError(unsupportedType(request));
         }
         const { created, ...batch } = submitted;
         return reply.code(created ? 201 : 200).header('location', `/api/v1/batches/${batch.id}`).send(batchView(batch));

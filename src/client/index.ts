@@ -114,7 +114,7 @@ export class BatchlineClient {
   async createBatch(input: CreateBatchInput, options: { idempotencyKey?: string } = {}): Promise<ApiBatch & { created: boolean }> {
     const res = await this.send('POST', '/batches', {
       body: JSON.stringify(input),
-      headers: { 'content-type': 'application/json', ...(options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {}) },
+      headers: { 'content-type': 'application/json', ...idempotencyHeaders(options.idempotencyKey) },
     });
     return { ...((await res.json()) as ApiBatch), created: res.status === 201 };
   }
@@ -142,7 +142,7 @@ export class BatchlineClient {
       body,
       headers: {
         'content-type': options.format === 'csv' ? 'text/csv' : 'application/x-ndjson',
-        ...(options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {}),
+        ...idempotencyHeaders(options.idempotencyKey),
       },
       duplex: 'half',
     });
@@ -309,4 +309,14 @@ export class BatchlineClient {
     }
     throw new ApiError(res.status, problem);
   }
+}
+
+/**
+ * The `Idempotency-Key` header for a key, its UTF-8 bytes as a byte string: fetch takes only
+ * byte strings in headers, and the server reads the bytes back as UTF-8, so any key the body
+ * could carry works in the header too.
+ */
+function idempotencyHeaders(key: string | undefined): Record<string, string> {
+  if (!key) return {};
+  return { 'idempotency-key': String.fromCharCode(...new TextEncoder().encode(key)) };
 }

@@ -77,6 +77,19 @@ function cutSequence(buf: Buffer): number {
 }
 
 /**
+ * The 1-based line of the first line of `bytes` that is not UTF-8 (a newline byte is never
+ * part of a multi-byte character, so lines can be checked one by one); for bytes known to fail.
+ */
+export function firstNonUtf8Line(bytes: Buffer): number {
+  let line = 1;
+  for (let start = 0; ; line++) {
+    const end = bytes.indexOf(0x0a, start);
+    if (end < 0 || !isUtf8(bytes.subarray(start, end))) return line;
+    start = end + 1;
+  }
+}
+
+/**
  * Bytes checked to be UTF-8 as they stream, passed on unchanged: text in another encoding
  * (Latin-1, Windows-1252) would otherwise be read with U+FFFD in place of every accented
  * letter, and stored so without a word. A sequence cut between chunks waits for its end.
@@ -99,14 +112,7 @@ function utf8Checked(where: (line: number) => string, hint: string, utf16 = fals
       const body = buf.subarray(0, buf.length - cutSequence(buf));
       carry = body.length < buf.length ? Buffer.from(buf.subarray(body.length)) : null;
       if (!isUtf8(body)) {
-        // Find the line: the first line of this piece that does not decode.
-        let start = 0;
-        for (;;) {
-          const end = body.indexOf(0x0a, start);
-          if (!isUtf8(body.subarray(start, end < 0 ? body.length : end))) break;
-          line++;
-          start = end + 1;
-        }
+        line += firstNonUtf8Line(body) - 1;
         return done(new InputError(`not UTF-8 text (another encoding, such as Latin-1?); ${hint}`, { where: where(line), code: 'not_utf8' }));
       }
       for (let at = body.indexOf(0x0a); at >= 0; at = body.indexOf(0x0a, at + 1)) line++;

@@ -119,7 +119,8 @@ export function toEvent(row: {
 /** The conflict raised when `action` is not allowed in the batch's current status. */
 export function statusConflict(batch: { id: string; status: BatchStatus }, action: BatchAction): ConflictError {
   const allowed = BATCH_ACTIONS[action] as readonly string[];
-  const verb = action === 'retryFailed' ? 'retry-failed' : action;
+  // The API and the CLI call it retry; the library's retryFailed reads the same.
+  const verb = action === 'retryFailed' ? 'retry' : action;
   return new ConflictError(
     `batch ${batch.id} is ${batch.status}; ${verb} needs a batch that is ${allowed.join(', ')}`,
     'invalid_state',

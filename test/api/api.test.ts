@@ -6,6 +6,7 @@
 
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
+import { text as streamText } from 'node:stream/consumers';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createKey } from '../../src/api/keys.js';
@@ -79,6 +80,12 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const different = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ n: 9 }] }), headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1' } });
     expect(different.status).toBe(409);
     expect(different.body.code).toBe('IDEMPOTENCY_CONFLICT');
+    // A key beyond ASCII means the same in the header (the client sends its UTF-8 bytes, as curl
+    // does) as in the body.
+    const unicode = await client().createBatch({ type: 'echo', items }, { idempotencyKey: 'café-日本' });
+    expect(unicode).toMatchObject({ created: true, idempotencyKey: 'café-日本' });
+    const inBody = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items, idempotencyKey: 'café-日本' }), headers: { 'content-type': 'application/json' } });
+    expect([inBody.status, inBody.body.id]).toEqual([200, unicode.id]);
 
     const done = await bl.wait(first.body.id, { timeoutMs: 20_000 });
     expect(done.succeeded).toBe(3);
@@ -129,16 +136,39 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(missing.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['body.items', 'body.type']);
 
     const malformed = await raw(base, 'POST', '/batches', { body: '{"type": "echo", ', headers: { 'content-type': 'application/json' } });
-    expect(malformed).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR' } });
-    const media = await raw(base, 'POST', '/batches', { body: 'hello', headers: { 'content-type': 'text/plain' } });
-    expect(media).toMatchObject({ status: 415, body: { code: 'UNSUPPORTED_MEDIA_TYPE' } });
+    expect(malformed).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', detail: 'request body:1:18: malformed JSON: Expected double-quoted property name' } });
+    const comma = await raw(base, 'POST', '/batches', { body: '{"type": "echo",\n "items": [1],\n}', headers: { 'content-type': 'application/json' } });
+    expect(comma.body.detail).toBe('request body:3:1: malformed JSON: Expected double-quoted property name');
+    const early = await raw(base, 'POST', '/batches', { body: '{"type": "echo",\n "items": [1', headers: { 'content-type': 'application/json' } });
+    expect(early.body.detail).toBe("request body:2:13: malformed JSON: Expected ',' or ']' after array element");
+    const ended = await raw(base, 'POST', '/batches', { body: '{"type": "echo",\n "items":', headers: { 'content-type': 'application/json' } });
+    expect(ended.body.detail).toBe('request body:2: malformed JSON: Unexpected end of JSON input');
+    for (const [path, type, accepted] of [
+      ['/batches', 'text/plain', 'send application/json, application/x-ndjson or text/csv, not "text/plain"'],
+      ['/batches', 'application/xml', 'send application/json, application/x-ndjson or text/csv, not "application/xml"'],
+      ['/batches/01890000-0000-7000-8000-000000000000/cancel', 'application/xml', 'this request takes no body, or an application/json one, not "application/xml"'],
+    ]) {
+      const media = await raw(base, 'POST', path!, { body: '<a/>', headers: { 'content-type': type! } });
+      expect(media).toMatchObject({ status: 415, body: { code: 'UNSUPPORTED_MEDIA_TYPE', detail: accepted } });
+    }
+    const gzipped = await raw(base, 'POST', '/batches?type=echo', { body: '{"n":1}\n', headers: { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' } });
+    expect(gzipped).toMatchObject({ status: 415, body: { code: 'UNSUPPORTED_MEDIA_TYPE', detail: 'Content-Encoding "gzip" is not supported; send the body uncompressed' } });
     const big = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ s: 'x'.repeat(100_000) }] }), headers: { 'content-type': 'application/json' } });
     expect(big).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
     expect(big.body.detail).toContain('send large batches as a streamed NDJSON or CSV body');
     const id64 = await raw(base, 'POST', '/batches', { body: '{"type":"echo","items":[{"account":9007199254740993}]}', headers: { 'content-type': 'application/json' } });
     expect(id64).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', detail: expect.stringContaining('the number 9007199254740993 cannot be kept exactly') } });
+    // "__proto__" is data in an item, as in an NDJSON line; anywhere else it is refused by name.
     const poisoned = await raw(base, 'POST', '/batches', { body: '{"type":"echo","items":[1],"__proto__":{"x":1}}', headers: { 'content-type': 'application/json' } });
-    expect(poisoned).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR' } });
+    expect(poisoned).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', errors: [{ path: 'body', message: 'Unrecognized key: "__proto__"' }] } });
+    const protoLabel = await raw(base, 'POST', '/batches', { body: '{"type":"echo","items":[1],"labels":{"__proto__":"x"}}', headers: { 'content-type': 'application/json' } });
+    expect(protoLabel).toMatchObject({ status: 400, body: { errors: [{ path: 'body.labels.__proto__', message: expect.stringContaining('a label cannot be named __proto__') }] } });
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
+    const protoItem = await raw(base, 'POST', '/batches', { body: '{"type":"echo","items":[{"__proto__":{"x":1},"n":1}]}', headers: { 'content-type': 'application/json' } });
+    expect(protoItem.status).toBe(201);
+    const [stored] = await bl.items(protoItem.body.id);
+    expect(JSON.stringify(stored!.payload)).toBe('{"__proto__":{"x":1},"n":1}');
+    await bl.deleteBatch(protoItem.body.id);
     // Text PostgreSQL cannot store is refused by field on every store, before any store sees it.
     const nul = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1], labels: { k: 'v\u0000' } }), headers: { 'content-type': 'application/json' } });
     expect(nul).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', errors: [{ path: 'body.labels.k', message: expect.stringContaining('U+0000') }] } });
@@ -569,7 +599,21 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const noLabelName = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1], labels: { '': 'x' } }), headers: json });
     expect([noLabelName.status, paths(noLabelName)]).toEqual([400, ['body.labels.: key "": a label needs a name']]);
     const longKey = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1] }), headers: { ...json, 'idempotency-key': 'k'.repeat(501) } });
-    expect([longKey.status, paths(longKey)]).toEqual([400, ['header: Too big: expected string to have <=500 characters']]);
+    expect([longKey.status, paths(longKey)]).toEqual([400, ['header.Idempotency-Key: Too big: expected string to have <=500 characters']]);
+    // An empty, repeated or non-UTF-8 key header would make a retry create a second batch if it
+    // were dropped or joined: each is refused.
+    const emptyKey = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1] }), headers: { ...json, 'idempotency-key': '' } });
+    expect([emptyKey.status, paths(emptyKey)]).toEqual([400, ['header.Idempotency-Key: is empty; give a key or leave the header out']]);
+    const latin1Key = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1] }), headers: { ...json, 'idempotency-key': 'caf\xe9' } });
+    expect([latin1Key.status, paths(latin1Key)]).toEqual([400, ['header.Idempotency-Key: is not UTF-8; send the key as UTF-8 bytes']]);
+    const repeated = await new Promise<{ status: number; body: { errors: { path: string; message: string }[] } }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: Number(new URL(base).port), method: 'POST', path: '/api/v1/batches', headers: json });
+      req.setHeader('idempotency-key', ['a', 'b']);
+      req.on('response', async (res) => resolve({ status: res.statusCode!, body: JSON.parse(await streamText(res)) }));
+      req.on('error', reject);
+      req.end(JSON.stringify({ type: 'echo', items: [1] }));
+    });
+    expect([repeated.status, paths(repeated)]).toEqual([400, ['header.Idempotency-Key: given 2 times; give the key once']]);
     const twoKeys = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [1], idempotencyKey: 'a' }), headers: { ...json, 'idempotency-key': 'b' } });
     expect([twoKeys.status, paths(twoKeys)]).toEqual([400, ['body.idempotencyKey: differs from the Idempotency-Key header; give the key once']]);
 
@@ -578,7 +622,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     for (const [headers, body, where] of [
       [ndjson, latin1, 'request body:2'],
       [{ 'content-type': 'text/csv' }, Buffer.from('n,name\n1,ok\n2,Jos\xe9\n', 'latin1'), 'request body:3'],
-      [json, Buffer.from('{"type":"echo","items":[{"name":"Jos\xe9"}]}', 'latin1'), 'body'],
+      [json, Buffer.from('{"type":"echo",\n"items":[\n{"name":"Jos\xe9"}]}', 'latin1'), 'request body:3'],
     ] as const) {
       const res = await fetch(`${base}/api/v1/batches${headers === json ? '' : '?type=echo'}`, { method: 'POST', body, headers });
       const problemDoc = (await res.json()) as { code: string; detail: string };

@@ -71,12 +71,17 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
 
   const lastProgress = new Map<string, number>();
   let lastWrite = Date.now();
+  const closeWith = (reason: string) => {
+    if (open && !out.destroyed) out.write(message({ type: 'stream:closed', data: { reason } }));
+  };
   try {
     await follow();
+    if (closing.aborted) closeWith('the server is shutting down; reconnect with Last-Event-ID to go on');
   } catch (error) {
-    // The stream cannot report an error any more (its 200 is sent): log it and end the
+    // The stream cannot answer with an error any more (its 200 is sent): log it and end the
     // stream, so the client reconnects with Last-Event-ID.
     request.log.warn({ err: error }, 'event stream failed; closing it');
+    closeWith('the server could not read events; reconnect with Last-Event-ID to go on');
   } finally {
     out.end();
   }
@@ -88,7 +93,7 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
         checkedAt = Date.now();
         const reason = await scope.closedBecause();
         if (reason !== null) {
-          out.write(message({ type: 'stream:closed', data: { reason } }));
+          closeWith(reason);
           return;
         }
       }

@@ -570,6 +570,17 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     }
   });
 
+  it('ends event streams with a stream:closed event when the server shuts down', async () => {
+    const server = await createServer({ batchline: bl });
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    const stream = await fetch(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/api/v1/events`);
+    expect(stream.status).toBe(200);
+    const closed = server.close();
+    const text = await stream.text();
+    await closed;
+    expect(text).toContain('event: stream:closed\ndata: {"reason":"the server is shutting down; reconnect with Last-Event-ID to go on"}');
+  });
+
   // Runs last in this file: once a key exists the API requires keys.
   it('checks query strings, headers and body bytes as strictly as JSON fields, creating nothing', async () => {
     const json = { 'content-type': 'application/json' };

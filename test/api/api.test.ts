@@ -697,12 +697,20 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const counted = /batchline_http_requests_total\{method="GET",route="\/api\/v1\/batches\/:id\/events",status="200"\} (\d+)/.exec(metrics);
     expect(Number(counted?.[1])).toBeGreaterThanOrEqual(1);
 
-    // A cursor this database never gave would wait for ever; SQLite can tell (PostgreSQL's
-    // snapshot cursors say nothing of the future).
-    if (kind === 'sqlite') {
-      const ahead = await raw(base, 'GET', '/events', { headers: { 'last-event-id': '99999999' } });
-      expect([ahead.status, ahead.body.code]).toEqual([400, 'VALIDATION_ERROR']);
-      expect(ahead.body.detail).toContain('is beyond the newest event');
+    // A cursor this database never gave would skip every event until the database caught up
+    // with it: a 400 on both stores.
+    const real = kind === 'sqlite' ? null : await bl.store.eventsCursor();
+    const made = kind === 'sqlite'
+      ? { '99999999': 'is beyond the newest event' }
+      : {
+          '999999999:999999999:': 'lies beyond the newest transaction',
+          '999999999:999999999:|999999999:999999999:|999999998:99': 'lies beyond the newest transaction',
+          [`${real}|${real}|999999999:1`]: 'its positions are out of order',
+        };
+    for (const [cursor, why] of Object.entries(made)) {
+      const ahead = await raw(base, 'GET', '/events', { headers: { 'last-event-id': cursor } });
+      expect([cursor, ahead.status, ahead.body.code]).toEqual([cursor, 400, 'VALIDATION_ERROR']);
+      expect(ahead.body.detail).toContain(why);
     }
   });
 

@@ -73,6 +73,8 @@ export class PostgresStore implements Store {
   private readonly listeners = new Set<(topic: 'work' | 'control') => void>();
   private listener: pg.Client | null = null;
   private closed = false;
+  /** The highest transaction horizon (snapshot xmax) this store has read from the database. */
+  private latestXmax = 0n;
 
   private constructor(
     pool: pg.Pool,
@@ -429,7 +431,12 @@ export class PostgresStore implements Store {
     if (!from || !SNAPSHOT.test(from) || (givenTo !== undefined && !SNAPSHOT.test(givenTo)) || (position && !/^\d+:\d+$/.test(position))) {
       throw new InputError(`${JSON.stringify(params.after)} is not an event cursor`);
     }
+    const xmax = (snapshot: string) => BigInt(snapshot.split(':')[1]!);
+    if (givenTo !== undefined && (xmax(from) > xmax(givenTo) || (txid !== undefined && BigInt(txid) >= xmax(givenTo)))) {
+      throw new InputError(`${JSON.stringify(params.after)} is not an event cursor this database gave: its positions are out of order`);
+    }
     const to = givenTo ?? (await this.eventsCursor());
+    await this.refuseAhead(params.after, xmax(to) > xmax(from) ? xmax(to) : xmax(from));
     const rows = await this.c.query<Parameters<typeof toEvent>[0]>(this.c.pool, this.c.sql.EVENTS_FOLLOW, [
       from, to, txid ?? null, id ?? null, params.tenant ?? null, params.types?.length ? params.types : null, params.limit,
     ]);
@@ -440,7 +447,22 @@ export class PostgresStore implements Store {
 
   async eventsCursor(): Promise<string> {
     const [row] = await this.c.query<{ cursor: string }>(this.c.pool, this.c.sql.EVENTS_CURSOR);
+    const xmax = BigInt(row!.cursor.split(':')[1]!);
+    if (xmax > this.latestXmax) this.latestXmax = xmax;
     return row!.cursor;
+  }
+
+  /**
+   * A cursor beyond the database's newest transaction was never given by it (it came from
+   * another database, or was made up) and would skip every event until the database caught
+   * up: refused. Cursors this store has seen pass without a query; others ask for a snapshot.
+   */
+  private async refuseAhead(cursor: string, horizon: bigint): Promise<void> {
+    if (horizon <= this.latestXmax) return;
+    await this.eventsCursor();
+    if (horizon > this.latestXmax) {
+      throw new InputError(`${JSON.stringify(cursor)} is not an event cursor this database gave: it lies beyond the newest transaction (${this.latestXmax})`);
+    }
   }
 
   // -------------------------------------------------------------------------- workers, locks

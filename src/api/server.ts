@@ -144,6 +144,9 @@ function isLoopbackHost(hostname: string | undefined): boolean {
   return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** A refused body up to this size is read to its end, so its sender gets the answer. */
+const LINGER_MAX_BYTES = 256 << 20;
+
 /** JSON bodies larger than this (or of unknown length) count against the upload budget. */
 const LARGE_JSON_BYTES = 1 << 20;
 
@@ -289,6 +292,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     // A streamed upload that failed part-way leaves body unread; read it to the end so the
     // client, still sending, gets the answer instead of a reset connection.
     readAway(request.raw, uploadIdleMs, request.log);
+    // Fastify closes the connection on a body over the limit without reading the rest, so a
+    // client still sending it gets a reset, often before it could read the 413. Up to
+    // LINGER_MAX_BYTES the rest is read away instead, and the answer always arrives.
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if ((error as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && declared <= LINGER_MAX_BYTES) reply.removeHeader('connection');
     const p = (error as { code?: string }).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? unsupportedType(request) : toProblem(error);
     if (p.status >= 500 && !(error instanceof InputError)) request.log.error({ err: error }, 'request failed');
     // A client that stopped sending gets its answer, then the connection is closed rather

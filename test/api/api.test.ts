@@ -156,6 +156,23 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     const big = await raw(base, 'POST', '/batches', { body: JSON.stringify({ type: 'echo', items: [{ s: 'x'.repeat(100_000) }] }), headers: { 'content-type': 'application/json' } });
     expect(big).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
     expect(big.body.detail).toContain('send large batches as a streamed NDJSON or CSV body');
+    // A client that sends its whole oversize body before reading gets the 413, not a reset.
+    const oversize = Buffer.alloc(8 << 20, 0x20);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(base).port), '127.0.0.1');
+      let text = '';
+      socket.on('data', (data) => (text += data.toString()));
+      socket.on('error', reject);
+      socket.write(`POST /api/v1/batches HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${oversize.length}\r\n\r\n`);
+      socket.write(oversize, (error) => {
+        if (error) return reject(error);
+        setTimeout(() => {
+          socket.destroy();
+          resolve(text);
+        }, 200);
+      });
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 413 /);
     const id64 = await raw(base, 'POST', '/batches', { body: '{"type":"echo","items":[{"account":9007199254740993}]}', headers: { 'content-type': 'application/json' } });
     expect(id64).toMatchObject({ status: 400, body: { code: 'VALIDATION_ERROR', detail: expect.stringContaining('the number 9007199254740993 cannot be kept exactly') } });
     // "__proto__" is data in an item, as in an NDJSON line; anywhere else it is refused by name.

@@ -134,9 +134,11 @@ export const itemSchema = z.object({
 export const batchListSchema = z.object({ batches: z.array(batchSchema), total: z.number().int(), nextCursor: batchId.nullable() });
 export const itemListSchema = z.object({ items: z.array(itemSchema), nextAfter: z.number().int().nullable() });
 
+/** `degraded` when the database cannot be read: the counts are null and `detail` says why. */
 export const healthSchema = z.object({
   status: z.enum(['ok', 'degraded']),
-  workersActive: z.number().int(),
-  pendingBatches: z.number().int(),
-  batchesProcessed: z.number().int(),
+  workersActive: z.number().int().nullable(),
+  pendingBatches: z.number().int().nullable(),
+  batchesProcessed: z.number().int().nullable(),
+  detail: z.string().optional(),
 });

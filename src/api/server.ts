@@ -616,15 +616,23 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
       api.get('/openapi.json', async () => openApiDocument(version));
 
+      // Liveness: this process serves. A database that cannot be read makes it `degraded`
+      // (counts null, `detail` says why), not a 503 that would have an orchestrator restart
+      // a process that cannot help it; /ready is the probe that turns 503.
       api.get('/health', async () => {
-        const [counts, workers] = await Promise.all([bl.store.batchesCount(), bl.workers()]);
-        const fresh = workers.filter((w) => Date.now() - w.heartbeatAt.getTime() < 30_000);
-        return {
-          status: 'ok' as const,
-          workersActive: fresh.length,
-          pendingBatches: (counts.queued ?? 0) + (counts.running ?? 0) + (counts.paused ?? 0),
-          batchesProcessed: (counts.completed ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0),
-        };
+        try {
+          const [counts, workers] = await Promise.all([bl.store.batchesCount(), bl.workers()]);
+          const fresh = workers.filter((w) => Date.now() - w.heartbeatAt.getTime() < 30_000);
+          return {
+            status: 'ok' as const,
+            workersActive: fresh.length,
+            pendingBatches: (counts.queued ?? 0) + (counts.running ?? 0) + (counts.paused ?? 0),
+            batchesProcessed: (counts.completed ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0),
+          };
+        } catch (error) {
+          const detail = toProblem(error).detail;
+          return { status: 'degraded' as const, workersActive: null, pendingBatches: null, batchesProcessed: null, detail };
+        }
       });
 
       api.get('/ready', async (_request, reply) => {

@@ -45,6 +45,25 @@ export function withDatabase(command: Command, logLevel = 'warn'): Command {
     .option('--log-level <level>', `log level for stderr: ${LOG_LEVELS.join(', ')}`, logLevelOf, logLevel);
 }
 
+/**
+ * Adds the data file, as `--file PATH` or as a bare `PATH` (how people type it): the command's
+ * `file` option holds it either way. Neither, or two different files, is a usage error.
+ */
+export function withFile(command: Command): Command {
+  return command
+    .argument('[file]', 'the same as --file')
+    .option('--file <path>', 'items as .csv, .jsonl or .ndjson')
+    .hook('preAction', (self) => {
+      const [given] = self.processedArgs as (string | undefined)[];
+      const named = self.getOptionValue('file') as string | undefined;
+      if (given !== undefined && named !== undefined && given !== named) {
+        throw new CliError(`two files given, ${JSON.stringify(given)} and --file ${JSON.stringify(named)}: give one`);
+      }
+      if (given === undefined && named === undefined) throw new CliError('no file given: name it as --file PATH (or as the last argument)');
+      if (given !== undefined) self.setOptionValue('file', given);
+    });
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** A parser for --log-level, for commander: one of pino's levels. */

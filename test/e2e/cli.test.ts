@@ -224,7 +224,15 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     const noData = await batchline(['submit', '--type', 't', '--file', join(dir, 'none.csv'), '--database', database]);
     expect(noData.code).toBe(2);
     expect(noData.stderr).toContain('none.csv: no such file');
+    // The file may also come as the last argument; none, or two different ones, is a usage error.
+    const noFile = await batchline(['submit', '--type', 't', '--database', database]);
+    expect([noFile.code, noFile.stderr]).toEqual([2, 'batchline: error: no file given: name it as --file PATH (or as the last argument)\n']);
+    const twoFiles = await batchline(['run', '--processors', FIXTURE_PROCESSORS, '--type', 'crash.sum', file, '--file', join(dir, 'other.csv'), '--database', database]);
+    expect([twoFiles.code, twoFiles.stderr]).toEqual([2, `batchline: error: two files given, ${JSON.stringify(file)} and --file ${JSON.stringify(join(dir, 'other.csv'))}: give one\n`]);
     await expectNothingSubmitted();
+    const bare = await batchline(['submit', '--type', 't', file, '--json', '--database', join(dir, 'bare.sqlite')]);
+    expect(bare.code, bare.stderr).toBe(0);
+    expect(JSON.parse(bare.stdout).batches[0].total).toBeGreaterThan(0);
   });
 
   it('says what is wrong with a processors module: its default export, an option, a syntax error and its line', async () => {

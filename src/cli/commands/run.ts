@@ -3,7 +3,7 @@
  */
 
 import { Command } from 'commander';
-import { CliError, EXIT, integer, openBatchline, printJson, withDatabase, type DatabaseOptions } from '../common.js';
+import { CliError, EXIT, integer, openBatchline, printJson, withDatabase, withFile, type DatabaseOptions } from '../common.js';
 import { defineProcessors, loadProcessors } from '../processors.js';
 import { formatSummary, runFile } from '../run-file.js';
 
@@ -24,7 +24,7 @@ interface RunOptions extends DatabaseOptions {
 /** The `run` command: submit a file and work it in this process. */
 export function runCommand(): Command {
   return withDatabase(
-    new Command('run')
+    withFile(new Command('run')
       .summary('submit a file and work it in this process until done')
       .description(
         'Submit DATA (CSV: one object of strings per row, keyed by the header; JSONL: one JSON value per line) as one or more batches of TYPE, ' +
@@ -33,8 +33,7 @@ export function runCommand(): Command {
           'Exit 0 if every item succeeded, 1 if items failed or the run was interrupted, 2 on bad input.',
       )
       .requiredOption('--processors <file>', ".ts or .js module whose default export maps types to handlers: { 'txn.apply': handler }")
-      .requiredOption('--type <type>', 'processor type of the items')
-      .requiredOption('--file <path>', 'items as .csv, .jsonl or .ndjson')
+      .requiredOption('--type <type>', 'processor type of the items'))
       .option('--batches <n>', 'split the file into this many contiguous batches', integer(1, 10_000), 1)
       .option('--concurrency <n>', 'items running at once in this process', integer(1, 10_000), 10)
       .option('--tenant <name>', 'owner of the batches', 'default')
@@ -43,7 +42,7 @@ export function runCommand(): Command {
       .option('--max-attempts <n>', "attempts per item (default: the processor's, else 3)", integer(1, 1000))
       .option('--shutdown-ms <ms>', 'after SIGINT or SIGTERM, how long running items get to finish', integer(0), 10_000)
       .option('--json', 'print one JSON object instead of tables and progress'),
-  ).action(async (options: RunOptions) => {
+  ).action(async (_file: string | undefined, options: RunOptions) => {
     // The processors first: a module that does not load, or lacks the type, creates nothing.
     const processors = await loadProcessors(options.processors);
     if (!processors.has(options.type)) {

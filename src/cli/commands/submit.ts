@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { ApiError } from '../../client/index.js';
 import { formatOf } from '../../engine/sources.js';
-import { CliError, count, EXIT, integer, openBatchline, printJson, table, withDatabase } from '../common.js';
+import { CliError, count, EXIT, integer, openBatchline, printJson, table, withDatabase, withFile } from '../common.js';
 import { clientFor, serverOf, withServer, type SourceOptions } from '../source.js';
 
 interface SubmitCommandOptions extends SourceOptions {
@@ -28,15 +28,14 @@ interface SubmitCommandOptions extends SourceOptions {
 /** The `submit` command: submit a file as batches. */
 export function submitCommand(): Command {
   return withServer(withDatabase(
-    new Command('submit')
+    withFile(new Command('submit')
       .summary('submit a file as batches for workers to run')
       .description(
         'Submit a CSV or JSONL file as one or more batches of TYPE and print their ids. Submission is atomic: a malformed line ' +
           'anywhere (reported as file:line) creates nothing. With --idempotency-key, submitting the same file again returns the ' +
           'first batches and creates nothing. Start `batchline worker` processes to run them.',
       )
-      .requiredOption('--type <type>', 'processor type of the items')
-      .requiredOption('--file <path>', 'items as .csv, .jsonl or .ndjson')
+      .requiredOption('--type <type>', 'processor type of the items'))
       .option('--batches <n>', 'split the file into this many contiguous batches', integer(1, 10_000), 1)
       .option('--tenant <name>', 'owner of the batches (default: default); with --server the API key decides')
       .option('--priority <n>', 'priority 0-10, higher first (default 5)', integer(0, 10))
@@ -45,7 +44,7 @@ export function submitCommand(): Command {
       .option('--timeout-ms <ms>', "per-attempt time limit (default: the processor's, else 5 minutes)", integer(1))
       .option('--concurrency-cap <n>', 'most items of each batch running at once across all workers', integer(1))
       .option('--json', 'print the batches as JSON'),
-  )).action(async (options: SubmitCommandOptions) => {
+  )).action(async (_file: string | undefined, options: SubmitCommandOptions) => {
     const server = serverOf(options);
     if (server) return submitThroughServer(server, options);
     const bl = await openBatchline(options);

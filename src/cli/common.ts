@@ -9,6 +9,7 @@ import { BatchlineError, InputError, StoreUnavailableError } from '../core/error
 import type { Batch } from '../core/types.js';
 import { existsSync } from 'node:fs';
 import { Batchline } from '../engine/batchline.js';
+import { ensureReadable, formatOf } from '../engine/sources.js';
 import { resolveDatabase, type DatabaseTarget } from '../store/open.js';
 
 /** Exit codes, as documented in docs/cli.md. */
@@ -47,20 +48,25 @@ export function withDatabase(command: Command, logLevel = 'warn'): Command {
 
 /**
  * Adds the data file, as `--file PATH` or as a bare `PATH` (how people type it): the command's
- * `file` option holds it either way. Neither, or two different files, is a usage error.
+ * `file` option holds it either way. Neither, two different files, or one that cannot be read
+ * or whose format its name does not tell is a usage error, found before the action opens a
+ * database (so a mistyped name creates no `.batchline` directory).
  */
 export function withFile(command: Command): Command {
   return command
     .argument('[file]', 'the same as --file')
     .option('--file <path>', 'items as .csv, .jsonl or .ndjson')
-    .hook('preAction', (self) => {
+    .hook('preAction', async (self) => {
       const [given] = self.processedArgs as (string | undefined)[];
       const named = self.getOptionValue('file') as string | undefined;
       if (given !== undefined && named !== undefined && given !== named) {
         throw new CliError(`two files given, ${JSON.stringify(given)} and --file ${JSON.stringify(named)}: give one`);
       }
       if (given === undefined && named === undefined) throw new CliError('no file given: name it as --file PATH (or as the last argument)');
-      if (given !== undefined) self.setOptionValue('file', given);
+      const file = given ?? named!;
+      self.setOptionValue('file', file);
+      formatOf(file);
+      await ensureReadable(file);
     });
 }
 

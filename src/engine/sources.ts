@@ -49,10 +49,11 @@ function unreadable(path: string, error: unknown): InputError {
 }
 
 /**
- * A regular file this process may read. Not a directory, and not a pipe or device (stdin): a
- * file is read more than once (to count, to find an error's line), which a pipe cannot give.
+ * Throws an InputError unless `path` is a regular file this process may read. Not a directory,
+ * and not a pipe or device (stdin): a file is read more than once (to count, to find an
+ * error's line), which a pipe cannot give.
  */
-async function ensureReadable(path: string): Promise<void> {
+export async function ensureReadable(path: string): Promise<void> {
   try {
     const info = await stat(path);
     if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });

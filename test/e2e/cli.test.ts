@@ -3,7 +3,7 @@
  * JSON output and exit codes, and clear errors for bad input that create nothing.
  */
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -224,6 +224,13 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     const noData = await batchline(['submit', '--type', 't', '--file', join(dir, 'none.csv'), '--database', database]);
     expect(noData.code).toBe(2);
     expect(noData.stderr).toContain('none.csv: no such file');
+    // A file that cannot be read, or has no known format, is found before any database is made.
+    const fresh = join(dir, 'fresh');
+    mkdirSync(fresh);
+    for (const args of [['submit', '--type', 't', 'none.csv'], ['run', '--processors', FIXTURE_PROCESSORS, '--type', 'crash.sum', 'data.txt']]) {
+      const out = await batchline(args, { cwd: fresh });
+      expect([out.code, readdirSync(fresh)]).toEqual([2, []]);
+    }
     // The file may also come as the last argument; none, or two different ones, is a usage error.
     const noFile = await batchline(['submit', '--type', 't', '--database', database]);
     expect([noFile.code, noFile.stderr]).toEqual([2, 'batchline: error: no file given: name it as --file PATH (or as the last argument)\n']);
@@ -252,7 +259,8 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
 
   it('creates no database when the processors module cannot be loaded, and migrate down creates none', async () => {
     const nowhere = join(dir, 'never-created.db');
-    for (const command of [['worker'], ['run', '--type', 'x', '--file', join(dir, 'none.csv')]]) {
+    const data = write('for-run.jsonl', '{"a":1}\n');
+    for (const command of [['worker'], ['run', '--type', 'x', '--file', data]]) {
       const out = await batchline([...command, '--processors', join(dir, 'none.mjs'), '--database', nowhere]);
       expect([out.code, out.stderr]).toEqual([2, `batchline: error: cannot load processors: ${join(dir, 'none.mjs')} does not exist\n`]);
     }

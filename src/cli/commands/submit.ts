@@ -4,7 +4,6 @@
 
 import { Command } from 'commander';
 import { createReadStream } from 'node:fs';
-import { access } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { ApiError } from '../../client/index.js';
@@ -82,11 +81,6 @@ async function submitThroughServer(server: string, options: SubmitCommandOptions
   if (options.batches !== 1) throw new CliError('with --server the file becomes one batch: drop --batches, or split the file', EXIT.usage);
   if (options.concurrencyCap !== undefined) throw new CliError('--concurrency-cap is not available through the API', EXIT.usage);
   if (options.tenant !== undefined) throw new CliError("with --server the API key's tenant owns the batch: drop --tenant, or use a key of that tenant", EXIT.usage);
-  try {
-    await access(options.file);
-  } catch {
-    throw new CliError(`cannot read ${options.file}: no such file`, EXIT.usage);
-  }
   // A busy server answers 503 with Retry-After: 1 while it reads its most uploads at once;
   // wait up to a minute for a turn rather than fail.
   const client = clientFor(server, options, { retries: 60 });

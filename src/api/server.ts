@@ -48,6 +48,11 @@ export interface ServerOptions {
    * nothing: its submission holds a database transaction open while it reads.
    */
   uploadIdleMs?: number;
+  /**
+   * The most of an already answered body (a refused or failed upload) the server reads away
+   * so its sender gets the answer (default 256 MiB); past it, the connection is closed.
+   */
+  readAwayMaxBytes?: number;
   /** Event streams (SSE) one API key (or client address without keys) may hold open (default 20). */
   maxStreamsPerKey?: number;
   /**
@@ -145,7 +150,13 @@ function isLoopbackHost(hostname: string | undefined): boolean {
 }
 
 /** A refused body up to this size is read to its end, so its sender gets the answer. */
-const LINGER_MAX_BYTES = 256 << 20;
+const READ_AWAY_MAX_BYTES = 256 << 20;
+
+/** How long, and how much of, an answered body is read away before its connection is closed. */
+interface ReadAwayLimits {
+  idleMs: number;
+  maxBytes: number;
+}
 
 /** JSON bodies larger than this (or of unknown length) count against the upload budget. */
 const LARGE_JSON_BYTES = 1 << 20;
@@ -188,11 +199,20 @@ function cutOffWhenIdle(request: IncomingMessage, idleMs: number, log: FastifyBa
 
 /**
  * Reads away the rest of a body the server has already answered (a refused or failed upload),
- * so a client still sending gets the answer rather than a reset connection; a client that
- * stops sending is disconnected after `idleMs` instead of holding the socket for ever.
+ * so a client still sending gets the answer rather than a reset connection. A client that
+ * stops sending is disconnected after `idleMs`, and one that sends more than `maxBytes` after
+ * the answer at once, instead of holding the socket (and the server's reading) for ever.
  */
-function readAway(request: IncomingMessage, idleMs: number, log: FastifyBaseLogger): void {
+function readAway(request: IncomingMessage, { idleMs, maxBytes }: ReadAwayLimits, log: FastifyBaseLogger): void {
   if (request.readableEnded || request.destroyed) return;
+  let discarded = 0;
+  request.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > maxBytes && !request.socket.destroyed) {
+      log.warn({ discarded }, 'connection closed: more of an answered body than the server reads away');
+      request.socket.destroy();
+    }
+  });
   request.resume();
   whenIdle(request, idleMs, (bytesRead) => {
     log.warn({ idleMs, bytesRead }, 'connection closed: the rest of an answered body stopped arriving');
@@ -244,6 +264,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const bl = options.batchline;
   const auth = new Authenticator(bl.store, options.defaultTenant ?? 'default');
   const uploadIdleMs = options.uploadIdleMs ?? 30_000;
+  const readAwayLimits: ReadAwayLimits = { idleMs: uploadIdleMs, maxBytes: options.readAwayMaxBytes ?? READ_AWAY_MAX_BYTES };
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger | undefined,
     // Requests are counted by /metrics; logging each one would drown the worker's log.
@@ -291,12 +312,12 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.setErrorHandler((error, request, reply) => {
     // A streamed upload that failed part-way leaves body unread; read it to the end so the
     // client, still sending, gets the answer instead of a reset connection.
-    readAway(request.raw, uploadIdleMs, request.log);
+    readAway(request.raw, readAwayLimits, request.log);
     // Fastify closes the connection on a body over the limit without reading the rest, so a
     // client still sending it gets a reset, often before it could read the 413. Up to
-    // LINGER_MAX_BYTES the rest is read away instead, and the answer always arrives.
+    // readAwayLimits.maxBytes the rest is read away instead, and the answer always arrives.
     const declared = Number(request.headers['content-length'] ?? 0);
-    if ((error as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && declared <= LINGER_MAX_BYTES) reply.removeHeader('connection');
+    if ((error as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && declared <= readAwayLimits.maxBytes) reply.removeHeader('connection');
     const p = (error as { code?: string }).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? unsupportedType(request) : toProblem(error);
     if (p.status >= 500 && !(error instanceof InputError)) request.log.error({ err: error }, 'request failed');
     // A client that stopped sending gets its answer, then the connection is closed rather
@@ -348,7 +369,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   let uploads = 0;
   /** Answers an upload over the budget with 503 and Retry-After, reading its body away. */
   const refuseUpload = (request: FastifyRequest, reply: FastifyReply) => {
-    readAway(request.raw, uploadIdleMs, request.log);
+    readAway(request.raw, readAwayLimits, request.log);
     return sendProblem(reply, problem('UNAVAILABLE', `${uploads} uploads are being read already, the most this server takes at once; retry shortly`), { 'retry-after': '1' });
   };
   /** Probes that must answer without a key (liveness) or are scraped by infrastructure. */
@@ -388,7 +409,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     // Bodies are read as sent; a compressed one would otherwise be refused as "not UTF-8".
     const encoding = request.headers['content-encoding']?.trim().toLowerCase();
     if (encoding && encoding !== 'identity') {
-      readAway(request.raw, uploadIdleMs, request.log);
+      readAway(request.raw, readAwayLimits, request.log);
       return sendProblem(reply, problem('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(encoding)} is not supported; send the body uncompressed`));
     }
     // A large JSON body is held whole, parsed, until its batch is created: such bodies share

@@ -394,6 +394,42 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     }
   });
 
+  it('reads away at most readAwayMaxBytes of a failed upload a client keeps sending, then closes', async () => {
+    const capped = await createServer({ batchline: bl, readAwayMaxBytes: 4 << 20 });
+    await capped.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const port = (capped.server.address() as AddressInfo).port;
+      const lines = `${JSON.stringify({ s: 'x'.repeat(1000) })}\n`.repeat(64); // about 64 KiB
+      const chunk = Buffer.from(`${Buffer.byteLength(lines).toString(16)}\r\n${lines}\r\n`);
+      const limit = 64 << 20;
+      // A raw socket: Node's HTTP client stops sending once its response has arrived.
+      const outcome = await new Promise<{ answer: string; sent: number }>((resolve) => {
+        const socket = connect(port, '127.0.0.1');
+        let answer = '';
+        let sent = 0;
+        socket.on('data', (data) => (answer += data.toString()));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve({ answer, sent }));
+        socket.write('POST /api/v1/batches?type=echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nnot json\n\r\n');
+        // ... and then a body without end, as fast as the socket takes it.
+        const pump = () => {
+          while (!socket.destroyed && sent < limit) {
+            sent += chunk.length;
+            if (!socket.write(chunk)) return socket.once('drain', pump);
+          }
+          socket.destroy();
+        };
+        pump();
+      });
+      expect(outcome.answer).toMatch(/^HTTP\/1.1 400 /);
+      // Closed by the server: what it read away plus what the sockets' buffers held, not all.
+      expect(outcome.sent).toBeGreaterThan(4 << 20);
+      expect(outcome.sent).toBeLessThan(limit);
+    } finally {
+      await capped.close();
+    }
+  });
+
   it('cuts off an upload that stops sending, and creates nothing', async () => {
     const idle = await createServer({ batchline: bl, uploadIdleMs: 300 });
     await idle.listen({ host: '127.0.0.1', port: 0 });

@@ -1,8 +1,9 @@
 /**
  * JavaScript values that `JSON.stringify` would store changed without a word: NaN and
  * ±Infinity become null, functions and symbols vanish (or become null in arrays), a Map or a
- * Set becomes `{}`, an array hole or `undefined` in an array becomes null. An item holding one
- * is refused, naming where, rather than run on data its submitter never sent. (An object
+ * Set becomes `{}`, an array hole or `undefined` in an array becomes null, an Error, a RegExp,
+ * binary data or a class instance without own properties loses what it holds, and
+ * symbol-keyed properties vanish. An item holding one is refused, naming where, rather than run on data its submitter never sent. (An object
  * property that is `undefined` is left out, as JSON always does; reading it back gives
  * `undefined` again. Values with `toJSON`, such as Dates, are stored as that gives.)
  */
@@ -41,6 +42,14 @@ function walk(value: unknown, path: string, depth: number): string | null {
     }
     return null;
   }
+  const proto = Object.getPrototypeOf(object) as object | null;
+  if (proto !== Object.prototype && proto !== null) {
+    const lost = lossyInstance(object);
+    if (lost) return `${lost} at ${path || 'the top'}, which JSON stores as ${lost.startsWith('a typed array') ? 'an object of indexes' : '{}'}`;
+  }
+  if (Object.getOwnPropertySymbols(object).some((symbol) => Object.prototype.propertyIsEnumerable.call(object, symbol))) {
+    return `a symbol-keyed property at ${path || 'the top'}, which JSON leaves out`;
+  }
   for (const key in object) {
     if (!Object.hasOwn(object, key)) continue;
     const child = (object as Record<string, unknown>)[key];
@@ -49,5 +58,22 @@ function walk(value: unknown, path: string, depth: number): string | null {
     const found = walk(child, `${path}.${key}`, depth + 1);
     if (found) return found;
   }
+  return null;
+}
+
+/**
+ * What JSON would lose of an object that is not a plain one: an Error, a RegExp, binary data,
+ * a weak collection or a promise (JSON keeps none of what they hold), or an instance with no
+ * own enumerable properties (its getters and private fields vanish). Instances with own
+ * properties keep them, so they pass; boxed primitives become their value. Null when nothing.
+ */
+function lossyInstance(object: object): string | null {
+  if (object instanceof Number || object instanceof String || object instanceof Boolean) return null;
+  const name = object.constructor?.name || 'object';
+  if (ArrayBuffer.isView(object)) return object instanceof DataView ? 'a DataView' : `a typed array (${name})`;
+  if (object instanceof ArrayBuffer || object instanceof Error || object instanceof RegExp || object instanceof WeakMap || object instanceof WeakSet || object instanceof Promise) {
+    return `a${/^[AEIOU]/.test(name) ? 'n' : ''} ${name}`;
+  }
+  if (Object.keys(object).length === 0) return `a${/^[AEIOU]/.test(name) ? 'n' : ''} ${name} with no own enumerable properties`;
   return null;
 }

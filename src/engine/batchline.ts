@@ -19,7 +19,8 @@ import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { BatchlineError, ConflictError, InputError } from '../core/errors.js';
-import { isSettledBatch, isTerminalBatchStatus, ITEM_STATUSES, type BatchStatus, type ItemStatus } from '../core/statuses.js';
+import { isBatchId } from '../core/ids.js';
+import { BATCH_STATUSES, isSettledBatch, isTerminalBatchStatus, ITEM_STATUSES, type BatchStatus, type ItemStatus } from '../core/statuses.js';
 import type { Batch, BatchEvent, EventType, Item, WorkerInfo } from '../core/types.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
@@ -28,7 +29,7 @@ import { createLogger } from './logger.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { Registry, type Handler, type ProcessorOptions } from './registry.js';
 import { countItems, openFile, type FileFormat } from './sources.js';
-import { DEFAULT_LIMITS, newBatch, noItemsIn, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
+import { checkItemSource, DEFAULT_LIMITS, newBatch, noItemsIn, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
 import type { ItemOutcome } from './item-outcomes.js';
 import { Worker, type WorkerOptions } from './worker.js';
 
@@ -140,6 +141,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
    */
   async submit(type: string, items: ItemSource, options: SubmitOptions = {}): Promise<SubmittedBatch> {
     this.assertOpen();
+    checkItemSource(items);
     const [batch] = await this.submitAll([newBatch(type, options, this.tenant)], null, items);
     return batch!;
   }
@@ -195,7 +197,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   /** Starts workers in this process (and a reconciler, unless turned off). */
   async start(options: StartOptions = {}): Promise<void> {
     this.assertOpen();
-    if (this.worker) throw new Error('this Batchline instance is already working; call stop() first');
+    if (this.worker) throw new BatchlineError('already_started', 'this Batchline instance is already working; call stop() first');
     const { reconciler, handleSignals, shutdownMs, ...workerOptions } = options;
     const worker = new Worker(this.store, this.registry, this.logger, workerOptions, {
       onFinished: (batches) => this.finished(batches),
@@ -307,12 +309,20 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
    */
   async listBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; labels?: Record<string, string>; before?: string; limit?: number } = {}): Promise<Batch[]> {
     this.assertOpen();
+    checkBatchFilter(filter);
+    if (filter.before !== undefined && !isBatchId(filter.before)) {
+      throw new InputError(`before must be the id of a batch (a UUID), got ${JSON.stringify(filter.before)}`, { code: 'invalid_options' });
+    }
+    if (filter.limit !== undefined && !(Number.isSafeInteger(filter.limit) && filter.limit >= 1)) {
+      throw new InputError(`limit must be a whole number of at least 1, got ${String(filter.limit)}`, { code: 'invalid_options' });
+    }
     return this.store.batchList({ ...filter, limit: filter.limit ?? 50 });
   }
 
   /** How many batches match the filters of `listBatches` (every page). */
   async countBatches(filter: { tenant?: string; status?: BatchStatus[]; type?: string; labels?: Record<string, string> } = {}): Promise<number> {
     this.assertOpen();
+    checkBatchFilter(filter);
     return this.store.batchCount(filter);
   }
 
@@ -462,3 +472,16 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   }
 }
 
+/**
+ * Refuses a status filter that cannot match (a mistyped status would otherwise read as "no such
+ * batches"), the same check items() makes of its status.
+ */
+function checkBatchFilter(filter: { status?: BatchStatus[] }): void {
+  const { status } = filter;
+  if (status === undefined) return;
+  if (!Array.isArray(status)) throw new InputError(`status must be an array of batch statuses, got ${JSON.stringify(status)}`, { code: 'invalid_options' });
+  const unknown = status.find((s) => !BATCH_STATUSES.includes(s));
+  if (unknown !== undefined) {
+    throw new InputError(`status must hold only ${BATCH_STATUSES.join(', ')}, got ${JSON.stringify(unknown)}`, { code: 'invalid_options' });
+  }
+}

@@ -5,6 +5,7 @@
  */
 
 import { backoffDelay } from '../core/backoff.js';
+import { lossyJsonValue } from '../core/json-values.js';
 import { isPermanent, ItemAbortedError, MAX_DELAY_MS, RetryLaterError } from '../core/errors.js';
 import type { ChunkRun } from './chunk-run.js';
 import type { ItemContext } from './item-context.js';
@@ -13,7 +14,11 @@ import { describeError } from './item-errors.js';
 /** What became of one run of an item. */
 export type ItemOutcome = 'succeeded' | 'failed' | 'retried' | 'cancelled';
 
-/** Records a returned value: the item succeeds with it as its result, unless it cannot be stored. */
+/**
+ * Records a returned value: the item succeeds with it as its result, unless it cannot be stored
+ * as it is (not JSON, changed by JSON as a submitted item would be, or too large): then it fails
+ * with kind `invalid_result`, permanently (the same handler would return the same again).
+ */
 export function recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext, maxResultBytes: number): ItemOutcome {
   if (value === undefined) {
     run.succeed(slot, undefined, ctx.aggregates);
@@ -26,6 +31,9 @@ export function recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: 
     return invalidResult(run, slot, `the result is not JSON-serialisable: ${(error as Error).message}`);
   }
   if (json === undefined) return invalidResult(run, slot, `the result (${typeof value}) is not JSON-serialisable`);
+  // The rule items are held to at submit: a result JSON would store changed is not stored.
+  const lossy = lossyJsonValue(value);
+  if (lossy) return invalidResult(run, slot, `the result has ${lossy}; return values JSON keeps`);
   // Byte length only when the string could be too long: it costs a pass over the string.
   if (json.length > maxResultBytes / 3 && Buffer.byteLength(json) > maxResultBytes) {
     return invalidResult(run, slot, `the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${maxResultBytes}`);
@@ -40,12 +48,13 @@ function invalidResult(run: ChunkRun, slot: number, message: string): ItemOutcom
 }
 
 /**
- * Records a throw: cancelled if the batch was cancelled meanwhile; failed at once if
- * permanent or on the last attempt; otherwise moved to a retry chunk after its delay
- * (RetryLaterError's, or the backoff's).
+ * Records a throw: failed at once if permanent or on the last attempt; otherwise moved to a
+ * retry chunk after its delay (RetryLaterError's, or the backoff's). Once the batch is
+ * cancelled, an item that stopped on its aborted signal is cancelled, and one that failed on its
+ * own account is recorded failed with its error (a cancelled batch retries nothing).
  */
 export function recordFailure(run: ChunkRun, slot: number, error: unknown): ItemOutcome {
-  if (run.stopped === 'cancelled') {
+  if (run.stopped === 'cancelled' && isAbort(error)) {
     run.cancel(slot);
     return 'cancelled';
   }
@@ -54,7 +63,7 @@ export function recordFailure(run: ChunkRun, slot: number, error: unknown): Item
     return 'failed';
   }
   const kind = error instanceof ItemAbortedError && error.reason === 'timeout' ? 'timeout' : 'transient';
-  if (run.lease.attempt >= run.options.maxAttempts) {
+  if (run.lease.attempt >= run.options.maxAttempts || run.stopped === 'cancelled') {
     run.fail(slot, describeError(error, kind));
     return 'failed';
   }
@@ -67,4 +76,9 @@ export function recordFailure(run: ChunkRun, slot: number, error: unknown): Item
     (error instanceof RetryLaterError ? Math.min(Math.max(0, error.delayMs) || 0, MAX_DELAY_MS) : backoffDelay(run.lease.attempt, run.options.backoff));
   run.retry(slot, delay, key);
   return 'retried';
+}
+
+/** An error that says the work stopped because its signal aborted: ours, or an AbortError (fetch's, timers'). */
+function isAbort(error: unknown): boolean {
+  return error instanceof ItemAbortedError || (error instanceof Error && error.name === 'AbortError');
 }

@@ -28,7 +28,10 @@ export interface Processor {
 }
 
 /** Delays are stored as 32-bit integers (about 24 days at most). */
-export const backoffSchema = z.object({ baseMs: z.number().int().min(0).max(2_147_483_647), maxMs: z.number().int().min(0).max(2_147_483_647) }).strict();
+export const backoffSchema = z
+  .object({ baseMs: z.number().int().min(0).max(2_147_483_647), maxMs: z.number().int().min(0).max(2_147_483_647) })
+  .strict()
+  .refine((b) => b.maxMs >= b.baseMs, { message: 'maxMs must be at least baseMs (the first delay)', path: ['maxMs'] });
 
 /** Validates processor options; the same limits apply to a batch's options at submit. */
 export const processorOptionsSchema = z
@@ -50,7 +53,7 @@ export const typeSchema = z
 export class Registry {
   private readonly processors = new Map<string, Processor>();
 
-  /** Registers (or replaces) the handler of `type`. */
+  /** Registers the handler of `type`; a type already defined throws (code `already_defined`). */
   define(type: string, handler: Handler, options: ProcessorOptions = {}): void {
     const name = typeSchema.safeParse(type);
     if (!name.success) throw new InputError(`processor type ${JSON.stringify(type)}: ${name.error.issues[0]!.message}`);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../core/errors.js';
 import type { NewBatch, NewChunk } from '../store/store.js';
-import { DEFAULT_LIMITS, newBatch, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
+import { checkItemSource, DEFAULT_LIMITS, newBatch, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
 
 const spec = (options: SubmitOptions = {}, type = 'email.send') => newBatch(type, options, 'default');
 const limits = (overrides: Partial<SubmissionLimits>): SubmissionLimits => ({ ...DEFAULT_LIMITS, ...overrides });
@@ -125,6 +125,11 @@ describe('Submission.chunks', () => {
     ['a function property', { ok: 3, f: () => 1 }, 'item 3 (seq 2): item has a function at .f, which JSON cannot hold'],
     ['a Map', { tags: new Map([['a', 1]]) }, 'item 3 (seq 2): item has a Map at .tags, which JSON stores as {}'],
     ['undefined in an array', { xs: [1, undefined] }, 'item 3 (seq 2): item has undefined at .xs[1], which JSON stores as null'],
+    ['an Error', { e: new Error('x') }, 'item 3 (seq 2): item has an Error at .e, which JSON stores as {}'],
+    ['a RegExp', { r: /x/ }, 'item 3 (seq 2): item has a RegExp at .r, which JSON stores as {}'],
+    ['binary data', { b: new Uint8Array([1, 2]) }, 'item 3 (seq 2): item has a typed array (Uint8Array) at .b, which JSON stores as an object of indexes'],
+    ['an instance without own properties', { p: new (class Point { #x = 1; get x() { return this.#x; } })() }, 'item 3 (seq 2): item has a Point with no own enumerable properties at .p, which JSON stores as {}'],
+    ['a symbol-keyed property', { n: 1, [Symbol('k')]: 2 }, 'item 3 (seq 2): item has a symbol-keyed property at the top, which JSON leaves out'],
   ])('rejects an item JSON would store changed (%s), naming where', async (_label, bad, message) => {
     const error = await inputError(run([{ ok: 1 }, { ok: 2 }, bad]));
     expect(error.code).toBe('invalid_item');
@@ -134,6 +139,24 @@ describe('Submission.chunks', () => {
   it('keeps what JSON keeps as it is read back: undefined properties left out, Dates as their text', async () => {
     const { chunks } = await run([{ a: 1, gone: undefined, at: new Date('2026-12-03T00:00:00Z') }]);
     expect(JSON.parse(chunks[0]!.payloads)).toEqual([{ a: 1, at: '2026-12-03T00:00:00.000Z' }]);
+  });
+
+  it('takes instances whose own properties are their data, boxed primitives, and objects without a prototype', async () => {
+    class Row {
+      constructor(readonly id: number, readonly amount: string) {}
+    }
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { k: 'v' });
+    const { chunks } = await run([new Row(1, '2.50'), { s: new String('x'), n: new Number(2) }, bare]);
+    expect(JSON.parse(chunks[0]!.payloads)).toEqual([{ id: 1, amount: '2.50' }, { s: 'x', n: 2 }, { k: 'v' }]);
+  });
+
+  it.each([
+    ['a string', 'abc', 'items is a string; pass an array (or iterable) of items, or submitFile() for a file'],
+    ['a number', 42, 'items is a number; pass an array, an iterable or an async iterable of items'],
+    ['null', null, 'items is null; pass an array, an iterable or an async iterable of items'],
+    ['a plain object', { a: 1 }, 'items is an object that is not iterable; pass an array, an iterable or an async iterable of items'],
+  ])('refuses items that are %s, saying what they are', (_label, items, message) => {
+    expect(() => checkItemSource(items)).toThrow(expect.objectContaining({ code: 'invalid_items', message }));
   });
 
   it('rejects a circular item', async () => {

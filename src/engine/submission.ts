@@ -67,6 +67,21 @@ export const DEFAULT_LIMITS: SubmissionLimits = { maxPayloadBytes: 1 << 20, chun
  */
 export type ItemSource = (Iterable<unknown> | AsyncIterable<unknown>) & { where?: (index: number) => string | Promise<string> };
 
+/**
+ * Throws an InputError unless `items` is an array, iterable or async iterable of items. A string
+ * is iterable too, by character, which no one means by a batch: it is refused as well.
+ */
+export function checkItemSource(items: unknown): asserts items is ItemSource {
+  if (typeof items === 'string') {
+    throw new InputError('items is a string; pass an array (or iterable) of items, or submitFile() for a file', { code: 'invalid_items' });
+  }
+  const iterable = items !== null && typeof items === 'object' && (Symbol.iterator in items || Symbol.asyncIterator in items);
+  if (!iterable) {
+    const what = items == null ? String(items) : typeof items === 'object' ? 'an object that is not iterable' : `a ${typeof items}`;
+    throw new InputError(`items is ${what}; pass an array, an iterable or an async iterable of items`, { code: 'invalid_items' });
+  }
+}
+
 /** Validates submit options and turns them into the batch to create. */
 export function newBatch(type: string, options: SubmitOptions, defaultTenant: string): NewBatch {
   const typeCheck = typeSchema.safeParse(type);

@@ -150,6 +150,35 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(events.map((e) => e.type)).toEqual(['batch:cancelled']);
   });
 
+  it('records items running at a cancel as they ended: cancelled on their abort, failed with their own error', async () => {
+    const bl = await openBl();
+    bl.define<Row>('ends.late', async (row, ctx) => {
+      // i 0 stops on its signal; the others ignore it and end their own way.
+      if (row.i === 0) {
+        await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+      }
+      await sleep(400);
+      if (row.i === 1) throw new Error('the ledger refused it');
+      if (row.i === 2) throw new PermanentError('no such account');
+      return { i: row.i };
+    }, { maxAttempts: 5 });
+    const batch = await bl.submit('ends.late', rowsOf(4));
+    await bl.start({ concurrency: 4 });
+    await until(async () => (await bl.items(batch.id, { status: 'running' })).length === 4);
+    await sleep(100);
+    await bl.cancel(batch.id);
+    const settled = await bl.wait(batch.id);
+    expect(settled).toMatchObject({ status: 'cancelled', succeeded: 1, failed: 2, cancelled: 1, remaining: 0 });
+    const items = await bl.items(batch.id);
+    expect(items.map((item) => [item.status, item.attempts, item.error?.kind ?? null, item.error?.message ?? null])).toEqual([
+      ['cancelled', 1, null, null],
+      ['failed', 1, 'transient', 'the ledger refused it'],
+      ['failed', 1, 'permanent', 'no such account'],
+      ['succeeded', 1, null, null],
+    ]);
+    expect(await counterMismatches(kind, location)).toEqual([]);
+  });
+
   it('pauses (no new starts, unstarted items handed back) and resumes to completion', async () => {
     const bl = await openBl();
     let started = 0;
@@ -310,22 +339,27 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(most).toBe(2);
   });
 
-  it('honours RetryLaterError delays and fails results that are not JSON', async () => {
+  it('honours RetryLaterError delays and fails results that are not JSON, or that JSON would change', async () => {
     const bl = await openBl();
     const seen: number[] = [];
     bl.define<Row>('later', async (row, ctx) => {
       seen.push(Date.now());
       if (row.i === 0 && ctx.attempt === 1) throw new RetryLaterError('rate limited', { delayMs: 300 });
       if (row.i === 1) return { n: 1n };
+      // JSON would store these changed: NaN as null, a Map as {}.
+      if (row.i === 2) return { ratio: NaN };
+      if (row.i === 3) return new Map([['a', 1]]);
       return 'ok';
     });
-    const batch = await bl.submit('later', rowsOf(2));
+    const batch = await bl.submit('later', rowsOf(4));
     await bl.start({ concurrency: 2 });
     const done = await bl.wait(batch.id);
-    expect(done).toMatchObject({ succeeded: 1, failed: 1 });
-    const [first, second] = await bl.items(batch.id);
+    expect(done).toMatchObject({ succeeded: 1, failed: 3 });
+    const [first, second, third, fourth] = await bl.items(batch.id);
     expect(first).toMatchObject({ status: 'succeeded', attempts: 2, result: 'ok' });
     expect(second).toMatchObject({ status: 'failed', error: { kind: 'invalid_result' } });
+    expect(third).toMatchObject({ status: 'failed', attempts: 1, error: { kind: 'invalid_result', message: 'the result has NaN at .ratio, which JSON stores as null; return values JSON keeps' } });
+    expect(fourth).toMatchObject({ status: 'failed', attempts: 1, error: { kind: 'invalid_result', message: 'the result has a Map at the top, which JSON stores as {}; return values JSON keeps' } });
     expect(Math.max(...seen) - Math.min(...seen)).toBeGreaterThanOrEqual(250);
   });
 
@@ -469,7 +503,7 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(await bl.wait(batch.id)).toMatchObject({ status: 'completed', succeeded: 400 });
   });
 
-  it('refuses what it cannot do rather than answer wrongly: a second define, a bad item query, a call after close', async () => {
+  it('refuses what it cannot do rather than answer wrongly: a second define, a bad item or batch query, bad items, a second start, a call after close', async () => {
     const bl = await Batchline.open({ database: location.database, logLevel: 'silent' });
     bl.define('t', async () => {});
     expect(() => bl.define('t', async () => {})).toThrow(expect.objectContaining({ code: 'already_defined', message: 'processor t is already defined; define each type once' }));
@@ -477,6 +511,21 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     await expect(bl.items(batch.id, { status: 'weird' as never })).rejects.toThrow('status must be one of pending, running, succeeded, failed, cancelled, got "weird"');
     await expect(bl.items(batch.id, { limit: -1 })).rejects.toThrow('limit must be a whole number of at least 1, got -1');
     expect(await bl.items(batch.id, { after: -1, limit: 2 })).toHaveLength(2);
+    // The same of listBatches and countBatches, alike on both stores.
+    await expect(bl.listBatches({ limit: -5 })).rejects.toThrow(expect.objectContaining({ code: 'invalid_options', message: 'limit must be a whole number of at least 1, got -5' }));
+    await expect(bl.listBatches({ before: 'no-such-id' })).rejects.toThrow('before must be the id of a batch (a UUID), got "no-such-id"');
+    for (const call of [() => bl.listBatches({ status: ['bogus' as never] }), () => bl.countBatches({ status: ['bogus' as never] })]) {
+      await expect(call()).rejects.toThrow('status must hold only queued, running, paused, completed, failed, cancelled, got "bogus"');
+    }
+    expect(await bl.countBatches({ status: ['queued'] })).toBe(1);
+    // Items that are not a list of items, and swapped backoff bounds, say so and create nothing.
+    for (const items of ['abc', 42, null, { a: 1 }]) {
+      await expect(bl.submit('t', items as never)).rejects.toThrow(expect.objectContaining({ code: 'invalid_items' }));
+    }
+    await expect(bl.submit('t', rowsOf(1), { backoff: { baseMs: 5_000, maxMs: 10 } })).rejects.toThrow('backoff.maxMs: maxMs must be at least baseMs (the first delay)');
+    expect(await bl.countBatches()).toBe(1);
+    await bl.start({ concurrency: 1 });
+    await expect(bl.start()).rejects.toThrow(expect.objectContaining({ code: 'already_started' }));
     await bl.close();
     for (const call of [() => bl.submit('t', rowsOf(1)), () => bl.getBatch(batch.id), () => bl.items(batch.id), () => bl.listBatches()]) {
       await expect(call()).rejects.toThrow(expect.objectContaining({ code: 'closed', message: 'this Batchline instance is closed; open another with Batchline.open()' }));

@@ -479,10 +479,16 @@ export class Worker {
   private committed(commits: ChunkCommit[]): void {
     let soonest = Infinity;
     let marked = false;
+    let capFreed = false;
     for (const commit of commits) {
       const run = this.runs.get(commit.chunkId);
       const ours = run?.lease.leaseNo === commit.leaseNo;
-      if (ours && commit.close !== 'checkpoint') this.runs.delete(commit.chunkId);
+      if (ours && commit.close !== 'checkpoint') {
+        this.runs.delete(commit.chunkId);
+        // A lease of a capped batch takes only what its cap leaves, and a lease that found the
+        // cap full made the loop wait for the idle poll: the cap is free again now.
+        if (run!.options.concurrency !== null) capFreed = true;
+      }
       if (ours && commit.startedBefore !== undefined) {
         run!.startLimit = Math.max(run!.startLimit, commit.startedBefore);
         marked = true;
@@ -490,6 +496,7 @@ export class Worker {
       for (const retry of commit.retries) soonest = Math.min(soonest, retry.delayMs);
     }
     if (marked && this.state === 'running') this.pump();
+    if (capFreed && this.state === 'running') this.wake(true);
     // Retries written by this worker become runnable at a known time: look again then
     // rather than at the next idle poll.
     if (soonest < this.settings.pollMs) setTimeout(() => this.wake(true), soonest + 1).unref();

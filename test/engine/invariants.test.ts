@@ -150,6 +150,26 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(events.map((e) => e.type)).toEqual(['batch:cancelled']);
   });
 
+  it('keeps a batch within its concurrency cap across workers, and goes on as soon as the cap frees', async () => {
+    // pollMs of a minute: a worker whose lease found the cap full must not wait for that poll.
+    const a = await openBl();
+    const b = await openBl();
+    let running = 0;
+    let most = 0;
+    for (const bl of [a, b]) {
+      bl.define('capped', async () => {
+        most = Math.max(most, ++running);
+        await sleep(20);
+        running--;
+      });
+    }
+    const batch = await a.submit('capped', rowsOf(60), { concurrency: 3 });
+    await a.start({ concurrency: 8, pollMs: 60_000 });
+    await b.start({ concurrency: 8, pollMs: 60_000 });
+    expect(await a.wait(batch.id, { timeoutMs: 20_000 })).toMatchObject({ status: 'completed', succeeded: 60 });
+    expect(most).toBe(3);
+  });
+
   it('records items running at a cancel as they ended: cancelled on their abort, failed with their own error', async () => {
     const bl = await openBl();
     bl.define<Row>('ends.late', async (row, ctx) => {

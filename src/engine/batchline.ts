@@ -270,12 +270,20 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     this.assertOpen();
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     let delay = 20;
+    // After a while without progress, whether any worker could run it at all is worth saying.
+    let askWorkersAt = Date.now() + 5_000;
     for (;;) {
       const batch = await this.getBatch(id);
       if (isSettledBatch(batch)) return batch;
       options.signal?.throwIfAborted();
       if (Date.now() >= deadline) {
-        throw new BatchlineError('timeout', `batch ${id} is still ${batch.status} after ${options.timeoutMs} ms (${batch.remaining} items left)`);
+        const hint = (await this.noWorkerFor(batch)) ?? '';
+        throw new BatchlineError('timeout', `batch ${id} is still ${batch.status} after ${options.timeoutMs} ms (${batch.remaining} items left)${hint}`);
+      }
+      if (Date.now() >= askWorkersAt) {
+        askWorkersAt = Infinity;
+        const hint = await this.noWorkerFor(batch);
+        if (hint) this.logger.warn({ batchId: id, type: batch.type }, `still waiting for batch ${id}${hint}`);
       }
       await new Promise<void>((resolve) => {
         const waiters = this.finishWaiters.get(id) ?? new Set();
@@ -292,6 +300,18 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
         waiters.add(done);
       });
       delay = Math.min(500, delay * 2);
+    }
+  }
+
+  /** '; no live worker runs type T …' when no worker with a heartbeat has the batch's type, else null. */
+  private async noWorkerFor(batch: Batch): Promise<string | null> {
+    if (batch.status === 'paused') return null;
+    try {
+      const workers = await this.store.workersList();
+      if (workers.some((w) => w.types.includes(batch.type))) return null;
+      return `; no live worker runs type ${batch.type}: start one whose processors define it`;
+    } catch {
+      return null;
     }
   }
 

@@ -24,8 +24,11 @@ export function storableJson(json: string): string {
   return json.replace(/(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/gi, '$1\\ufffd');
 }
 
-/** Why a chunk stopped starting items before all of them ran. */
-export type StopReason = 'cancelled' | 'paused' | 'draining' | 'lost';
+/**
+ * Why a chunk stopped starting items before all of them ran; `rebalanced`: the worker hands
+ * its items back because it holds more than it can soon run.
+ */
+export type StopReason = 'cancelled' | 'paused' | 'draining' | 'rebalanced' | 'lost';
 
 export class ChunkRun {
   /** JSON text of each slot's entry; null while unrecorded. */
@@ -121,6 +124,20 @@ export class ChunkRun {
       this.delta.moved++;
       this.addRetry(slot, 'unstarted', attemptsUsed, 0);
     }
+  }
+
+  /**
+   * Keeps the first `keep` unstarted slots and hands every later one to a retry chunk that is
+   * runnable at once; returns how many went. They never ran under this lease, so it costs
+   * them no attempt.
+   */
+  handBack(keep: number): number {
+    let slot = this.peekSlot();
+    if (slot < 0) return 0;
+    for (let kept = 0; slot < this.lease.n && kept < keep; slot++) if (this.entries[slot] === null) kept++;
+    const before = this.unstarted;
+    this.moveUnstarted(slot, this.lease.attempt - 1);
+    return before - this.unstarted;
   }
 
   /** True when every slot is recorded and nothing runs: the chunk can close as done. */

@@ -3,7 +3,8 @@
  * item duration). A per-type moving average of item time says how many items keep every slot
  * busy for `targetLeaseMs`: fast types lease up to `maxLeaseItems` at once and prefetch the
  * next lease while the current one runs; slow types lease only as many items as there are idle
- * slots, so they are never hoarded. No I/O.
+ * slots, so they are never hoarded. When a type's items turn out slower than its lease was sized
+ * for, `keep` says how many of them the worker holds on to. No I/O.
  */
 
 export interface LeaseSizingOptions {
@@ -41,6 +42,15 @@ export class LeaseSizing {
   want(type: string): number {
     if (!this.itemMs.has(type)) return this.options.concurrency;
     return Math.min(this.options.maxLeaseItems, this.itemsIn(type, this.options.targetLeaseMs));
+  }
+
+  /**
+   * How many unstarted items of a type a worker keeps when it holds too many (its items turned
+   * out slower than the lease was sized for): about two lease targets of work, at least a slot's
+   * worth each. Past twice this many, the rest are handed back (the worker's rebalance).
+   */
+  keep(type: string): number {
+    return Math.max(this.options.concurrency, this.itemsIn(type, 2 * this.options.targetLeaseMs));
   }
 
   /**

@@ -533,10 +533,44 @@ export class Worker {
       flight.ctx.abort(error);
       this.settle(flight, undefined, error, true, this.settings.cancelGraceMs);
     }
+    this.rebalance(now);
     for (const run of this.runs.values()) {
       if (!run.closed && run.dirty && now - run.lastCommitAt >= this.settings.checkpointMs) {
         this.committer.enqueue(run.commit('checkpoint', now));
       }
+    }
+  }
+
+  /**
+   * Hands back the unstarted items of a type beyond what this worker soon runs (LeaseSizing.keep)
+   * once it holds more than twice that: a lease sized by a type's fast items can turn out to
+   * hold slow ones, which would otherwise wait here while other workers idle and batches of
+   * higher priority wait behind them. Whole chunks not yet begun go back as they are; the tail
+   * of one begun moves to a new chunk, runnable at once, in one commit.
+   */
+  private rebalance(now: number): void {
+    if (this.state !== 'running') return;
+    const held = new Map<string, number>();
+    for (const run of this.queue) if (!run.stopped) held.set(run.lease.type, (held.get(run.lease.type) ?? 0) + run.unstarted);
+    for (const [type, unstarted] of held) {
+      const keep = this.sizing.keep(type);
+      if (unstarted <= 2 * keep) continue;
+      let room = keep;
+      for (const run of [...this.queue]) {
+        if (run.lease.type !== type || run.stopped || run.unstarted === 0) continue;
+        if (run.unstarted <= room) {
+          room -= run.unstarted;
+          continue;
+        }
+        if (room === 0 && run.running === 0) {
+          this.stopRun(run, 'rebalanced');
+          continue;
+        }
+        this.unstarted -= run.handBack(room);
+        room = 0;
+        this.committer.enqueue(run.commit(run.complete ? 'done' : 'checkpoint', now));
+      }
+      this.logger.debug({ worker: this.id, type, held: unstarted, kept: keep, averageMs: this.sizing.averageMs(type) }, 'worker:rebalanced');
     }
   }
 

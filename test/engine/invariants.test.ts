@@ -501,6 +501,37 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(ran.b).toBeGreaterThanOrEqual(8);
   });
 
+  it('hands back what it leased by fast items of a type once they turn slow: others get a share, higher priority goes first', async () => {
+    const a = await openBl();
+    const b = await openBl();
+    const ran = { a: 0, b: 0 };
+    const handler = (who: 'a' | 'b') => async (row: { ms?: number }) => {
+      ran[who]++;
+      if (row.ms) await sleep(row.ms);
+    };
+    a.define('varied', handler('a'));
+    b.define('varied', handler('b'));
+    await a.start({ concurrency: 4, targetLeaseMs: 100 });
+    // Fast items first: the type's average says a lease may take thousands.
+    await a.wait((await a.submit('varied', Array.from({ length: 2_000 }, () => ({})))).id);
+    ran.a = 0;
+    const slow = await a.submit('varied', Array.from({ length: 600 }, () => ({ ms: 20 })));
+    await until(async () => (await a.getBatch(slow.id)).succeeded >= 8); // a has seen them slow
+    // a keeps about two lease targets of work (40 items here) and hands the rest back.
+    await until(async () => (await a.items(slow.id, { status: 'running', limit: 1_000 })).length <= 80);
+    await b.start({ concurrency: 4, targetLeaseMs: 100 });
+    const urgent = await b.submit('varied', Array.from({ length: 10 }, () => ({})), { priority: 10 });
+    await b.wait(urgent.id);
+    // Without the hand-back a would still hold every slow item, and the urgent batch wait behind them.
+    expect((await b.getBatch(slow.id)).remaining).toBeGreaterThan(200);
+    expect(await a.wait(slow.id)).toMatchObject({ status: 'completed', succeeded: 600 });
+    expect(ran.a + ran.b).toBe(610);
+    expect(ran.b).toBeGreaterThanOrEqual(150);
+    expect(await counterMismatches(kind, location)).toEqual([]);
+    const items = await a.items(slow.id, { limit: 1_000 });
+    expect(items.every((item) => item.status === 'succeeded' && item.attempts === 1)).toBe(true);
+  });
+
   it('stops gracefully: running items finish, unstarted ones are handed back unused', async () => {
     const bl = await openBl();
     let finished = 0;
@@ -544,6 +575,8 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     }
     await expect(bl.submit('t', rowsOf(1), { backoff: { baseMs: 5_000, maxMs: 10 } })).rejects.toThrow('backoff.maxMs: maxMs must be at least baseMs (the first delay)');
     expect(await bl.countBatches()).toBe(1);
+    // Waiting on a batch no live worker can run says so when it times out.
+    await expect(bl.wait(batch.id, { timeoutMs: 50 })).rejects.toThrow(`batch ${batch.id} is still queued after 50 ms (3 items left); no live worker runs type t: start one whose processors define it`);
     await bl.start({ concurrency: 1 });
     await expect(bl.start()).rejects.toThrow(expect.objectContaining({ code: 'already_started' }));
     await bl.close();

@@ -10,10 +10,45 @@
 
 /** Where in `value` the first value JSON would change sits, and what it is; null when none. */
 export function lossyJsonValue(value: unknown): string | null {
-  return walk(value, '', 0);
+  // Every submitted item passes through here: a first walk only answers whether anything is
+  // lost, building no paths; the walk that names where runs only for a value that is refused.
+  return kept(value, 0) ? null : walk(value, '', 0);
 }
 
 const MAX_DEPTH = 1_000;
+
+/** True when JSON keeps `value` as it is: `walk` finding nothing, without its messages. */
+function kept(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'bigint':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'function':
+    case 'symbol':
+      return false;
+    case 'undefined':
+      return depth === 0;
+  }
+  if (value === null || depth > MAX_DEPTH) return true;
+  const object = value as object;
+  if (typeof (object as { toJSON?: unknown }).toJSON === 'function') return true;
+  if (Array.isArray(object)) {
+    for (let i = 0; i < object.length; i++) if (!kept(object[i], depth + 1)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(object) as object | null;
+  if (proto !== Object.prototype && proto !== null) return false; // walk() tells which instances pass
+  if (Object.getOwnPropertySymbols(object).length > 0) return false;
+  for (const key in object) {
+    if (!Object.hasOwn(object, key)) continue;
+    const child = (object as Record<string, unknown>)[key];
+    if (child !== undefined && !kept(child, depth + 1)) return false;
+  }
+  return true;
+}
 
 function walk(value: unknown, path: string, depth: number): string | null {
   switch (typeof value) {

@@ -1,4 +1,5 @@
 // Pins how submissions become batches and chunks: validation, packing, per-batch seqs, errors and digests.
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../core/errors.js';
 import type { NewBatch, NewChunk } from '../store/store.js';
@@ -86,6 +87,15 @@ describe('Submission.chunks', () => {
     ]);
     expect(chunks.filter((c) => c.batchIndex === 1).flatMap((c) => JSON.parse(c.payloads))).toEqual([{ i: 4 }, { i: 5 }]);
     expect(digests).toHaveLength(3);
+  });
+
+  it('yields both chunks, in order, when an item that starts a batch also fills its chunk alone', async () => {
+    const { chunks } = await run([1, 2, 'x'.repeat(20), 4], { batches: [spec(), spec()], sizes: [2, 2], limits: { chunkItems: 3, chunkBytes: 10 } });
+    expect(chunks.map(({ batchIndex, seq0, payloads }) => [batchIndex, seq0, payloads])).toEqual([
+      [0, 0, '[1,2]'],
+      [1, 0, `["${'x'.repeat(20)}"]`],
+      [1, 1, '[4]'],
+    ]);
   });
 
   it('rejects more items than sizes, naming the first extra item', async () => {
@@ -218,6 +228,33 @@ describe('Submission digests', () => {
     expect(await digest(range(10), { priority: 3, labels: { a: 'b' } })).toBe(first);
     expect(await digest(range(10), { priority: 3, labels: { a: 'b' } }, 'email.send', 3)).toBe(first);
     expect(first).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("hash the options, then each item's JSON and a newline: a digest stored by an earlier version still matches", async () => {
+    const items = [{ a: 1 }, { b: 'two' }, [3]];
+    const expected = createHash('sha256')
+      .update(JSON.stringify(['default', 'email.send', 5, [], {}]))
+      .update('{"a":1}\n{"b":"two"}\n[3]\n')
+      .digest('hex');
+    expect(await digest(items)).toBe(expected);
+    expect(await digest(items, {}, 'email.send', 2)).toBe(expected);
+  });
+
+  it('are the same for an array, a generator, an async iterable and items that are promises', async () => {
+    const items = range(1_200);
+    const base = await digest(items);
+    function* sync() {
+      yield* items;
+    }
+    async function* later() {
+      yield* items;
+    }
+    const { chunks: promised, digests } = await run(items.map((item) => Promise.resolve(item)));
+    expect(await digest([...sync()])).toBe(base);
+    expect((await run(sync())).digests[0]).toBe(base);
+    expect((await run(later())).digests[0]).toBe(base);
+    expect(digests[0]).toBe(base);
+    expect(promised.map((c) => c.payloads)).toEqual((await run(items)).chunks.map((c) => c.payloads));
   });
 
   it('differ when any payload, the item order or the item count differs', async () => {

@@ -146,6 +146,7 @@ export class Submission {
     // Arrays are counted from 1 in messages, so each item is also named by its seq (from 0).
     const where = async (index: number) => (source.where ? await source.where(index) : `item ${index + 1} (seq ${index})`);
     const { maxPayloadBytes, chunkItems, chunkBytes } = this.limits;
+    const counted = () => this.sizes!.reduce((a, b) => a + b, 0);
     let batchIndex = 0;
     let seq = 0;
     let index = 0;
@@ -153,44 +154,61 @@ export class Submission {
     let bytes = 0;
     let seq0 = 0;
     const flush = (): NewChunk => {
+      // The digest covers each item's JSON and a newline, in order: hashed a chunk at a time.
+      this.hashes[batchIndex]!.update(`${parts.join('\n')}\n`);
       const chunk = { batchIndex, seq0, n: parts.length, payloads: `[${parts.join(',')}]` };
       parts = [];
       bytes = 0;
       seq0 = seq;
       return chunk;
     };
-    for await (const item of source as AsyncIterable<unknown>) {
+    // Chunks that an item closed, to be yielded: the one before a batch's end, then its own.
+    const closed: NewChunk[] = [];
+    /** Adds one item to its chunk. Throws `Refused` for a bad item. */
+    const add = (item: unknown): void => {
       if (this.sizes && seq === this.sizes[batchIndex]) {
-        if (parts.length > 0) yield flush();
+        if (parts.length > 0) closed.push(flush());
         batchIndex++;
         seq = 0;
         seq0 = 0;
       }
-      if (this.sizes && batchIndex >= this.sizes.length) {
-        throw new InputError(`more items than the ${this.sizes.reduce((a, b) => a + b, 0)} counted before submitting`, { where: await where(index) });
-      }
+      if (this.sizes && batchIndex >= this.sizes.length) throw new Refused(`more items than the ${counted()} counted before submitting`, 'invalid_input');
       let json: string | undefined;
       try {
         json = JSON.stringify(item);
       } catch (error) {
-        throw new InputError(`item is not JSON-serialisable: ${(error as Error).message}`, { where: await where(index), code: 'invalid_item' });
+        throw new Refused(`item is not JSON-serialisable: ${(error as Error).message}`, 'invalid_item');
       }
-      if (json === undefined) throw new InputError(`item is ${typeof item}, which JSON cannot hold`, { where: await where(index), code: 'invalid_item' });
+      if (json === undefined) throw new Refused(`item is ${typeof item}, which JSON cannot hold`, 'invalid_item');
       const lossy = lossyJsonValue(item);
-      if (lossy) throw new InputError(`item has ${lossy}; send it as a value JSON keeps (a string, a number or null)`, { where: await where(index), code: 'invalid_item' });
+      if (lossy) throw new Refused(`item has ${lossy}; send it as a value JSON keeps (a string, a number or null)`, 'invalid_item');
       const size = Buffer.byteLength(json);
       if (size > maxPayloadBytes) {
-        throw new InputError(`item is ${size} bytes as JSON; the limit is ${maxPayloadBytes} (maxPayloadBytes)`, {
-          where: await where(index),
-          code: 'payload_too_large',
-        });
+        throw new Refused(`item is ${size} bytes as JSON; the limit is ${maxPayloadBytes} (maxPayloadBytes)`, 'payload_too_large');
       }
-      this.hashes[batchIndex]!.update(json).update('\n');
       parts.push(json);
       bytes += size;
       seq++;
       index++;
-      if (parts.length >= chunkItems || bytes >= chunkBytes) yield flush();
+      if (parts.length >= chunkItems || bytes >= chunkBytes) closed.push(flush());
+    };
+    try {
+      if (Symbol.asyncIterator in source) {
+        for await (const item of source) {
+          add(item);
+          if (closed.length > 0) yield* closed.splice(0);
+        }
+      } else {
+        // A sync iterable (an array, a generator) is read without an await per item (a
+        // promise among its items is awaited, as `for await` would).
+        for (const next of source) {
+          add(isThenable(next) ? await next : next);
+          if (closed.length > 0) yield* closed.splice(0);
+        }
+      }
+    } catch (error) {
+      if (error instanceof Refused) throw new InputError(error.message, { where: await where(index), code: error.code });
+      throw error;
     }
     if (parts.length > 0) yield flush();
     if (index === 0) {
@@ -198,10 +216,19 @@ export class Submission {
       throw typeof file === 'string' ? noItemsIn(file) : new InputError('there are no items to submit', { code: 'empty_submission' });
     }
     if (this.sizes && (batchIndex !== this.sizes.length - 1 || seq !== this.sizes[batchIndex])) {
-      throw new InputError(`fewer items than the ${this.sizes.reduce((a, b) => a + b, 0)} counted before submitting`, { code: 'invalid_item' });
+      throw new InputError(`fewer items than the ${counted()} counted before submitting`, { code: 'invalid_item' });
     }
     this.finished = true;
   }
+}
+
+/** An item refused while it is packed; `chunks()` adds where it came from. */
+class Refused {
+  constructor(readonly message: string, readonly code: string) {}
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** The error for a file without items. */

@@ -11,7 +11,7 @@ import type { ChunkCommit, LeasedChunk, Store } from '../../src/store/store.js';
 /** Submits `items` as one batch of `type` (default `t`). */
 export async function submit(
   store: Store,
-  items: unknown[],
+  items: Iterable<unknown> | AsyncIterable<unknown>,
   options: SubmitOptions & { type?: string; limits?: Partial<SubmissionLimits> } = {},
 ): Promise<Batch & { created: boolean }> {
   const { type = 't', limits, ...rest } = options;

@@ -63,7 +63,15 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     await expect(submit(store, items)).rejects.toThrow(/item 1001 \(seq 1000\): item is not JSON-serialisable/);
     await expect(submit(store, [{ big: 'x'.repeat(2_000) }], { limits: { maxPayloadBytes: 1_000 } })).rejects.toThrow(/item 1 \(seq 0\): item is 2010 bytes/);
     await expect(submit(store, [])).rejects.toThrow(/no items/);
+    // Bad after 100 chunks: PostgreSQL has had the first ones inserted, and rolls them back.
+    const late = (function* () {
+      yield* rows(50_000);
+      yield { bad: Symbol('late') };
+    })();
+    await expect(submit(store, late)).rejects.toThrow(/item 50001 \(seq 50000\): item has a symbol/);
     expect(await store.batchList({ limit: 10 })).toEqual([]);
+    const { runSql } = await import('../helpers/sql.js');
+    expect(await runSql(kind, store.location, `SELECT count(*) AS n FROM ${kind === 'postgres' ? 'batchline.' : ''}chunks`)).toEqual([{ n: kind === 'postgres' ? '0' : 0 }]);
   });
 
   it('leases each chunk to one worker and fences commits by lease number', async () => {

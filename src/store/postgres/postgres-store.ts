@@ -56,6 +56,14 @@ import { PgChunks } from './chunks.js';
 import { PgConnection, toChunkRow, type BatchRow, type ChunkDbRow, type PostgresStoreOptions, type Queryable } from './connection.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
+/**
+ * A submit inserts chunks a few at a time (32 chunks, or 512 KiB of payloads), with one insert
+ * in flight while the next is packed: with bigger inserts PostgreSQL sat idle while this
+ * process encoded items, and the other way round.
+ */
+const INSERT_CHUNKS = 32;
+const INSERT_BYTES = 512 << 10;
+
 export type { PostgresStoreOptions } from './connection.js';
 
 /** The PostgreSQL store. See the module comment. */
@@ -178,19 +186,24 @@ export class PostgresStore implements Store {
         const totals = params.batches.map(() => 0);
         let rows: unknown[] = [];
         let bytes = 0;
+        // One insert in flight while the next one's chunks are packed (INSERT_CHUNKS).
+        let inFlight: Promise<unknown> | null = null;
         const flush = async () => {
-          if (rows.length === 0) return;
-          await this.c.query(client, this.c.sql.CHUNKS_INSERT(rows.length / 4), rows);
+          const sent = rows.length === 0 ? null : this.c.query(client, this.c.sql.CHUNKS_INSERT(rows.length / 4), rows);
+          sent?.catch(() => {}); // awaited below or, after a failure elsewhere, left to the rollback
           rows = [];
           bytes = 0;
+          if (inFlight) await inFlight;
+          inFlight = sent;
         };
         for await (const chunk of params.chunks) {
           rows.push(ids[chunk.batchIndex], chunk.seq0, chunk.n, chunk.payloads);
           totals[chunk.batchIndex]! += chunk.n;
           bytes += chunk.payloads.length;
-          if (rows.length >= 4 * 1_000 || bytes >= 8 << 20) await flush();
+          if (rows.length >= 4 * INSERT_CHUNKS || bytes >= INSERT_BYTES) await flush();
         }
         await flush();
+        await inFlight;
         const digests = params.digests();
         const created: Batch[] = [];
         for (const [i, b] of params.batches.entries()) {

@@ -23,7 +23,7 @@ VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11)`,
     /** Sets a submitted batch's total and digest once every chunk is in. */
     BATCH_FINISH_SUBMIT: `UPDATE ${s}.batches SET total = $2, submit_digest = $3 WHERE id = $1 RETURNING *`,
 
-    /** Inserts up to 1,000 chunks in one statement; params are (batch_id, seq0, n, payloads) per row. */
+    /** Inserts `rows` chunks in one statement; params are (batch_id, seq0, n, payloads) per row. */
     CHUNKS_INSERT: (rows: number) =>
       `INSERT INTO ${s}.chunks (batch_id, seq0, n, payloads) VALUES ${Array.from(
         { length: rows },

@@ -101,7 +101,7 @@ async function checkpoint(): Promise<void> {
 function runOnce(system: string, workload: Workload, config: string | undefined): Promise<RunResult> {
   const args: DriverArgs = { system, workload, settings: { pgUrl: opts.pg, redisUrl: opts.redis, concurrency: workload.concurrency, config } };
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/peers/driver.ts', JSON.stringify(args)], {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...(process.env.BENCH_DRIVER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), 'bench/peers/driver.ts', JSON.stringify(args)], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
       detached: true, // its own process group, so a stuck run is killed with its worker

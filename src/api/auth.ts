@@ -80,3 +80,11 @@ export function listingScope(caller: Caller, asked: string | undefined): string 
   }
   return asked;
 }
+
+/** Host names a keyless server answers to: its loopback names, never a name a web page chose. */
+export function isLoopbackHost(hostname: string | undefined): boolean {
+  // No Host at all (HTTP/1.0 tools) is not a browser, which always names the host it thinks it asks.
+  if (!hostname) return true;
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

@@ -8,30 +8,30 @@
  * Submitting: `POST /batches` takes JSON (`{ type, items, ... }`), or a streamed body of
  * `application/x-ndjson` or `text/csv` with `?type=`. Streamed bodies go straight from the
  * socket into the submission's transaction, item by item, so a 1,000,000-row upload never sits
- * in memory, and a dropped connection rolls the whole batch back.
+ * in memory, and a dropped connection rolls the whole batch back. How bodies are read is in
+ * bodies.ts; how the other parts of a request are, in requests.ts.
  */
 
-import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { InputError, NotFoundError } from '../core/errors.js';
-import { inexactNumber } from '../core/json-numbers.js';
 import { progressOf } from '../core/progress.js';
 import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
-import { firstNonUtf8Line, streamItems } from '../engine/sources.js';
-import { Authenticator, listingScope, stillValid, tenantScope } from './auth.js';
+import { streamItems } from '../engine/sources.js';
+import { Authenticator, isLoopbackHost, listingScope, stillValid, tenantScope } from './auth.js';
+import { cutOffWhenIdle, LARGE_JSON_BYTES, READ_AWAY_MAX_BYTES, readAway, readBodies, STREAMED, unsupportedType, type ReadAwayLimits } from './bodies.js';
 import { instrument } from './metrics.js';
 import { streamEvents, type StreamScope } from './sse.js';
 import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
-import { clientErrorResponse, fieldErrors, problem, ProblemError, sendProblem, toProblem, type Problem } from './problem.js';
-import { createBatchBody, createBatchQuery, idempotencyHeader, idParams, itemsQuery, listQuery, resultsQuery } from './schemas.js';
+import { clientErrorResponse, problem, ProblemError, sendProblem, toProblem } from './problem.js';
+import { idempotencyKeyOf, parse, parseLabels, refuseProtoLabel } from './requests.js';
+import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery, resultsQuery } from './schemas.js';
 
 export interface ServerOptions {
   batchline: Batchline;
@@ -93,172 +93,6 @@ function itemView(item: Item, admin: boolean) {
   return { ...item, error: admin && at !== undefined ? { ...error, at } : error };
 }
 
-/** Parses one part of a request with a zod schema; a failure is a 400 naming `part.field`. */
-function parse<S extends z.ZodType>(schema: S, value: unknown, part: string): z.output<S> {
-  const result = schema.safeParse(value);
-  if (!result.success) throw new ProblemError(problem('VALIDATION_ERROR', `invalid ${part}`, fieldErrors(result.error, part)));
-  return result.data;
-}
-
-/** `label=k:v` query values as a labels object; a value without `:` is a 400. */
-function parseLabels(label: string | string[] | undefined): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const l of [label ?? []].flat()) {
-    const at = l.indexOf(':');
-    const bad = (message: string) => new ProblemError(problem('VALIDATION_ERROR', 'invalid query', [{ path: 'query.label', message }]));
-    if (at < 1) throw bad(`expected key:value, got ${JSON.stringify(l)}`);
-    const key = l.slice(0, at);
-    // A batch has one value per label: two values for one key would silently drop one.
-    if (Object.hasOwn(labels, key)) throw bad(`label ${JSON.stringify(key)} is given twice; give each label once`);
-    labels[key] = l.slice(at + 1);
-  }
-  return labels;
-}
-
-/**
- * The `Idempotency-Key` header, checked as the body's key is; a header that disagrees with a
- * key given in the body or query is a 400, not a silent choice between them. Node hands header
- * bytes over as Latin-1; the key is read as the UTF-8 they are (what curl and the client send),
- * so `café` means the same in the header as in the body. An empty, repeated or non-UTF-8 header
- * is a 400: dropping or joining it would quietly make a retry create a second batch.
- */
-function idempotencyKeyOf(request: FastifyRequest, other: string | undefined, otherPath: string): string | undefined {
-  const header = request.headers['idempotency-key'];
-  if (header === undefined) return other;
-  const bad = (message: string) => new ProblemError(problem('VALIDATION_ERROR', 'invalid header', [{ path: 'header.Idempotency-Key', message }]));
-  const given = request.raw.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'idempotency-key').length;
-  if (given > 1) throw bad(`given ${given} times; give the key once`);
-  const text = [header].flat().join(', ');
-  if (text.trim() === '') throw bad('is empty; give a key or leave the header out');
-  const bytes = Buffer.from(text, 'latin1');
-  if (!isUtf8(bytes)) throw bad('is not UTF-8; send the key as UTF-8 bytes');
-  const key = parse(z.object({ 'Idempotency-Key': idempotencyHeader }), { 'Idempotency-Key': bytes.toString('utf8') }, 'header')['Idempotency-Key'];
-  if (other !== undefined && other !== key) {
-    throw new ProblemError(
-      problem('VALIDATION_ERROR', 'two different idempotency keys', [{ path: otherPath, message: 'differs from the Idempotency-Key header; give the key once' }]),
-    );
-  }
-  return key;
-}
-
-/** Host names a keyless server answers to: its loopback names, never a name a web page chose. */
-function isLoopbackHost(hostname: string | undefined): boolean {
-  // No Host at all (HTTP/1.0 tools) is not a browser, which always names the host it thinks it asks.
-  if (!hostname) return true;
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-/** A refused body up to this size is read to its end, so its sender gets the answer. */
-const READ_AWAY_MAX_BYTES = 256 << 20;
-
-/** How long, and how much of, an answered body is read away before its connection is closed. */
-interface ReadAwayLimits {
-  idleMs: number;
-  maxBytes: number;
-}
-
-/** JSON bodies larger than this (or of unknown length) count against the upload budget. */
-const LARGE_JSON_BYTES = 1 << 20;
-
-const STREAMED: Record<string, 'jsonl' | 'csv'> = { 'application/x-ndjson': 'jsonl', 'application/jsonl': 'jsonl', 'text/csv': 'csv' };
-
-/**
- * Calls `onIdle` once if a request body stops arriving: no byte for `idleMs` while the server
- * waits for one (nothing of the body is left unread). Once the body is complete it never
- * fires, so a slow commit after the last byte is not mistaken for an idle client. Returns the
- * stop function.
- */
-function whenIdle(request: IncomingMessage, idleMs: number, onIdle: (bytesRead: number) => void): () => void {
-  let bytes = request.socket.bytesRead;
-  let lastProgress = Date.now();
-  const timer = setInterval(() => {
-    if (request.complete || request.destroyed) return clearInterval(timer);
-    if (request.socket.bytesRead !== bytes || request.readableLength > 0) {
-      bytes = request.socket.bytesRead;
-      lastProgress = Date.now();
-    } else if (Date.now() - lastProgress >= idleMs) {
-      clearInterval(timer);
-      onIdle(bytes);
-    }
-  }, Math.max(50, Math.min(1_000, idleMs / 4)));
-  timer.unref();
-  return () => clearInterval(timer);
-}
-
-/**
- * Fails an upload whose body stops arriving: its readers see an InputError (`body_idle`), so
- * the submission rolls back and the client is answered 408.
- */
-function cutOffWhenIdle(request: IncomingMessage, idleMs: number, log: FastifyBaseLogger): () => void {
-  return whenIdle(request, idleMs, (bytesRead) => {
-    log.warn({ idleMs, bytesRead }, 'upload cut off: its body stopped arriving');
-    request.emit('error', new InputError(`nothing of the body arrived for ${idleMs} ms; the upload is cut off and nothing was created`, { code: 'body_idle' }));
-  });
-}
-
-/**
- * Reads away the rest of a body the server has already answered (a refused or failed upload),
- * so a client still sending gets the answer rather than a reset connection. A client that
- * stops sending is disconnected after `idleMs`, and one that sends more than `maxBytes` after
- * the answer at once, instead of holding the socket (and the server's reading) for ever.
- */
-function readAway(request: IncomingMessage, { idleMs, maxBytes }: ReadAwayLimits, log: FastifyBaseLogger): void {
-  if (request.readableEnded || request.destroyed) return;
-  let discarded = 0;
-  request.on('data', (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > maxBytes && !request.socket.destroyed) {
-      log.warn({ discarded }, 'connection closed: more of an answered body than the server reads away');
-      request.socket.destroy();
-    }
-  });
-  request.resume();
-  whenIdle(request, idleMs, (bytesRead) => {
-    log.warn({ idleMs, bytesRead }, 'connection closed: the rest of an answered body stopped arriving');
-    request.socket.destroy();
-  });
-}
-
-/**
- * A JSON body that does not parse, named by line and column where V8 gives an offset, by its
- * last line when it ended early; V8's other messages quote the text around the fault instead.
- */
-function malformedJson(text: string, error: Error): InputError {
-  const offset = /in JSON at position (\d+)/.exec(error.message)?.[1];
-  const reason = error.message.replace(/ in JSON at position \d+.*$/, '');
-  const lineOf = (before: string) => before.split('\n').length;
-  let where = 'request body';
-  if (offset !== undefined) {
-    const before = text.slice(0, Number(offset));
-    where = `request body:${lineOf(before)}:${before.length - before.lastIndexOf('\n')}`;
-  } else if (reason.startsWith('Unexpected end')) {
-    where = `request body:${lineOf(text)}`;
-  }
-  return new InputError(`malformed JSON: ${reason}`, { where, code: 'malformed_json' });
-}
-
-/**
- * JSON.parse keeps a `"__proto__"` key as data, which items may hold; a label of that name
- * would be dropped by zod without a word (assigning it sets a prototype), so it is refused.
- */
-function refuseProtoLabel(body: unknown): void {
-  const labels = (body as { labels?: unknown } | null)?.labels;
-  if (labels !== null && typeof labels === 'object' && Object.hasOwn(labels, '__proto__')) {
-    throw new ProblemError(problem('VALIDATION_ERROR', 'invalid body', [{ path: 'body.labels.__proto__', message: 'a label cannot be named __proto__' }]));
-  }
-}
-
-/** The 415 for a body whose content type a route does not read, naming the types it does. */
-function unsupportedType(request: FastifyRequest): Problem {
-  const given = JSON.stringify(request.headers['content-type'] || 'no content type');
-  const creates = request.method === 'POST' && request.routeOptions.url === '/api/v1/batches';
-  return problem(
-    'UNSUPPORTED_MEDIA_TYPE',
-    creates ? `send application/json, application/x-ndjson or text/csv, not ${given}` : `this request takes no body, or an application/json one, not ${given}`,
-  );
-}
-
 /** Builds the API server (not yet listening). */
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const bl = options.batchline;
@@ -283,31 +117,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     },
   });
 
-  // Streamed bodies reach the handler as the raw request stream.
-  app.addContentTypeParser(Object.keys(STREAMED), (_request, payload, done) => done(null, payload));
-  // JSON bodies are read as NDJSON lines are: JSON.parse, whose objects hold a "__proto__"
-  // key as plain data (as stored items must), with an error naming line and column. They are
-  // refused when a number in them would be changed by reading it (an int64 id), and when their
-  // bytes are not UTF-8, rather than read with U+FFFD in their place. An empty body is no body:
-  // clients that set the JSON type on every request (a POST /cancel) are not refused for it.
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser<Buffer>('application/json', { parseAs: 'buffer' }, (_request, bytes, done) => {
-    if (bytes.length === 0) return done(null, undefined);
-    if (!isUtf8(bytes)) {
-      const where = `request body:${firstNonUtf8Line(bytes)}`;
-      return done(new InputError('not UTF-8 text (another encoding, such as Latin-1?); send JSON as UTF-8', { where, code: 'not_utf8' }));
-    }
-    const body = bytes.toString('utf8');
-    let value: unknown;
-    try {
-      value = JSON.parse(body);
-    } catch (error) {
-      return done(malformedJson(body, error as Error));
-    }
-    const inexact = inexactNumber(body);
-    if (inexact === null) return done(null, value);
-    done(new InputError(`the number ${inexact} cannot be kept exactly (JSON numbers are read as 64-bit floats); send it as a string, "${inexact}"`, { where: 'request body', code: 'inexact_number' }));
-  });
+  readBodies(app);
 
   app.setErrorHandler((error, request, reply) => {
     // A streamed upload that failed part-way leaves body unread; read it to the end so the

@@ -68,6 +68,16 @@ export interface BatchRef {
   tenant?: string;
 }
 
+/** Which finished batches a prune removes: see Store.batchesPrune. */
+export interface BatchesPruneParams {
+  /** Batches that finished (completed, failed or cancelled) before this moment. */
+  finishedBefore: Date;
+  /** Only this tenant's batches; all tenants when absent. */
+  tenant?: string;
+  /** At most this many batches in one call, oldest finished first. */
+  limit: number;
+}
+
 export interface BatchCancelResult {
   batch: Batch;
   /** Chunks of the batch still leased by workers, and when the last of those leases expires. */
@@ -284,6 +294,15 @@ export interface Store {
   batchRetryFailed(params: BatchRef): Promise<{ batch: Batch; retried: number }>;
   /** Removes the batch, its chunks and its events. The batch must not have leased chunks. */
   batchDelete(params: BatchRef): Promise<void>;
+  /**
+   * Removes up to `limit` finished batches with their chunks and events, oldest finished
+   * first, and returns their ids. A batch some worker still holds a chunk of (a cancelled one
+   * whose leases are not yet closed) is left for a later call, and so is one a concurrent
+   * retry-failed reopens. Fewer than `limit` ids back means no more match now.
+   */
+  batchesPrune(params: BatchesPruneParams): Promise<string[]>;
+  /** How many batches batchesPrune would remove now, for a dry run. */
+  batchesPrunable(params: Omit<BatchesPruneParams, 'limit'>): Promise<number>;
   batchLeases(params: BatchRef): Promise<BatchLeases>;
   /** Current statuses of the given batches (missing when deleted), for workers' control polls. */
   batchesStatus(params: { ids: string[] }): Promise<Map<string, BatchStatus>>;

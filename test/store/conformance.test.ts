@@ -516,6 +516,77 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     await expect(store.batchDelete({ id: batch.id })).rejects.toThrow(/not found/);
   });
 
+  it('prunes finished batches older than the cutoff, oldest first, a page at a time, never open or leased ones', async () => {
+    // Submitted and worked one at a time, each is the only runnable batch when it is leased.
+    const finish = async (options: Parameters<typeof submit>[2] = {}) => {
+      const batch = await submit(store, rows(600), options);
+      const chunks = await lease(store);
+      await store.chunksCommit({ commits: chunks.map((chunk) => commitFor(chunk, (slot) => (slot % 100 === 0 ? 'failed' : 'succeeded'))) });
+      expect((await store.batchGet({ id: batch.id })).status).toBe('completed');
+      await sleep(5);
+      return batch;
+    };
+    const [a, b, c] = [await finish(), await finish(), await finish()];
+    const acme = await finish({ tenant: 'acme' });
+    const cancelled = await submit(store, rows(600));
+    const [held] = await lease(store, { maxItems: 500 });
+    await store.batchCancel({ id: cancelled.id });
+    await sleep(20);
+    const cutoff = new Date();
+    await sleep(20);
+    const late = await finish();
+    const open = await submit(store, rows(3));
+
+    expect(await store.batchesPrunable({ finishedBefore: cutoff })).toBe(4);
+    expect(await store.batchesPrunable({ finishedBefore: cutoff, tenant: 'acme' })).toBe(1);
+    expect(await store.batchesPrune({ finishedBefore: cutoff, tenant: 'acme', limit: 10 })).toEqual([acme.id]);
+    expect(await store.batchesPrune({ finishedBefore: cutoff, limit: 2 })).toEqual([a.id, b.id]);
+    expect(await store.batchesPrune({ finishedBefore: cutoff, limit: 2 })).toEqual([c.id]);
+    expect(await store.batchesPrune({ finishedBefore: cutoff, limit: 2 })).toEqual([]);
+    const { runSql } = await import('../helpers/sql.js');
+    const prefix = kind === 'postgres' ? 'batchline.' : '';
+    for (const gone of [a, b, c, acme]) {
+      await expect(store.batchGet({ id: gone.id })).rejects.toThrow(NotFoundError);
+      expect(await store.eventsList({ batchId: gone.id, limit: 10 })).toEqual([]);
+      const [chunks] = await runSql(kind, store.location, `SELECT count(*) AS n FROM ${prefix}chunks WHERE batch_id = '${gone.id}'`);
+      expect(Number(chunks!.n)).toBe(0);
+    }
+    expect((await store.eventsList({ batchId: late.id, limit: 10 })).length).toBeGreaterThan(0);
+
+    // Any cutoff: the open batch stays, and the cancelled one until its worker closes the lease.
+    const later = new Date(Date.now() + 60_000);
+    expect(await store.batchesPrunable({ finishedBefore: later })).toBe(1);
+    expect(await store.batchesPrune({ finishedBefore: later, limit: 10 })).toEqual([late.id]);
+    await store.chunksCommit({ commits: [commitFor(held!, () => null, { close: 'cancel', unused: true })] });
+    expect(await store.batchesPrune({ finishedBefore: later, limit: 10 })).toEqual([cancelled.id]);
+    expect((await store.batchList({ limit: 10 })).map((batch) => batch.id)).toEqual([open.id]);
+    expect(await itemCounts(store, open.id)).toEqual({ pending: 3 });
+  });
+
+  it('prunes or retries a failed batch when both race, never half of each', async () => {
+    for (let round = 0; round < 10; round++) {
+      const batch = await submit(store, rows(1_200));
+      const chunks = await lease(store);
+      await store.chunksCommit({ commits: chunks.map((chunk) => commitFor(chunk, (slot) => (slot % 3 === 0 ? 'failed' : 'succeeded'))) });
+      const { status, failed } = await store.batchGet({ id: batch.id });
+      expect(status).toBe('completed');
+      const [retry, prune] = await Promise.allSettled([
+        store.batchRetryFailed({ id: batch.id }),
+        store.batchesPrune({ finishedBefore: new Date(Date.now() + 60_000), limit: 10 }),
+      ]);
+      expect(prune.status).toBe('fulfilled');
+      const pruned = prune.status === 'fulfilled' ? prune.value : [];
+      if (pruned.includes(batch.id)) {
+        expect(retry.status === 'rejected' ? retry.reason : null).toBeInstanceOf(NotFoundError);
+        await expect(store.batchGet({ id: batch.id })).rejects.toThrow(NotFoundError);
+      } else {
+        expect(retry.status).toBe('fulfilled');
+        expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 1_200 - failed, pending: failed });
+        await store.batchDelete({ id: batch.id });
+      }
+    }
+  });
+
   it('says not found for unknown, malformed and other tenants\' batch ids', async () => {
     const batch = await submit(store, rows(1), { tenant: 'acme' });
     await expect(store.batchGet({ id: 'nope' })).rejects.toThrow(NotFoundError);

@@ -96,6 +96,10 @@ describe.skipIf(!pgUrl)('postgres plans on large tables', () => {
     ['CANCELLED_SWEEP_BATCH', () => [sql.CANCELLED_SWEEP_BATCH, [open]]],
     ['BATCH_LEASES_LOCKED', () => [sql.BATCH_LEASES_LOCKED, [open]]],
     ['EVENTS_LIST of a batch', () => [sql.EVENTS_LIST, [0, open, null, null, 500]]],
+    ['BATCHES_PRUNE_CANDIDATES', () => [sql.BATCHES_PRUNE_CANDIDATES, [new Date(Date.now() - 86_400_000), null, 100]]],
+    ['BATCHES_PRUNE_CANDIDATES of a tenant', () => [sql.BATCHES_PRUNE_CANDIDATES, [new Date(Date.now() - 86_400_000), 'tenant7', 100]]],
+    ['CHUNKS_LOCK_OF_BATCHES', () => [sql.CHUNKS_LOCK_OF_BATCHES, [[open]]]],
+    ['BATCHES_PRUNE', () => [sql.BATCHES_PRUNE, [[open], new Date(), null]]],
   ] as const)('%s scans no whole table', async (_name, make) => {
     const [text, params] = make() as [string, unknown[]];
     expect(seqScans(await plan(text, params))).toEqual([]);

@@ -33,6 +33,7 @@ import {
 } from '../shared.js';
 import type {
   BatchCancelResult,
+  BatchesPruneParams,
   BatchesSubmitParams,
   BatchesSubmitResult,
   BatchLeases,
@@ -308,7 +309,9 @@ export class PostgresStore implements Store {
         }
         await this.c.query(client, this.c.sql.CHUNK_MOVE_FAILED, [chunk.id, JSON.stringify(state), moved]);
       }
-      if (seqs.length === 0) return { batch: toBatch(current), retried: 0 };
+      // Nothing to move: read the batch again, as a delete or prune that held its chunks may
+      // have removed it while this waited for them (then this is not found, not "0 retried").
+      if (seqs.length === 0) return { batch: toBatch(await this.c.batchRow(client, ref)), retried: 0 };
       for (let i = 0; i < seqs.length; i += RETRY_CHUNK_ITEMS) {
         const part = seqs.slice(i, i + RETRY_CHUNK_ITEMS);
         await this.c.query(client, this.c.sql.CHUNK_INSERT, [current.id, null, part, part.length, `[${payloads.slice(i, i + RETRY_CHUNK_ITEMS).join(',')}]`, 0, 0, null]);
@@ -331,6 +334,22 @@ export class PostgresStore implements Store {
       await this.c.query(client, this.c.sql.BATCH_DELETE, [row.id]);
       await this.c.notify(client, 'control');
     });
+  }
+
+  async batchesPrune(params: BatchesPruneParams): Promise<string[]> {
+    const filter = [params.finishedBefore, params.tenant ?? null];
+    return this.c.tx(async (client) => {
+      const candidates = await this.c.query<{ id: string }>(client, this.c.sql.BATCHES_PRUNE_CANDIDATES, [...filter, params.limit]);
+      if (candidates.length === 0) return [];
+      const ids = candidates.map((row) => row.id);
+      await this.c.query(client, this.c.sql.CHUNKS_LOCK_OF_BATCHES, [ids]);
+      return (await this.c.query<{ id: string }>(client, this.c.sql.BATCHES_PRUNE, [ids, ...filter])).map((row) => row.id);
+    });
+  }
+
+  async batchesPrunable(params: Omit<BatchesPruneParams, 'limit'>): Promise<number> {
+    const [row] = await this.c.query<{ n: number }>(this.c.pool, this.c.sql.BATCHES_PRUNABLE, [params.finishedBefore, params.tenant ?? null]);
+    return row!.n;
   }
 
   // -------------------------------------------------------------------------- leasing, committing

@@ -8,6 +8,11 @@
 
 export function statements(s: string) {
   const BATCH_OPEN = `('queued', 'running', 'paused')`;
+  /** Batches `b` a prune may remove: finished before `before`, of tenant `tenant` unless null, none of their chunks leased. */
+  const prunable = (before: string, tenant: string) => `
+b.status IN ('completed', 'failed', 'cancelled') AND b.finished_at < ${before}::timestamptz
+AND (${tenant}::text IS NULL OR b.tenant = ${tenant})
+AND NOT EXISTS (SELECT 1 FROM ${s}.chunks c WHERE c.batch_id = b.id AND c.status = 'leased')`;
   return {
     // ------------------------------------------------------------------------ batches
 
@@ -141,6 +146,35 @@ RETURNING *`,
 
     /** Removes a batch and (cascade) its chunks. */
     BATCH_DELETE: `DELETE FROM ${s}.batches WHERE id = $1`,
+
+    /**
+     * Up to $3 batches a prune may remove, oldest finished first: finished before $1, of
+     * tenant $2 when not null, no chunk leased. Reads only (the batches_finished index).
+     */
+    BATCHES_PRUNE_CANDIDATES: `
+SELECT b.id FROM ${s}.batches b WHERE ${prunable('$1', '$2')} ORDER BY b.finished_at, b.id LIMIT $3`,
+
+    /** How many batches a prune would remove now: the filter of BATCHES_PRUNE_CANDIDATES. */
+    BATCHES_PRUNABLE: `SELECT count(*)::int AS n FROM ${s}.batches b WHERE ${prunable('$1', '$2')}`,
+
+    /**
+     * Locks every chunk of the batches $1 in id order, as leases and commits do, so that the
+     * delete after it takes batch rows only once their chunks are held (the lock order).
+     */
+    CHUNKS_LOCK_OF_BATCHES: `SELECT id FROM ${s}.chunks WHERE batch_id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+
+    /**
+     * Deletes those of the batches $1 that still match the prune filter ($2 finished before,
+     * $3 tenant) once their chunks are locked, with their events; chunks go by cascade. A batch
+     * row another transaction holds (a retry-failed reopening it) is skipped, not waited for.
+     */
+    BATCHES_PRUNE: `
+WITH doomed AS (
+  SELECT b.id FROM ${s}.batches b WHERE b.id = ANY($1::uuid[]) AND ${prunable('$2', '$3')} FOR UPDATE SKIP LOCKED
+), events AS (
+  DELETE FROM ${s}.events e USING doomed d WHERE e.batch_id = d.id
+)
+DELETE FROM ${s}.batches b USING doomed d WHERE b.id = d.id RETURNING b.id`,
 
     // ------------------------------------------------------------------------ leasing
 

@@ -35,6 +35,7 @@ import {
 } from '../shared.js';
 import type {
   BatchCancelResult,
+  BatchesPruneParams,
   BatchesSubmitParams,
   BatchesSubmitResult,
   BatchLeases,
@@ -300,6 +301,23 @@ export class SqliteStore implements Store {
     });
   }
 
+  async batchesPrune(params: BatchesPruneParams): Promise<string[]> {
+    await this.c.turn();
+    return this.c.tx(() => {
+      const ids = (this.c.stmt(sql.BATCHES_PRUNE_CANDIDATES).all({ ...pruneFilter(params), limit: params.limit }) as { id: string }[]).map((row) => row.id);
+      for (const id of ids) {
+        this.c.stmt(sql.EVENTS_DELETE_BATCH).run(id);
+        this.c.stmt(sql.BATCH_DELETE).run(id);
+      }
+      return ids;
+    });
+  }
+
+  async batchesPrunable(params: Omit<BatchesPruneParams, 'limit'>): Promise<number> {
+    await this.c.turn();
+    return (this.c.stmt(sql.BATCHES_PRUNABLE).get(pruneFilter(params)) as { n: number }).n;
+  }
+
   // -------------------------------------------------------------------------- leasing, committing
 
   chunksLease(params: ChunksLeaseParams): Promise<LeasedChunk[]> {
@@ -553,4 +571,9 @@ export class SqliteStore implements Store {
     this.reader = null;
     if (this.c.db.open) this.c.db.close();
   }
+}
+
+/** The named parameters of the prune statements. */
+function pruneFilter(params: Omit<BatchesPruneParams, 'limit'>): { before: string; tenant: string | null } {
+  return { before: params.finishedBefore.toISOString(), tenant: params.tenant ?? null };
 }

@@ -65,6 +65,20 @@ UPDATE batches
 /** Removes a batch; chunks go with it (ON DELETE CASCADE). Events are deleted separately. */
 export const BATCH_DELETE = `DELETE FROM batches WHERE id = ?`;
 
+/**
+ * Batches a prune may remove: finished before @before (ISO time), of tenant @tenant unless null, none of
+ * their chunks leased. Uses the batches_finished index.
+ */
+const PRUNABLE = `
+b.status IN ('completed', 'failed', 'cancelled') AND b.finished_at < @before AND (@tenant IS NULL OR b.tenant = @tenant)
+AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.batch_id = b.id AND c.status = 'leased')`;
+
+/** Up to @limit batches a prune may remove, oldest finished first. */
+export const BATCHES_PRUNE_CANDIDATES = `SELECT b.id FROM batches b WHERE ${PRUNABLE} ORDER BY b.finished_at, b.id LIMIT @limit`;
+
+/** How many batches a prune would remove now. */
+export const BATCHES_PRUNABLE = `SELECT count(*) AS n FROM batches b WHERE ${PRUNABLE}`;
+
 /** Non-terminal batches whose items are all terminal: the reconciler completes them. */
 export const BATCHES_STUCK = `
 SELECT * FROM batches

@@ -2,7 +2,7 @@
  * Batchline: a batch processing engine for TypeScript. See README.md and docs/.
  */
 
-export { Batchline, type BatchlineOptions, type StartOptions, type SubmittedBatch, type BatchlineEventMap } from './engine/batchline.js';
+export { Batchline, type BatchlineOptions, type StartOptions, type SubmittedBatch, type BatchlineEventMap, type PruneOptions, type PruneResult } from './engine/batchline.js';
 export { ItemContext } from './engine/item-context.js';
 export type { Handler, ProcessorOptions } from './engine/registry.js';
 export type { SubmitOptions, ItemSource, SubmissionLimits } from './engine/submission.js';

@@ -126,17 +126,24 @@ export function cannotOpen(error: unknown): CliError {
 }
 
 /**
- * "30m", "2s", "500ms", "1h" → milliseconds. A bare number is refused: `--timeout 30` could
- * mean seconds or minutes as easily as milliseconds.
+ * "30m", "2s", "500ms", "1h", "7d" → milliseconds. A bare number is refused: `--timeout 30`
+ * could mean seconds or minutes as easily as milliseconds.
  */
 export function duration(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value.trim());
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value.trim());
   if (!match) {
     const bare = /^\d+(?:\.\d+)?$/.test(value.trim());
-    throw new InvalidArgumentError(`expected a duration with its unit, such as 500ms, 2s, 30m or 1h${bare ? ` (${value} alone could be any of them)` : ''}.`);
+    throw new InvalidArgumentError(`expected a duration with its unit, such as 500ms, 2s, 30m, 1h or 7d${bare ? ` (${value} alone could be any of them)` : ''}.`);
   }
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2]!]!;
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2]!]!;
   return Math.round(Number(match[1]) * unit);
+}
+
+/** Adds --retain to a command that runs the reconciler (worker, serve). */
+export function withRetention(command: Command): Command {
+  return command.addOption(
+    new Option('--retain <duration>', 'delete batches, with their items and events, once they finished this long ago, such as 30d (default: keep them)').argParser(duration),
+  );
 }
 
 /** An option taking a duration (see duration), whose default `--help` shows as written ("30m"). */

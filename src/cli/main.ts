@@ -11,6 +11,7 @@ import { keysCommand } from './commands/keys.js';
 import { loadtestCommand } from './commands/loadtest.js';
 import { migrateCommand } from './commands/migrate.js';
 import { monitorCommand } from './commands/monitor.js';
+import { pruneCommand } from './commands/prune.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
@@ -33,7 +34,7 @@ const output = {
 };
 program.configureOutput(output);
 
-for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), monitorCommand(), ...steerCommands(), loadtestCommand(), keysCommand(), migrateCommand()]) {
+for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), monitorCommand(), ...steerCommands(), pruneCommand(), loadtestCommand(), keysCommand(), migrateCommand()]) {
   for (const sub of [command, ...command.commands]) sub.configureOutput(output);
   program.addCommand(command.exitOverride());
 }

@@ -26,7 +26,7 @@ import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { EventTail } from './event-tail.js';
 import { createLogger } from './logger.js';
-import { Reconciler, type ReconcilerOptions } from './reconciler.js';
+import { PRUNE_PAGE, Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { Registry, type Handler, type ProcessorOptions } from './registry.js';
 import { countItems, openFile, type FileFormat } from './sources.js';
 import { checkItemSource, DEFAULT_LIMITS, newBatch, noItemsIn, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
@@ -58,6 +58,25 @@ export interface StartOptions extends WorkerOptions {
   handleSignals?: boolean;
   /** On a signal, how long running items get to finish before their signals abort (default 10 s). */
   shutdownMs?: number;
+}
+
+/** What Batchline.prune removes. */
+export interface PruneOptions {
+  /** Batches that finished at least this long ago (milliseconds). */
+  olderThanMs: number;
+  /** Only this tenant's batches (default: every tenant's). */
+  tenant?: string;
+  /** Count what would go, delete nothing. */
+  dryRun?: boolean;
+}
+
+/** What a prune removed (or, in a dry run, would remove). */
+export interface PruneResult {
+  /** Batches deleted (or, in a dry run, that match now). */
+  batches: number;
+  /** The cutoff: batches that finished before this moment matched. */
+  finishedBefore: Date;
+  dryRun: boolean;
 }
 
 /** A submitted batch, and whether this call created it (false: its idempotency key existed). */
@@ -433,6 +452,32 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     await this.store.chunksReclaim({ limit: 10_000, batchId: id });
     await this.store.batchDelete({ id });
     this.worker?.applyBatchStatus(id, undefined);
+  }
+
+  /**
+   * Deletes finished batches (completed, failed or cancelled) that finished more than
+   * `olderThanMs` ago, with their items and events, oldest first, a page at a time, and says
+   * how many went. `dryRun` only counts them. A cancelled batch whose workers have not yet
+   * closed their leases stays for a later prune. A deleted batch's idempotency key is free
+   * again: a repeat submit with it creates a new batch.
+   */
+  async prune(options: PruneOptions): Promise<PruneResult> {
+    this.assertOpen();
+    const { olderThanMs, tenant, dryRun = false } = options;
+    if (!(Number.isSafeInteger(olderThanMs) && olderThanMs >= 0)) {
+      throw new InputError(`olderThanMs must be a whole number of milliseconds, at least 0, got ${String(olderThanMs)}`, { code: 'invalid_options' });
+    }
+    const finishedBefore = new Date(Date.now() - olderThanMs);
+    const filter = tenant === undefined ? { finishedBefore } : { finishedBefore, tenant };
+    if (dryRun) return { batches: await this.store.batchesPrunable(filter), finishedBefore, dryRun };
+    let batches = 0;
+    for (;;) {
+      const ids = await this.store.batchesPrune({ ...filter, limit: PRUNE_PAGE });
+      batches += ids.length;
+      if (ids.length < PRUNE_PAGE) break;
+    }
+    if (batches > 0) this.logger.info({ batches, finishedBefore, tenant }, 'finished batches pruned');
+    return { batches, finishedBefore, dryRun };
   }
 
   /** Items of a batch in seq order: `after` a seq, of a `status`, at most `limit` (default 100). */

@@ -1,7 +1,8 @@
 /**
  * The reconciler heals what crashes leave: it hands expired leases back (their attempt used),
  * completes batches whose items are all terminal, checks batch counters against chunk contents
- * (repairing and reporting any mismatch), and forgets workers whose heartbeat stopped.
+ * (repairing and reporting any mismatch), and forgets workers whose heartbeat stopped. With
+ * `retainFinishedMs` it also deletes batches that finished longer ago than that.
  *
  * Every process that runs workers runs one; a TTL lock in the store lets one pass run at a
  * time. The lock is an economy, not a safety device: each step is safe when two run at once
@@ -25,11 +26,25 @@ export interface ReconcilerOptions {
   verifyPageSize?: number;
   /** A worker row without a heartbeat for this long is removed (default 60 s). */
   workerStaleMs?: number;
+  /**
+   * Delete batches (with their items and events) that finished more than this long ago, a page
+   * per pass, checked once a minute (default: keep every batch). See Batchline.prune.
+   */
+  retainFinishedMs?: number;
   /** Called with batches a pass completed or closed. */
   onFinished?: (batches: Batch[]) => void;
 }
 
 const LOCK = 'reconciler';
+
+/**
+ * Batches one prune statement deletes: a page holds the locks of all their chunks, so it is
+ * kept small enough that other writers never wait long on it.
+ */
+export const PRUNE_PAGE = 100;
+
+/** How often a reconciler with retainFinishedMs looks for batches to delete. */
+const PRUNE_EVERY_MS = 60_000;
 
 /** Heals expired leases and stuck batches; see the module comment. */
 export class Reconciler {
@@ -44,6 +59,8 @@ export class Reconciler {
   /** Where the counter check's rotation goes on (newest first), or null to start one. */
   private verifyCursor: string | null = null;
   private verifyingSince = new Date(0);
+  /** When the next prune is due (0: at the next pass). */
+  private pruneDue = 0;
 
   constructor(
     private readonly store: Store,
@@ -55,6 +72,10 @@ export class Reconciler {
     this.workerStaleMs = options.workerStaleMs ?? 60_000;
     for (const [name, value] of Object.entries({ intervalMs: this.intervalMs, verifyEveryMs: this.verifyEveryMs, workerStaleMs: this.workerStaleMs })) {
       if (!Number.isInteger(value) || value <= 0) throw new RangeError(`reconciler ${name} must be a positive integer, got ${value}`);
+    }
+    const retain = options.retainFinishedMs;
+    if (retain !== undefined && !(Number.isSafeInteger(retain) && retain >= 0)) {
+      throw new RangeError(`reconciler retainFinishedMs must be a whole number of milliseconds, at least 0, got ${retain}`);
     }
   }
 
@@ -88,7 +109,7 @@ export class Reconciler {
   }
 
   /** One full pass, without the lock: safe to call from tests and from two processes at once. */
-  async pass(): Promise<{ requeued: number; cancelled: number; finished: Batch[]; repaired: number }> {
+  async pass(): Promise<{ requeued: number; cancelled: number; finished: Batch[]; repaired: number; pruned: number }> {
     let requeued = 0;
     let cancelled = 0;
     const finished: Batch[] = [];
@@ -120,6 +141,18 @@ export class Reconciler {
     }
     await this.store.workersPrune({ staleMs: this.workerStaleMs });
     if (finished.length > 0) this.options.onFinished?.(finished);
-    return { requeued, cancelled, finished, repaired };
+    const pruned = await this.prune();
+    return { requeued, cancelled, finished, repaired, pruned };
+  }
+
+  /** Deletes one page of batches past retainFinishedMs when due; a full page makes the next pass due too. */
+  private async prune(): Promise<number> {
+    const retain = this.options.retainFinishedMs;
+    if (retain === undefined || Date.now() < this.pruneDue) return 0;
+    const finishedBefore = new Date(Date.now() - retain);
+    const ids = await this.store.batchesPrune({ finishedBefore, limit: PRUNE_PAGE });
+    this.pruneDue = ids.length === PRUNE_PAGE ? 0 : Date.now() + PRUNE_EVERY_MS;
+    if (ids.length > 0) this.logger.info({ batches: ids.length, finishedBefore }, 'finished batches past retention deleted');
+    return ids.length;
   }
 }

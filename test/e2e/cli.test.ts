@@ -28,7 +28,7 @@ const write = (name: string, text: string) => {
 };
 
 describe('batchline --help', () => {
-  it.each(['demo', 'run', 'worker', 'submit', 'status', 'migrate'])('documents %s', async (command) => {
+  it.each(['demo', 'run', 'worker', 'submit', 'status', 'migrate', 'prune'])('documents %s', async (command) => {
     const { code, stdout } = await batchline([command, '--help']);
     expect(code).toBe(0);
     expect(stdout).toContain(`Usage: batchline ${command}`);
@@ -304,6 +304,16 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     const direction = await batchline(['migrate', 'sideways', '--database', database]);
     expect(direction.code).toBe(2);
     expect(direction.stderr).toContain('direction must be up or down');
+    // Retention: a duration needs its unit, and serve runs no reconciler without workers.
+    const bare = await batchline(['prune', '--older-than', '30', '--database', database]);
+    expect([bare.code, bare.stderr]).toEqual([2, "batchline: error: option '--older-than <duration>' argument '30' is invalid. expected a duration with its unit, such as 500ms, 2s, 30m, 1h or 7d (30 alone could be any of them). (run with --help for usage)\n"]);
+    const missing = await batchline(['prune', '--database', database]);
+    expect([missing.code, missing.stderr]).toEqual([2, "batchline: error: required option '--older-than <duration>' not specified (run with --help for usage)\n"]);
+    const retain = await batchline(['worker', '--processors', FIXTURE_PROCESSORS, '--retain', 'forever', '--database', database]);
+    expect([retain.code, retain.stderr]).toEqual([2, expect.stringContaining("option '--retain <duration>' argument 'forever' is invalid")]);
+    const apiOnly = await batchline(['serve', '--no-workers', '--retain', '30d', '--database', database]);
+    expect(apiOnly.code).toBe(2);
+    expect(apiOnly.stderr).toContain('--retain needs workers in this process');
   });
 
   it('says what is wrong with a database URL, or an unreachable database', async () => {
@@ -410,6 +420,60 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     expect([other.code, other.stderr]).toEqual([2, `batchline: error: batch ${id} not found\n`]);
     const own = await batchline(['status', id, '--tenant', 'acme', '--json', '--database', database]);
     expect(JSON.parse(own.stdout).batches.map((b: { id: string }) => b.id)).toEqual([id]);
+  });
+});
+
+describe.each(storeKinds)('prune (%s)', (kind) => {
+  it('deletes finished batches older than --older-than, by --tenant, or only counts them with --dry-run; open ones stay', async () => {
+    const location = await freshDatabase(kind);
+    const db = ['--database', location.database];
+    try {
+      const file = write(`prune-${kind}.csv`, 'id,amount\n1,1.00\n2,2.00\n');
+      const submitOne = async (...extra: string[]) =>
+        JSON.parse((await batchline(['submit', '--type', 'nobody.runs.this', '--file', file, '--json', ...extra, ...db])).stdout).batches[0].id as string;
+      const [mine, theirs, open] = [await submitOne(), await submitOne('--tenant', 'acme'), await submitOne()];
+      expect((await batchline(['cancel', mine, theirs, ...db])).code).toBe(0);
+      const prune = async (...args: string[]) => {
+        const out = await batchline(['prune', ...args, ...db]);
+        expect([out.code, out.stderr]).toEqual([0, '']);
+        return out.stdout;
+      };
+
+      expect(JSON.parse(await prune('--older-than', '1h', '--json'))).toMatchObject({ batches: 0, dryRun: false });
+      const dry = JSON.parse(await prune('--older-than', '0s', '--dry-run', '--json'));
+      expect(dry).toMatchObject({ batches: 2, dryRun: true });
+      expect(Date.parse(dry.finishedBefore)).toBeGreaterThan(Date.now() - 60_000);
+      expect(JSON.parse((await batchline(['status', '--json', ...db])).stdout).batches).toHaveLength(3);
+      expect(await prune('--older-than', '0s', '--tenant', 'acme')).toMatch(/^deleted 1 batch of tenant acme finished before \d{4}-\d\d-\d\dT[\d:.]+Z\n$/);
+      expect(JSON.parse(await prune('--older-than', '0s', '--json'))).toMatchObject({ batches: 1, dryRun: false });
+      const left = JSON.parse((await batchline(['status', '--json', ...db])).stdout).batches;
+      expect(left.map((b: { id: string; status: string }) => [b.id, b.status])).toEqual([[open, 'queued']]);
+    } finally {
+      await location.cleanup();
+    }
+  });
+
+  it('has a worker with --retain delete what it finished once it is that old', async () => {
+    const location = await freshDatabase(kind);
+    const db = ['--database', location.database];
+    const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--retain', '0s', '--lease-ms', '3000', ...db]);
+    try {
+      const file = write(`retain-${kind}.jsonl`, Array.from({ length: 20 }, (_, i) => JSON.stringify({ id: i, amount: '1.00' })).join('\n'));
+      const submitted = await batchline(['submit', '--type', 'txn.validate', '--file', file, '--json', ...db]);
+      const id = JSON.parse(submitted.stdout).batches[0].id as string;
+      const deadline = Date.now() + 20_000;
+      let status;
+      do {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        status = await batchline(['status', id, '--json', ...db]);
+      } while (status.code !== 2 && Date.now() < deadline);
+      expect([status.code, status.stderr]).toEqual([2, `batchline: error: batch ${id} not found\n`]);
+      expect(worker.output()).toContain('finished batches past retention deleted');
+    } finally {
+      worker.kill('SIGTERM');
+      expect((await exited(worker)).code).toBe(0);
+      await location.cleanup();
+    }
   });
 });
 

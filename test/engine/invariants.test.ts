@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Batchline, ConflictError, PermanentError, RetryLaterError } from '../../src/index.js';
 import { formatCents } from '../../src/core/decimal.js';
+import { PRUNE_PAGE } from '../../src/engine/reconciler.js';
 import { sleep, until } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
@@ -276,6 +277,26 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     };
     await bl.deleteBatch(batch.id);
     await expect(get(batch.id)).rejects.toThrow(/not found/);
+  });
+
+  it('prunes finished batches past an age through every page, counting them first in a dry run', async () => {
+    const bl = await openBl();
+    bl.define('t', async () => {});
+    const finished = [];
+    for (let i = 0; i < 2 * PRUNE_PAGE + 50; i++) finished.push(await bl.submit('t', rowsOf(1), { idempotencyKey: `k${i}` }));
+    await bl.start({ concurrency: 10 });
+    for (const batch of finished) await bl.wait(batch.id);
+    await bl.stop();
+    const open = await bl.submit('t', rowsOf(2));
+    await sleep(5);
+    expect(await bl.prune({ olderThanMs: 3_600_000 })).toMatchObject({ batches: 0, dryRun: false });
+    expect(await bl.prune({ olderThanMs: 0, dryRun: true })).toMatchObject({ batches: finished.length, dryRun: true });
+    expect(await bl.countBatches()).toBe(finished.length + 1);
+    expect(await bl.prune({ olderThanMs: 0 })).toMatchObject({ batches: finished.length, dryRun: false });
+    expect((await bl.listBatches()).map((b) => b.id)).toEqual([open.id]);
+    // A pruned batch's idempotency key is free again.
+    expect((await bl.submit('t', rowsOf(1), { idempotencyKey: 'k0' })).created).toBe(true);
+    await expect(bl.prune({ olderThanMs: -1 })).rejects.toThrow(expect.objectContaining({ code: 'invalid_options', message: 'olderThanMs must be a whole number of milliseconds, at least 0, got -1' }));
   });
 
   it('returns the first batch for a repeated idempotency key (7)', async () => {

@@ -1,13 +1,14 @@
 /**
  * The reconciler's counter check across many open batches: a page per pass, newest first,
  * going on at the next pass until every batch was checked, so the oldest open batch is not
- * left out however many there are.
+ * left out however many there are. And its retention: finished batches past retainFinishedMs
+ * deleted a page per pass, the next page at the next pass while pages come back full.
  */
 
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Reconciler } from '../../src/engine/reconciler.js';
-import { commitFor, lease, rows, submit } from '../helpers/factory.js';
+import { PRUNE_PAGE, Reconciler } from '../../src/engine/reconciler.js';
+import { commitFor, lease, rows, sleep, submit } from '../helpers/factory.js';
 import { freshStore, storeKinds } from '../helpers/stores.js';
 
 describe.each(storeKinds)('reconciler: %s', (kind) => {
@@ -32,5 +33,31 @@ describe.each(storeKinds)('reconciler: %s', (kind) => {
     expect((await store.batchGet({ id: oldest.id })).succeeded).toBe(1);
     // The rotation is over: the next check waits for verifyEveryMs.
     expect((await reconciler.pass()).repaired).toBe(0);
+  });
+
+  it('deletes finished batches past retainFinishedMs a page per pass, and none without it', async () => {
+    store = await freshStore(kind);
+    for (let i = 0; i < PRUNE_PAGE + 5; i++) await submit(store, rows(2));
+    for (let leased = await lease(store); leased.length > 0; leased = await lease(store)) {
+      await store.chunksCommit({ commits: leased.map((chunk) => commitFor(chunk, () => 'succeeded')) });
+    }
+    const open = await submit(store, rows(2));
+    await sleep(5);
+    const silent = pino({ level: 'silent' });
+    expect((await new Reconciler(store, silent).pass()).pruned).toBe(0);
+    expect(await store.batchCount({})).toBe(PRUNE_PAGE + 6);
+
+    const reconciler = new Reconciler(store, silent, { retainFinishedMs: 0 });
+    const pruned = [];
+    for (let pass = 0; pass < 3; pass++) pruned.push((await reconciler.pass()).pruned);
+    // A full page makes the next pass prune too; after a short one, the next prune is a minute on.
+    expect(pruned).toEqual([PRUNE_PAGE, 5, 0]);
+    expect((await store.batchList({ limit: 10 })).map((batch) => batch.id)).toEqual([open.id]);
+    const [chunk] = await lease(store);
+    await store.chunksCommit({ commits: [commitFor(chunk!, () => 'succeeded')] });
+    await sleep(5);
+    expect((await reconciler.pass()).pruned).toBe(0);
+    expect((await store.batchGet({ id: open.id })).status).toBe('completed');
+    expect(() => new Reconciler(store, silent, { retainFinishedMs: -1 })).toThrow(/retainFinishedMs must be a whole number/);
   });
 });

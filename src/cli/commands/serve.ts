@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { isIP, type AddressInfo } from 'node:net';
 import { createServer } from '../../api/server.js';
-import { CliError, EXIT, integer, openBatchline, withDatabase, type DatabaseOptions } from '../common.js';
+import { CliError, EXIT, integer, openBatchline, withDatabase, withRetention, type DatabaseOptions } from '../common.js';
 import { defineProcessors, loadProcessors } from '../processors.js';
 
 interface ServeOptions extends DatabaseOptions {
@@ -18,6 +18,7 @@ interface ServeOptions extends DatabaseOptions {
   concurrency: number;
   rateLimit: number;
   shutdownMs: number;
+  retain?: number;
 }
 
 /** Loopback addresses (and `localhost`), which may be served without API keys. */
@@ -37,7 +38,7 @@ const LISTEN_ERRORS: Record<string, string> = {
 /** The `serve` command. */
 export function serveCommand(): Command {
   return withDatabase(
-    new Command('serve')
+    withRetention(new Command('serve'))
       .summary('serve the HTTP API (and run workers)')
       .description(
         'Serve the HTTP API under /api/v1 and, unless --no-workers, run workers for the types in --processors and the reconciler. ' +
@@ -52,6 +53,15 @@ export function serveCommand(): Command {
       .option('--shutdown-ms <ms>', 'how long requests and running items get to finish after a signal', integer(0), 10_000),
     'info',
   ).action(async (options: ServeOptions) => {
+    // Retention is the reconciler's, which runs with this process's workers: asked for
+    // without them, it would silently do nothing.
+    if (options.retain !== undefined && !(options.workers && options.processors)) {
+      throw new CliError(
+        '--retain needs workers in this process (the reconciler that deletes old batches runs with them): give --processors, ' +
+          'pass --retain to batchline worker instead, or run batchline prune on a schedule',
+        EXIT.usage,
+      );
+    }
     // The processors first: a module that does not load creates nothing.
     const processors = options.workers && options.processors ? await loadProcessors(options.processors) : null;
     const bl = await openBatchline(options);
@@ -78,7 +88,7 @@ export function serveCommand(): Command {
       // The address bound, as given (0.0.0.0 is every address, not the loopback one Fastify names).
       const bound = app.server.address() as AddressInfo;
       const address = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
-      if (types.length > 0) await bl.start({ concurrency: options.concurrency, handleSignals: false });
+      if (types.length > 0) await bl.start({ concurrency: options.concurrency, handleSignals: false, reconciler: { retainFinishedMs: options.retain } });
       // Tests and scripts read the address from this line (with --port 0 it is the only way to know it).
       console.log(`listening on ${address}`);
       bl.logger.info({ address, types, workers: types.length > 0, store: bl.store.description }, 'serving; SIGTERM or SIGINT stops it');

@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { metricsServer } from '../../api/metrics.js';
 import type { Batchline } from '../../engine/batchline.js';
-import { CliError, EXIT, integer, openBatchline, withDatabase, type DatabaseOptions } from '../common.js';
+import { CliError, EXIT, integer, openBatchline, withDatabase, withRetention, type DatabaseOptions } from '../common.js';
 import { defineProcessors, loadProcessors } from '../processors.js';
 
 interface WorkerCommandOptions extends DatabaseOptions {
@@ -18,12 +18,13 @@ interface WorkerCommandOptions extends DatabaseOptions {
   shutdownMs: number;
   metricsPort?: number;
   metricsHost: string;
+  retain?: number;
 }
 
 /** The `worker` command: work batches until signalled. */
 export function workerCommand(): Command {
   return withDatabase(
-    new Command('worker')
+    withRetention(new Command('worker'))
       .summary('work batches until signalled')
       .description(
         'Lease and run items of the types exported by --processors, from any batch in the database, until SIGTERM or SIGINT. ' +
@@ -77,6 +78,7 @@ export function workerCommand(): Command {
       pollMs: options.pollMs,
       handleSignals: true,
       shutdownMs: options.shutdownMs,
+      reconciler: { retainFinishedMs: options.retain },
     });
     release();
     if (early) process.kill(process.pid, early);

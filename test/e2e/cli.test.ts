@@ -370,7 +370,10 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
 
   it('steers batches: pause, resume, cancel, retry and delete, with exit 2 naming a state that does not allow it', async () => {
     const file = write('steer.csv', 'id,amount\n1,1.00\n2,2.00\n');
-    const id = JSON.parse((await batchline(['submit', '--type', 'nobody.runs.this', '--file', file, '--json', '--database', database])).stdout).batches[0].id as string;
+    const submitted = await batchline(['submit', '--type', 'nobody.runs.this', '--file', file, '--json', '--database', database]);
+    // Submitted all the same, with a note that nothing will run it until a worker does.
+    expect([submitted.code, submitted.stderr]).toEqual([0, 'batchline: note: no live worker runs type nobody.runs.this (no worker is live); its items wait until a worker whose processors define it starts\n']);
+    const id = JSON.parse(submitted.stdout).batches[0].id as string;
     const step = async (...args: string[]) => {
       const out = await batchline([...args, '--json', '--database', database]);
       return { code: out.code, stderr: out.stderr, batches: out.code === 0 ? JSON.parse(out.stdout).batches : null };

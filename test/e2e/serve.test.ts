@@ -152,6 +152,7 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
         expect(bad.stderr).toContain('(400 VALIDATION_ERROR)');
         // Waiting through the API shows progress on stderr (in a log: every 5 s), then gives up.
         const stuck = await batchline(['submit', '--server', address, '--api-key', token, '--type', 'nobody.runs.this', '--file', join(dir, 'ok.csv'), '--json']);
+        expect(stuck.stderr).toMatch(/^batchline: note: no live worker runs type nobody\.runs\.this \(live workers run [^)]*\btxn\.validate\b[^)]*\); its items wait until a worker whose processors define it starts\n$/);
         const stuckId = JSON.parse(stuck.stdout).batches[0].id as string;
         const waiting = await batchline(['status', stuckId, '--wait', '--timeout-ms', '5800', '--server', address, '--api-key', token]);
         expect(waiting.code).toBe(1);

@@ -57,6 +57,7 @@ export function submitCommand(): Command {
         timeoutMs: options.timeoutMs,
         concurrency: options.concurrencyCap,
       });
+      await noteIfUnserved(options.type, () => bl.workers());
       if (options.json) {
         printJson({ created: batches[0]!.created, batches: batches.map(({ id, type, tenant, status, total, priority }) => ({ id, type, tenant, status, total, priority })) });
         return;
@@ -102,10 +103,29 @@ async function submitThroughServer(server: string, options: SubmitCommandOptions
       }
       throw error;
     });
+  await noteIfUnserved(options.type, async () => (await client.workers()).workers);
   if (options.json) {
     printJson({ created: batch.created, batches: [{ id: batch.id, type: batch.type, tenant: batch.tenant, status: batch.status, total: batch.total, priority: batch.priority }] });
     return;
   }
   console.log(batch.created ? `Submitted ${basename(options.file)} to ${server} as a batch of ${options.type}:` : `Idempotency key ${JSON.stringify(options.idempotencyKey)} was already used for this file: nothing new was created.`);
   console.log(table(['batch', 'status', 'items'], [[batch.id, batch.status, count(batch.total)]]));
+}
+
+/**
+ * A note on stderr when no live worker runs the submitted type, naming the types workers do
+ * run: most often a typo in --type, or workers not started yet. The batch stays submitted
+ * (workers may start later), so this is no error; a listing that fails is not worth one either.
+ */
+async function noteIfUnserved(type: string, workers: () => Promise<{ types: string[] }[]>): Promise<void> {
+  let live: { types: string[] }[];
+  try {
+    live = await workers();
+  } catch {
+    return;
+  }
+  if (live.some((worker) => worker.types.includes(type))) return;
+  const running = [...new Set(live.flatMap((worker) => worker.types))].sort();
+  const others = running.length > 0 ? ` (live workers run ${running.join(', ')})` : ' (no worker is live)';
+  console.error(`batchline: note: no live worker runs type ${type}${others}; its items wait until a worker whose processors define it starts`);
 }

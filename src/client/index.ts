@@ -105,6 +105,7 @@ export class BatchlineClient {
   private readonly base: string;
   private readonly fetchImpl: typeof fetch;
 
+  /** A client of the server at `options.baseUrl`, sending `options.apiKey` as a bearer token when given. */
   constructor(private readonly options: ClientOptions) {
     this.base = `${options.baseUrl.replace(/\/+$/, '')}/api/v1`;
     this.fetchImpl = options.fetch ?? fetch;
@@ -161,10 +162,12 @@ export class BatchlineClient {
     return (await this.send('GET', '/batches', { query: { ...rest, label: labels ? Object.entries(labels).map(([k, v]) => `${k}:${v}`) : undefined } })).json() as never;
   }
 
+  /** One batch with its counters, aggregates, progress percent, throughput and ETA. */
   async getBatch(id: string): Promise<ApiBatch> {
     return (await this.send('GET', `/batches/${encodeURIComponent(id)}`)).json() as never;
   }
 
+  /** A batch's progress: processed, total, percent, succeeded, failed, remaining, items/s, ETA, status. */
   async progress(id: string): Promise<Progress> {
     return (await this.send('GET', `/batches/${encodeURIComponent(id)}/progress`)).json() as never;
   }
@@ -174,14 +177,17 @@ export class BatchlineClient {
     return (await this.send('GET', `/batches/${encodeURIComponent(id)}/items`, { query })).json() as never;
   }
 
+  /** Cancels the batch: once this returns, no item of it starts. A finished batch is a 409 ApiError. */
   cancel(id: string): Promise<ApiBatch> {
     return this.action(id, 'cancel');
   }
 
+  /** Pauses the batch: no new item starts until resume; running ones finish. */
   pause(id: string): Promise<ApiBatch> {
     return this.action(id, 'pause');
   }
 
+  /** Resumes a paused batch. */
   resume(id: string): Promise<ApiBatch> {
     return this.action(id, 'resume');
   }
@@ -191,6 +197,7 @@ export class BatchlineClient {
     return this.action(id, 'retry');
   }
 
+  /** Deletes the batch with its items and events (an open batch is cancelled first). */
   async deleteBatch(id: string): Promise<void> {
     await this.send('DELETE', `/batches/${encodeURIComponent(id)}`);
   }
@@ -249,10 +256,12 @@ export class BatchlineClient {
     return (await this.send('GET', '/workers')).json() as never;
   }
 
+  /** Liveness: `{ status, workersActive, pendingBatches, batchesProcessed }`. */
   async health(): Promise<Health> {
     return (await this.send('GET', '/health')).json() as never;
   }
 
+  /** Readiness: the database is reachable and its migrations are current (else a 503 ApiError). */
   async ready(): Promise<{ ready: true; schemaVersion: number }> {
     return (await this.send('GET', '/ready')).json() as never;
   }

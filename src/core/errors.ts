@@ -34,6 +34,11 @@ export class PermanentError extends Error {
 /** The longest delay a retry may ask for, as for backoff settings: 2^31 - 1 ms, about 24.8 days. */
 export const MAX_DELAY_MS = 2_147_483_647;
 
+/**
+ * Thrown by a handler to retry the item after `delayMs` rather than the backoff's delay: a rate
+ * limit's Retry-After, a dependency known to be down for a while. It uses an attempt like any
+ * transient error, and fails the item once `maxAttempts` is spent.
+ */
 export class RetryLaterError extends Error {
   readonly delayMs: number;
   constructor(message: string, options: { delayMs: number; cause?: unknown }) {

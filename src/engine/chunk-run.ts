@@ -30,6 +30,10 @@ export function storableJson(json: string): string {
  */
 export type StopReason = 'cancelled' | 'paused' | 'draining' | 'rebalanced' | 'lost';
 
+/**
+ * One leased chunk as the worker runs it: its slots' recorded outcomes, which slots have
+ * started, the next slot to start, and why it stopped starting, if it did.
+ */
 export class ChunkRun {
   /** JSON text of each slot's entry; null while unrecorded. */
   private readonly entries: (string | null)[];

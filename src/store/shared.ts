@@ -341,6 +341,7 @@ export function publicKey(row: Parameters<typeof toApiKey>[0]): ApiKey {
   return key;
 }
 
+/** The error for an API key id that no key has. */
 export function keyNotFound(id: string): NotFoundError {
   return new NotFoundError(`no API key ${JSON.stringify(id)}`);
 }

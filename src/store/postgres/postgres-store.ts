@@ -67,13 +67,14 @@ const INSERT_BYTES = 512 << 10;
 
 export type { PostgresStoreOptions } from './connection.js';
 
-/** The PostgreSQL store. See the module comment. */
-
 type KeyRow = Parameters<typeof toApiKey>[0];
 
+/** Labels as the JSON the batches table holds, or null for none. */
 function labelsParam(labels: Record<string, string> | undefined): string | null {
   return labels && Object.keys(labels).length > 0 ? JSON.stringify(labels) : null;
 }
+
+/** The PostgreSQL store. See the module comment. */
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly description: string;

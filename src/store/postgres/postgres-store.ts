@@ -56,6 +56,7 @@ import type {
 import { PgChunks } from './chunks.js';
 import { PgConnection, toChunkRow, type BatchRow, type ChunkDbRow, type PostgresStoreOptions, type Queryable } from './connection.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import { PgNotifications } from './notifications.js';
 
 /**
  * A submit inserts chunks a few at a time (32 chunks, or 512 KiB of payloads), with one insert
@@ -80,18 +81,18 @@ export class PostgresStore implements Store {
   readonly description: string;
   private readonly c: PgConnection;
   private readonly chunks: PgChunks;
-  private readonly listeners = new Set<(topic: 'work' | 'control') => void>();
-  private listener: pg.Client | null = null;
+  private readonly notifications: PgNotifications;
   private closed = false;
   /** The highest transaction horizon (snapshot xmax) this store has read from the database. */
   private latestXmax = 0n;
 
   private constructor(
     pool: pg.Pool,
-    private readonly options: PostgresStoreOptions,
+    options: PostgresStoreOptions,
   ) {
     this.c = new PgConnection(pool, options);
     this.chunks = new PgChunks(this.c);
+    this.notifications = new PgNotifications(options.url, this.c);
     this.description = options.display;
   }
 
@@ -564,63 +565,14 @@ export class PostgresStore implements Store {
 
   // -------------------------------------------------------------------------- notifications
 
-  async subscribe(onWake: (topic: 'work' | 'control') => void): Promise<() => Promise<void>> {
-    this.listeners.add(onWake);
-    try {
-      if (!this.listener) await this.listen();
-    } catch (error) {
-      // The caller gets no handle to unsubscribe with, so it must not stay subscribed (the
-      // listener would keep reopening for it).
-      this.listeners.delete(onWake);
-      throw error;
-    }
-    return async () => {
-      this.listeners.delete(onWake);
-      if (this.listeners.size === 0 && this.listener) {
-        const client = this.listener;
-        this.listener = null;
-        await client.end().catch(() => {});
-      }
-    };
-  }
-
-  /** Opens the LISTEN connection; if it drops, reopens it after a second (polling covers the gap). */
-  private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.url });
-    this.listener = client;
-    const reconnect = () => {
-      if (this.listener !== client) return;
-      this.listener = null;
-      client.end().catch(() => {});
-      if (this.closed || this.listeners.size === 0) return;
-      setTimeout(() => {
-        if (!this.listener && !this.closed && this.listeners.size > 0) void this.listen().catch(() => {});
-      }, 1_000).unref();
-    };
-    client.on('error', reconnect);
-    client.on('end', reconnect);
-    client.on('notification', (message) => {
-      const topic = message.payload === 'control' ? 'control' : 'work';
-      for (const listener of this.listeners) listener(topic);
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN "${this.c.schema}_work"`);
-      await client.query(`LISTEN "${this.c.schema}_control"`);
-    } catch (error) {
-      reconnect();
-      throw this.c.translate(error);
-    }
+  subscribe(onWake: (topic: 'work' | 'control') => void): Promise<() => Promise<void>> {
+    return this.notifications.subscribe(onWake);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.listener) {
-      const client = this.listener;
-      this.listener = null;
-      await client.end().catch(() => {});
-    }
+    await this.notifications.close();
     await this.c.pool.end();
   }
 }

@@ -171,6 +171,32 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(most).toBe(3);
   });
 
+  it.skipIf(kind !== 'postgres')('wakes a worker of another Batchline on the database when a capped batch frees room, rather than at its next poll', async () => {
+    // a holds the capped batch's one slot, then turns to the other batch's long items; b,
+    // whose lease found the cap full, has a poll of a minute: the commit that frees the cap
+    // must wake it (NOTIFY), or the capped items wait for a's long ones.
+    const a = await openBl();
+    const b = await openBl();
+    const ranBy = { a: 0, b: 0 };
+    a.define('capped', async () => {
+      ranBy.a++;
+      await sleep(100);
+    });
+    a.define('long', async () => sleep(1_000));
+    b.define('capped', async () => {
+      ranBy.b++;
+      await sleep(100);
+    });
+    const capped = await a.submit('capped', rowsOf(6), { concurrency: 1 });
+    await a.submit('long', rowsOf(10));
+    await a.start({ concurrency: 1, pollMs: 60_000 });
+    await until(() => ranBy.a === 1);
+    await b.start({ concurrency: 1, pollMs: 60_000 });
+    expect(await b.wait(capped.id, { timeoutMs: 30_000 })).toMatchObject({ status: 'completed', succeeded: 6 });
+    expect(ranBy.a + ranBy.b).toBe(6);
+    expect(ranBy.b).toBeGreaterThanOrEqual(3);
+  });
+
   it('records items running at a cancel as they ended: cancelled on their abort, failed with their own error', async () => {
     const bl = await openBl();
     bl.define<Row>('ends.late', async (row, ctx) => {

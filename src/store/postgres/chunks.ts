@@ -133,6 +133,7 @@ export class PgChunks {
       }
       const finished: Batch[] = [];
       const events: NewEvent[] = [];
+      let capFreed = false;
       for (const batchId of [...perBatch.keys()].sort()) {
         const acc = perBatch.get(batchId)!;
         const aggregates = acc.aggregates.reduce(mergeAggregates, {});
@@ -140,6 +141,7 @@ export class PgChunks {
           batchId, acc.succeeded, acc.failed, acc.cancelled, acc.leased, JSON.stringify(aggregates),
         ]);
         if (!row) continue;
+        if (row.concurrency !== null && acc.leased > 0 && !row.completes) capFreed = true;
         const batch = toBatch(row);
         if (row.completes) {
           finished.push(batch);
@@ -149,8 +151,9 @@ export class PgChunks {
         }
       }
       await this.c.events(client, events);
-      // Retries and handed-back items are work for idle workers elsewhere.
-      if (retryRows.length > 0 || params.commits.some((c) => c.close === 'release')) await this.c.notify(client, 'work');
+      // Retries, handed-back items and room under a batch's concurrency cap are work for idle
+      // workers elsewhere (one whose lease found the cap full would otherwise wait its poll).
+      if (retryRows.length > 0 || capFreed || params.commits.some((c) => c.close === 'release')) await this.c.notify(client, 'work');
       return { lost, alreadyApplied, finished };
     });
   }

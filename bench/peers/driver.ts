@@ -183,7 +183,10 @@ async function measure(args: DriverArgs): Promise<RunResult> {
           if (process.env.BENCH_DEBUG) console.error(`${Math.round(performance.now() - started)} ms: handled ${total()}`);
           await supervise();
           if (total() !== lastProgress.handled) lastProgress = { handled: total(), at: performance.now() };
-          if (crashAt.length > 0 && total() >= crashAt[0]! * workload.items) {
+          // A kill waits until the worker started after the last one has handled something:
+          // a run that passed two marks between ticks (10,000 items go by fast) would otherwise
+          // kill the new worker before it ran anything, two kills landing as one.
+          if (crashAt.length > 0 && total() >= crashAt[0]! * workload.items && (kills === 0 || worker.handled > 0)) {
             crashAt.shift();
             killedAt.push(Math.round((total() / workload.items) * 1000) / 1000);
             handledBefore += worker.handled;

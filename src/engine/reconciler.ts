@@ -27,8 +27,9 @@ export interface ReconcilerOptions {
   /** A worker row without a heartbeat for this long is removed (default 60 s). */
   workerStaleMs?: number;
   /**
-   * Delete batches (with their items and events) that finished more than this long ago, a page
-   * per pass, checked once a minute (default: keep every batch). See Batchline.prune.
+   * Delete batches (with their items and events) that finished more than this long ago, checked
+   * once a minute, up to a second of deleting per pass (default: keep every batch). See
+   * Batchline.prune.
    */
   retainFinishedMs?: number;
   /** Called with batches a pass completed or closed. */
@@ -45,6 +46,9 @@ export const PRUNE_PAGE = 100;
 
 /** How often a reconciler with retainFinishedMs looks for batches to delete. */
 const PRUNE_EVERY_MS = 60_000;
+
+/** How long one pass goes on deleting full pages, so a long history goes in hours, not days, and a pass stays short. */
+const PRUNE_BUDGET_MS = 1_000;
 
 /** Heals expired leases and stuck batches; see the module comment. */
 export class Reconciler {
@@ -145,14 +149,24 @@ export class Reconciler {
     return { requeued, cancelled, finished, repaired, pruned };
   }
 
-  /** Deletes one page of batches past retainFinishedMs when due; a full page makes the next pass due too. */
+  /**
+   * Deletes batches past retainFinishedMs when due, a page at a time for up to PRUNE_BUDGET_MS;
+   * a pass that ends on a full page makes the next pass due too.
+   */
   private async prune(): Promise<number> {
     const retain = this.options.retainFinishedMs;
     if (retain === undefined || Date.now() < this.pruneDue) return 0;
-    const finishedBefore = new Date(Date.now() - retain);
-    const ids = await this.store.batchesPrune({ finishedBefore, limit: PRUNE_PAGE });
-    this.pruneDue = ids.length === PRUNE_PAGE ? 0 : Date.now() + PRUNE_EVERY_MS;
-    if (ids.length > 0) this.logger.info({ batches: ids.length, finishedBefore }, 'finished batches past retention deleted');
-    return ids.length;
+    const started = Date.now();
+    const finishedBefore = new Date(started - retain);
+    let pruned = 0;
+    let full: boolean;
+    do {
+      const ids = await this.store.batchesPrune({ finishedBefore, limit: PRUNE_PAGE });
+      pruned += ids.length;
+      full = ids.length === PRUNE_PAGE;
+    } while (full && Date.now() - started < PRUNE_BUDGET_MS);
+    this.pruneDue = full ? 0 : Date.now() + PRUNE_EVERY_MS;
+    if (pruned > 0) this.logger.info({ batches: pruned, finishedBefore }, 'finished batches past retention deleted');
+    return pruned;
   }
 }

@@ -36,7 +36,7 @@ export function submitCommand(): Command {
       )
       .requiredOption('--type <type>', 'processor type of the items'))
       .option('--batches <n>', 'split the file into this many contiguous batches', integer(1, 10_000), 1)
-      .option('--tenant <name>', 'owner of the batches (default: default); with --server the API key decides')
+      .option('--tenant <name>', 'owner of the batches (default: default); not with --server, where the API key\'s tenant owns them')
       .option('--priority <n>', 'priority 0-10, higher first (default 5)', integer(0, 10))
       .option('--idempotency-key <key>', 'a repeated submit with the same key and file returns the first batches')
       .option('--max-attempts <n>', "attempts per item (default: the processor's, else 3)", integer(1, 1000))

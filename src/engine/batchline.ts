@@ -26,7 +26,7 @@ import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { EventTail } from './event-tail.js';
 import { createLogger } from './logger.js';
-import { PRUNE_PAGE, Reconciler, type ReconcilerOptions } from './reconciler.js';
+import { pruneFinished, Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { Registry, type Handler, type ProcessorOptions } from './registry.js';
 import { countItems, openFile, type FileFormat } from './sources.js';
 import { checkItemSource, DEFAULT_LIMITS, newBatch, noItemsIn, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
@@ -218,6 +218,15 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     this.assertOpen();
     if (this.worker) throw new BatchlineError('already_started', 'this Batchline instance is already working; call stop() first');
     const { reconciler, handleSignals, shutdownMs, ...workerOptions } = options;
+    // Built before any worker leases, so that bad reconciler options start nothing.
+    const healer =
+      reconciler === false
+        ? null
+        : new Reconciler(this.store, this.logger, {
+            intervalMs: Math.max(100, Math.min(2_000, Math.floor((workerOptions.leaseMs ?? 30_000) / 3))),
+            ...reconciler,
+            onFinished: (batches) => this.finished(batches),
+          });
     const worker = new Worker(this.store, this.registry, this.logger, workerOptions, {
       onFinished: (batches) => this.finished(batches),
       onLeaseLost: (chunk) => this.guarded('worker:lease-lost', () => this.emit('worker:lease-lost', chunk)),
@@ -228,13 +237,9 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     });
     await worker.start();
     this.worker = worker;
-    if (reconciler !== false) {
-      this.reconciler = new Reconciler(this.store, this.logger, {
-        intervalMs: Math.max(100, Math.min(2_000, Math.floor((workerOptions.leaseMs ?? 30_000) / 3))),
-        ...reconciler,
-        onFinished: (batches) => this.finished(batches),
-      });
-      this.reconciler.start();
+    if (healer) {
+      this.reconciler = healer;
+      healer.start();
     }
     if (handleSignals) {
       this.signalHandler = (signal) => {
@@ -470,12 +475,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     const finishedBefore = new Date(Date.now() - olderThanMs);
     const filter = tenant === undefined ? { finishedBefore } : { finishedBefore, tenant };
     if (dryRun) return { batches: await this.store.batchesPrunable(filter), finishedBefore, dryRun };
-    let batches = 0;
-    for (;;) {
-      const ids = await this.store.batchesPrune({ ...filter, limit: PRUNE_PAGE });
-      batches += ids.length;
-      if (ids.length < PRUNE_PAGE) break;
-    }
+    const { batches } = await pruneFinished(this.store, filter);
     if (batches > 0) this.logger.info({ batches, finishedBefore, tenant }, 'finished batches pruned');
     return { batches, finishedBefore, dryRun };
   }

@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Batch } from '../core/types.js';
-import type { Store } from '../store/store.js';
+import type { BatchesPruneParams, Store } from '../store/store.js';
 
 export interface ReconcilerOptions {
   /** Time between passes (default 2 s; keep it well below the lease duration). */
@@ -39,10 +39,12 @@ export interface ReconcilerOptions {
 const LOCK = 'reconciler';
 
 /**
- * Batches one prune statement deletes: a page holds the locks of all their chunks, so it is
- * kept small enough that other writers never wait long on it.
+ * One page of a prune, one transaction: at most this many batches, and about PRUNE_PAGE_ITEMS
+ * items (a page holds the locks of all their chunks, so it stays small enough that other
+ * writers never wait long on it; a single bigger batch goes alone).
  */
 export const PRUNE_PAGE = 100;
+export const PRUNE_PAGE_ITEMS = 100_000;
 
 /** How often a reconciler with retainFinishedMs looks for batches to delete. */
 const PRUNE_EVERY_MS = 60_000;
@@ -156,17 +158,31 @@ export class Reconciler {
   private async prune(): Promise<number> {
     const retain = this.options.retainFinishedMs;
     if (retain === undefined || Date.now() < this.pruneDue) return 0;
-    const started = Date.now();
-    const finishedBefore = new Date(started - retain);
-    let pruned = 0;
-    let full: boolean;
-    do {
-      const ids = await this.store.batchesPrune({ finishedBefore, limit: PRUNE_PAGE });
-      pruned += ids.length;
-      full = ids.length === PRUNE_PAGE;
-    } while (full && Date.now() - started < PRUNE_BUDGET_MS);
-    this.pruneDue = full ? 0 : Date.now() + PRUNE_EVERY_MS;
-    if (pruned > 0) this.logger.info({ batches: pruned, finishedBefore }, 'finished batches past retention deleted');
-    return pruned;
+    const finishedBefore = new Date(Date.now() - retain);
+    const { batches, more } = await pruneFinished(this.store, { finishedBefore }, PRUNE_BUDGET_MS);
+    this.pruneDue = more ? 0 : Date.now() + PRUNE_EVERY_MS;
+    if (batches > 0) this.logger.info({ batches, finishedBefore }, 'finished batches past retention deleted');
+    return batches;
+  }
+}
+
+/**
+ * Deletes the finished batches `filter` matches, a page at a time, until no page is cut short
+ * or `budgetMs` has passed, and says how many went and whether more may match. A page that
+ * deleted nothing while more matched (another prune was deleting those batches) is tried
+ * again, up to three times in a row, so two prunes at once both get to the end.
+ */
+export async function pruneFinished(
+  store: Store,
+  filter: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>,
+  budgetMs = Infinity,
+): Promise<{ batches: number; more: boolean }> {
+  const started = Date.now();
+  let batches = 0;
+  for (let idle = 0; ; ) {
+    const { deleted, more } = await store.batchesPrune({ ...filter, limit: PRUNE_PAGE, maxItems: PRUNE_PAGE_ITEMS });
+    batches += deleted.length;
+    idle = deleted.length === 0 ? idle + 1 : 0;
+    if (!more || idle >= 3 || Date.now() - started >= budgetMs) return { batches, more };
   }
 }

@@ -345,3 +345,18 @@ export function publicKey(row: Parameters<typeof toApiKey>[0]): ApiKey {
 export function keyNotFound(id: string): NotFoundError {
   return new NotFoundError(`no API key ${JSON.stringify(id)}`);
 }
+
+/**
+ * The page a prune deletes from its candidates (oldest first, at most `limit`): as many as fit
+ * in `maxItems` items, at least one. `more`: the page was cut, so more batches may match.
+ */
+export function prunePage(candidates: { id: string; total: number }[], params: { limit: number; maxItems: number }): { ids: string[]; more: boolean } {
+  const ids: string[] = [];
+  let items = 0;
+  for (const candidate of candidates) {
+    if (ids.length > 0 && items + candidate.total > params.maxItems) break;
+    ids.push(candidate.id);
+    items += candidate.total;
+  }
+  return { ids, more: ids.length < candidates.length || candidates.length === params.limit };
+}

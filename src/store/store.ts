@@ -76,6 +76,18 @@ export interface BatchesPruneParams {
   tenant?: string;
   /** At most this many batches in one call, oldest finished first. */
   limit: number;
+  /**
+   * And about this many items at most: the page ends before a batch that would take it past
+   * this (a first batch bigger than this goes alone), so one transaction's deletes stay bounded.
+   */
+  maxItems: number;
+}
+
+/** What one batchesPrune call deleted, and whether more may match (call again). */
+export interface BatchesPruneResult {
+  deleted: string[];
+  /** The page was cut by `limit` or `maxItems`: more batches may match now. */
+  more: boolean;
 }
 
 export interface BatchCancelResult {
@@ -295,14 +307,15 @@ export interface Store {
   /** Removes the batch, its chunks and its events. The batch must not have leased chunks. */
   batchDelete(params: BatchRef): Promise<void>;
   /**
-   * Removes up to `limit` finished batches with their chunks and events, oldest finished
-   * first, and returns their ids. A batch some worker still holds a chunk of (a cancelled one
-   * whose leases are not yet closed) is left for a later call, and so is one a concurrent
-   * retry-failed reopens. Fewer than `limit` ids back means no more match now.
+   * Removes a page of finished batches (see BatchesPruneParams) with their chunks and events,
+   * oldest finished first. A batch some worker still holds a chunk of (a cancelled one whose
+   * leases are not yet closed) is left for a later call, and so is one a concurrent
+   * retry-failed reopens or another prune is deleting (on PostgreSQL). `more` says whether the
+   * page was cut short of what matched, not whether all of it was deleted.
    */
-  batchesPrune(params: BatchesPruneParams): Promise<string[]>;
+  batchesPrune(params: BatchesPruneParams): Promise<BatchesPruneResult>;
   /** How many batches batchesPrune would remove now, for a dry run. */
-  batchesPrunable(params: Omit<BatchesPruneParams, 'limit'>): Promise<number>;
+  batchesPrunable(params: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>): Promise<number>;
   batchLeases(params: BatchRef): Promise<BatchLeases>;
   /** Current statuses of the given batches (missing when deleted), for workers' control polls. */
   batchesStatus(params: { ids: string[] }): Promise<Map<string, BatchStatus>>;

@@ -7,7 +7,7 @@
 
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PRUNE_PAGE, Reconciler } from '../../src/engine/reconciler.js';
+import { PRUNE_PAGE, pruneFinished, Reconciler } from '../../src/engine/reconciler.js';
 import { commitFor, lease, rows, sleep, submit } from '../helpers/factory.js';
 import { freshStore, storeKinds } from '../helpers/stores.js';
 
@@ -57,5 +57,19 @@ describe.each(storeKinds)('reconciler: %s', (kind) => {
     expect((await reconciler.pass()).pruned).toBe(0);
     expect((await store.batchGet({ id: open.id })).status).toBe('completed');
     expect(() => new Reconciler(store, silent, { retainFinishedMs: -1 })).toThrow(/retainFinishedMs must be a whole number/);
+  });
+
+  it('lets two prunes at once both get to the end, together deleting every batch once', async () => {
+    store = await freshStore(kind);
+    for (let i = 0; i < 2 * PRUNE_PAGE + 30; i++) await submit(store, rows(2));
+    for (let leased = await lease(store); leased.length > 0; leased = await lease(store)) {
+      await store.chunksCommit({ commits: leased.map((chunk) => commitFor(chunk, () => 'succeeded')) });
+    }
+    await sleep(5);
+    const filter = { finishedBefore: new Date() };
+    const [one, two] = await Promise.all([pruneFinished(store, filter), pruneFinished(store, filter)]);
+    expect(one.batches + two.batches).toBe(2 * PRUNE_PAGE + 30);
+    expect([one.more, two.more]).toEqual([false, false]);
+    expect(await store.batchCount({})).toBe(0);
   });
 });

@@ -539,10 +539,13 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
 
     expect(await store.batchesPrunable({ finishedBefore: cutoff })).toBe(4);
     expect(await store.batchesPrunable({ finishedBefore: cutoff, tenant: 'acme' })).toBe(1);
-    expect(await store.batchesPrune({ finishedBefore: cutoff, tenant: 'acme', limit: 10 })).toEqual([acme.id]);
-    expect(await store.batchesPrune({ finishedBefore: cutoff, limit: 2 })).toEqual([a.id, b.id]);
-    expect(await store.batchesPrune({ finishedBefore: cutoff, limit: 2 })).toEqual([c.id]);
-    expect(await store.batchesPrune({ finishedBefore: cutoff, limit: 2 })).toEqual([]);
+    const page = { finishedBefore: cutoff, limit: 10, maxItems: 10_000 };
+    expect(await store.batchesPrune({ ...page, tenant: 'acme' })).toEqual({ deleted: [acme.id], more: false });
+    // Pages are cut by items (600 a batch; a first batch bigger than the page goes alone) and by count.
+    expect(await store.batchesPrune({ ...page, maxItems: 1_000 })).toEqual({ deleted: [a.id], more: true });
+    expect(await store.batchesPrune({ ...page, maxItems: 100 })).toEqual({ deleted: [b.id], more: true });
+    expect(await store.batchesPrune({ ...page, limit: 1 })).toEqual({ deleted: [c.id], more: true });
+    expect(await store.batchesPrune({ ...page, limit: 1 })).toEqual({ deleted: [], more: false });
     const { runSql } = await import('../helpers/sql.js');
     const prefix = kind === 'postgres' ? 'batchline.' : '';
     for (const gone of [a, b, c, acme]) {
@@ -556,9 +559,9 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     // Any cutoff: the open batch stays, and the cancelled one until its worker closes the lease.
     const later = new Date(Date.now() + 60_000);
     expect(await store.batchesPrunable({ finishedBefore: later })).toBe(1);
-    expect(await store.batchesPrune({ finishedBefore: later, limit: 10 })).toEqual([late.id]);
+    expect(await store.batchesPrune({ ...page, finishedBefore: later })).toEqual({ deleted: [late.id], more: false });
     await store.chunksCommit({ commits: [commitFor(held!, () => null, { close: 'cancel', unused: true })] });
-    expect(await store.batchesPrune({ finishedBefore: later, limit: 10 })).toEqual([cancelled.id]);
+    expect(await store.batchesPrune({ ...page, finishedBefore: later })).toEqual({ deleted: [cancelled.id], more: false });
     expect((await store.batchList({ limit: 10 })).map((batch) => batch.id)).toEqual([open.id]);
     expect(await itemCounts(store, open.id)).toEqual({ pending: 3 });
   });
@@ -572,10 +575,10 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
       expect(status).toBe('completed');
       const [retry, prune] = await Promise.allSettled([
         store.batchRetryFailed({ id: batch.id }),
-        store.batchesPrune({ finishedBefore: new Date(Date.now() + 60_000), limit: 10 }),
+        store.batchesPrune({ finishedBefore: new Date(Date.now() + 60_000), limit: 10, maxItems: 10_000 }),
       ]);
       expect(prune.status).toBe('fulfilled');
-      const pruned = prune.status === 'fulfilled' ? prune.value : [];
+      const pruned = prune.status === 'fulfilled' ? prune.value.deleted : [];
       if (pruned.includes(batch.id)) {
         expect(retry.status === 'rejected' ? retry.reason : null).toBeInstanceOf(NotFoundError);
         await expect(store.batchGet({ id: batch.id })).rejects.toThrow(NotFoundError);

@@ -21,6 +21,7 @@ import {
   optionColumns,
   partialDuplicate,
   progressEventData,
+  prunePage,
   RETRY_CHUNK_ITEMS,
   leasedConflict,
   statusAfterRepair,
@@ -34,6 +35,7 @@ import {
 import type {
   BatchCancelResult,
   BatchesPruneParams,
+  BatchesPruneResult,
   BatchesSubmitParams,
   BatchesSubmitResult,
   BatchLeases,
@@ -338,18 +340,19 @@ export class PostgresStore implements Store {
     });
   }
 
-  async batchesPrune(params: BatchesPruneParams): Promise<string[]> {
+  async batchesPrune(params: BatchesPruneParams): Promise<BatchesPruneResult> {
     const filter = [params.finishedBefore, params.tenant ?? null];
     return this.c.tx(async (client) => {
-      const candidates = await this.c.query<{ id: string }>(client, this.c.sql.BATCHES_PRUNE_CANDIDATES, [...filter, params.limit]);
-      if (candidates.length === 0) return [];
-      const ids = candidates.map((row) => row.id);
+      const candidates = await this.c.query<{ id: string; total: number }>(client, this.c.sql.BATCHES_PRUNE_CANDIDATES, [...filter, params.limit]);
+      const { ids, more } = prunePage(candidates, params);
+      if (ids.length === 0) return { deleted: [], more };
       await this.c.query(client, this.c.sql.CHUNKS_LOCK_OF_BATCHES, [ids]);
-      return (await this.c.query<{ id: string }>(client, this.c.sql.BATCHES_PRUNE, [ids, ...filter])).map((row) => row.id);
+      const deleted = (await this.c.query<{ id: string }>(client, this.c.sql.BATCHES_PRUNE, [ids, ...filter])).map((row) => row.id);
+      return { deleted, more };
     });
   }
 
-  async batchesPrunable(params: Omit<BatchesPruneParams, 'limit'>): Promise<number> {
+  async batchesPrunable(params: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>): Promise<number> {
     const [row] = await this.c.query<{ n: number }>(this.c.pool, this.c.sql.BATCHES_PRUNABLE, [params.finishedBefore, params.tenant ?? null]);
     return row!.n;
   }

@@ -148,18 +148,19 @@ RETURNING *`,
     BATCH_DELETE: `DELETE FROM ${s}.batches WHERE id = $1`,
 
     /**
-     * Up to $3 batches a prune may remove, oldest finished first: finished before $1, of
-     * tenant $2 when not null, no chunk leased. Reads only (the batches_finished index).
+     * Up to $3 batches a prune may remove, oldest finished first, with their item counts:
+     * finished before $1, of tenant $2 when not null, no chunk leased. Reads only (the
+     * batches_finished index).
      */
     BATCHES_PRUNE_CANDIDATES: `
-SELECT b.id FROM ${s}.batches b WHERE ${prunable('$1', '$2')} ORDER BY b.finished_at, b.id LIMIT $3`,
+SELECT b.id, b.total FROM ${s}.batches b WHERE ${prunable('$1', '$2')} ORDER BY b.finished_at, b.id LIMIT $3`,
 
     /** How many batches a prune would remove now: the filter of BATCHES_PRUNE_CANDIDATES. */
     BATCHES_PRUNABLE: `SELECT count(*)::int AS n FROM ${s}.batches b WHERE ${prunable('$1', '$2')}`,
 
     /**
-     * Locks every chunk of the batches $1 in id order, as leases and commits do, so that the
-     * delete after it takes batch rows only once their chunks are held (the lock order).
+     * Locks every chunk of the batches $1 in id order, as commits do, so that the delete after
+     * it takes batch rows only once their chunks are held (the lock order).
      */
     CHUNKS_LOCK_OF_BATCHES: `SELECT id FROM ${s}.chunks WHERE batch_id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
 

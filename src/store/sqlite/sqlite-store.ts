@@ -23,6 +23,7 @@ import {
   optionColumns,
   partialDuplicate,
   progressEventData,
+  prunePage,
   RETRY_CHUNK_ITEMS,
   leasedConflict,
   statusAfterRepair,
@@ -36,6 +37,7 @@ import {
 import type {
   BatchCancelResult,
   BatchesPruneParams,
+  BatchesPruneResult,
   BatchesSubmitParams,
   BatchesSubmitResult,
   BatchLeases,
@@ -301,19 +303,20 @@ export class SqliteStore implements Store {
     });
   }
 
-  async batchesPrune(params: BatchesPruneParams): Promise<string[]> {
+  async batchesPrune(params: BatchesPruneParams): Promise<BatchesPruneResult> {
     await this.c.turn();
     return this.c.tx(() => {
-      const ids = (this.c.stmt(sql.BATCHES_PRUNE_CANDIDATES).all({ ...pruneFilter(params), limit: params.limit }) as { id: string }[]).map((row) => row.id);
+      const candidates = this.c.stmt(sql.BATCHES_PRUNE_CANDIDATES).all({ ...pruneFilter(params), limit: params.limit }) as { id: string; total: number }[];
+      const { ids, more } = prunePage(candidates, params);
       for (const id of ids) {
         this.c.stmt(sql.EVENTS_DELETE_BATCH).run(id);
         this.c.stmt(sql.BATCH_DELETE).run(id);
       }
-      return ids;
+      return { deleted: ids, more };
     });
   }
 
-  async batchesPrunable(params: Omit<BatchesPruneParams, 'limit'>): Promise<number> {
+  async batchesPrunable(params: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>): Promise<number> {
     await this.c.turn();
     return (this.c.stmt(sql.BATCHES_PRUNABLE).get(pruneFilter(params)) as { n: number }).n;
   }
@@ -574,6 +577,6 @@ export class SqliteStore implements Store {
 }
 
 /** The named parameters of the prune statements. */
-function pruneFilter(params: Omit<BatchesPruneParams, 'limit'>): { before: string; tenant: string | null } {
+function pruneFilter(params: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>): { before: string; tenant: string | null } {
   return { before: params.finishedBefore.toISOString(), tenant: params.tenant ?? null };
 }

@@ -73,8 +73,8 @@ const PRUNABLE = `
 b.status IN ('completed', 'failed', 'cancelled') AND b.finished_at < @before AND (@tenant IS NULL OR b.tenant = @tenant)
 AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.batch_id = b.id AND c.status = 'leased')`;
 
-/** Up to @limit batches a prune may remove, oldest finished first. */
-export const BATCHES_PRUNE_CANDIDATES = `SELECT b.id FROM batches b WHERE ${PRUNABLE} ORDER BY b.finished_at, b.id LIMIT @limit`;
+/** Up to @limit batches a prune may remove, oldest finished first, with their item counts. */
+export const BATCHES_PRUNE_CANDIDATES = `SELECT b.id, b.total FROM batches b WHERE ${PRUNABLE} ORDER BY b.finished_at, b.id LIMIT @limit`;
 
 /** How many batches a prune would remove now. */
 export const BATCHES_PRUNABLE = `SELECT count(*) AS n FROM batches b WHERE ${PRUNABLE}`;

@@ -126,10 +126,25 @@ export function cannotOpen(error: unknown): CliError {
 }
 
 /**
- * "30m", "2s", "500ms", "1h", "7d" → milliseconds. A bare number is refused: `--timeout 30`
- * could mean seconds or minutes as easily as milliseconds.
+ * "30m", "2s", "500ms", "1h", "7d" → milliseconds, at most 36500d (100 years). A bare number
+ * is refused: `--timeout 30` could mean seconds or minutes as easily as milliseconds.
  */
 export function duration(value: string): number {
+  return durationUpTo('36500d')(value);
+}
+
+/** A parser for durations (see duration) of at most `max`, such as "1h", for commander. */
+export function durationUpTo(max: string): (value: string) => number {
+  const maxMs = milliseconds(max);
+  return (value) => {
+    const ms = milliseconds(value);
+    if (ms > maxMs) throw new InvalidArgumentError(`expected a duration of at most ${max}.`);
+    return ms;
+  };
+}
+
+/** A duration with its unit in milliseconds, or the error that says how to write one. */
+function milliseconds(value: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value.trim());
   if (!match) {
     const bare = /^\d+(?:\.\d+)?$/.test(value.trim());
@@ -146,9 +161,12 @@ export function withRetention(command: Command): Command {
   );
 }
 
-/** An option taking a duration (see duration), whose default `--help` shows as written ("30m"). */
-export function durationOption(flags: string, description: string, fallback: string): Option {
-  return new Option(flags, description).argParser(duration).default(duration(fallback), fallback);
+/**
+ * An option taking a duration (see duration), at most `max` when given, whose default `--help`
+ * shows as written ("30m").
+ */
+export function durationOption(flags: string, description: string, fallback: string, max?: string): Option {
+  return new Option(flags, description).argParser(max ? durationUpTo(max) : duration).default(duration(fallback), fallback);
 }
 
 /** A parser for integer options within bounds, for commander. */

@@ -307,6 +307,10 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     // Retention: a duration needs its unit, and serve runs no reconciler without workers.
     const bare = await batchline(['prune', '--older-than', '30', '--database', database]);
     expect([bare.code, bare.stderr]).toEqual([2, "batchline: error: option '--older-than <duration>' argument '30' is invalid. expected a duration with its unit, such as 500ms, 2s, 30m, 1h or 7d (30 alone could be any of them). (run with --help for usage)\n"]);
+    const huge = await batchline(['prune', '--older-than', '99999999d', '--database', database]);
+    expect([huge.code, huge.stderr]).toEqual([2, "batchline: error: option '--older-than <duration>' argument '99999999d' is invalid. expected a duration of at most 36500d. (run with --help for usage)\n"]);
+    const interval = await batchline(['monitor', '--all', '--interval', '2h', '--database', database]);
+    expect([interval.code, interval.stderr]).toEqual([2, expect.stringContaining("argument '2h' is invalid. expected a duration of at most 1h.")]);
     const missing = await batchline(['prune', '--database', database]);
     expect([missing.code, missing.stderr]).toEqual([2, "batchline: error: required option '--older-than <duration>' not specified (run with --help for usage)\n"]);
     const retain = await batchline(['worker', '--processors', FIXTURE_PROCESSORS, '--retain', 'forever', '--database', database]);
@@ -456,14 +460,17 @@ describe.each(storeKinds)('prune (%s)', (kind) => {
     }
   });
 
-  it('has a worker with --retain delete what it finished once it is that old', async () => {
+  it('has a worker with --retain delete finished batches once they are that old', async () => {
     const location = await freshDatabase(kind);
     const db = ['--database', location.database];
+    // Finished before the worker starts (a cancelled batch needs no worker): its reconciler's
+    // first prune must find it, whenever that pass comes.
+    const file = write(`retain-${kind}.jsonl`, Array.from({ length: 20 }, (_, i) => JSON.stringify({ id: i, amount: '1.00' })).join('\n'));
+    const submitted = await batchline(['submit', '--type', 'nobody.runs.this', '--file', file, '--json', ...db]);
+    const id = JSON.parse(submitted.stdout).batches[0].id as string;
+    expect((await batchline(['cancel', id, ...db])).code).toBe(0);
     const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--retain', '0s', '--lease-ms', '3000', ...db]);
     try {
-      const file = write(`retain-${kind}.jsonl`, Array.from({ length: 20 }, (_, i) => JSON.stringify({ id: i, amount: '1.00' })).join('\n'));
-      const submitted = await batchline(['submit', '--type', 'txn.validate', '--file', file, '--json', ...db]);
-      const id = JSON.parse(submitted.stdout).batches[0].id as string;
       const deadline = Date.now() + 20_000;
       let status;
       do {

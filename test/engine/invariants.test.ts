@@ -172,20 +172,21 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
   });
 
   it.skipIf(kind !== 'postgres')('wakes a worker of another Batchline on the database when a capped batch frees room, rather than at its next poll', async () => {
-    // a holds the capped batch's one slot, then turns to the other batch's long items; b,
-    // whose lease found the cap full, has a poll of a minute: the commit that frees the cap
-    // must wake it (NOTIFY), or the capped items wait for a's long ones.
+    // a holds the capped batch's one slot (b starts while a's first capped item runs, 300 ms),
+    // then turns to the other batch's long items; b, whose lease found the cap full, has a
+    // poll of a minute: the commit that frees the cap must wake it (NOTIFY), or the capped
+    // items wait for a's long ones.
     const a = await openBl();
     const b = await openBl();
     const ranBy = { a: 0, b: 0 };
     a.define('capped', async () => {
       ranBy.a++;
-      await sleep(100);
+      await sleep(300);
     });
     a.define('long', async () => sleep(1_000));
     b.define('capped', async () => {
       ranBy.b++;
-      await sleep(100);
+      await sleep(300);
     });
     const capped = await a.submit('capped', rowsOf(6), { concurrency: 1 });
     await a.submit('long', rowsOf(10));

@@ -109,7 +109,7 @@ export function monitorCommand(): Command {
         .option('--tenant <name>', 'watch the open batches of this tenant')
         .option('--all', 'watch every open batch')
         .addOption(durationOption('--timeout <duration>', 'give up after this long (exit 1)', '30m'))
-        .addOption(durationOption('--interval <duration>', 'how often to refresh', '2s'))
+        .addOption(durationOption('--interval <duration>', 'how often to refresh (at most 1h)', '2s', '1h'))
         .option('--no-follow', 'print one snapshot and exit (0 if nothing is left)')
         .option('--fail-on-failed', 'exit 1 if any watched batch has failed items')
         .option('--json', 'print the final state as JSON instead of the live view'),

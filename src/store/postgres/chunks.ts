@@ -141,7 +141,7 @@ export class PgChunks {
           batchId, acc.succeeded, acc.failed, acc.cancelled, acc.leased, JSON.stringify(aggregates),
         ]);
         if (!row) continue;
-        if (row.concurrency !== null && acc.leased > 0 && !row.completes) capFreed = true;
+        if (row.concurrency !== null && acc.leased > 0 && (row.status === 'queued' || row.status === 'running') && !row.completes) capFreed = true;
         const batch = toBatch(row);
         if (row.completes) {
           finished.push(batch);

@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Batch } from '../core/types.js';
-import type { BatchesPruneParams, Store } from '../store/store.js';
+import type { BatchesPruneFilter, Store } from '../store/store.js';
 
 export interface ReconcilerOptions {
   /** Time between passes (default 2 s; keep it well below the lease duration). */
@@ -174,7 +174,7 @@ export class Reconciler {
  */
 export async function pruneFinished(
   store: Store,
-  filter: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>,
+  filter: BatchesPruneFilter,
   budgetMs = Infinity,
 ): Promise<{ batches: number; more: boolean }> {
   const started = Date.now();

@@ -68,12 +68,16 @@ export interface BatchRef {
   tenant?: string;
 }
 
-/** Which finished batches a prune removes: see Store.batchesPrune. */
-export interface BatchesPruneParams {
+/** Which finished batches a prune matches. */
+export interface BatchesPruneFilter {
   /** Batches that finished (completed, failed or cancelled) before this moment. */
   finishedBefore: Date;
   /** Only this tenant's batches; all tenants when absent. */
   tenant?: string;
+}
+
+/** One page of a prune: see Store.batchesPrune. */
+export interface BatchesPruneParams extends BatchesPruneFilter {
   /** At most this many batches in one call, oldest finished first. */
   limit: number;
   /**
@@ -315,7 +319,7 @@ export interface Store {
    */
   batchesPrune(params: BatchesPruneParams): Promise<BatchesPruneResult>;
   /** How many batches batchesPrune would remove now, for a dry run. */
-  batchesPrunable(params: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>): Promise<number>;
+  batchesPrunable(params: BatchesPruneFilter): Promise<number>;
   batchLeases(params: BatchRef): Promise<BatchLeases>;
   /** Current statuses of the given batches (missing when deleted), for workers' control polls. */
   batchesStatus(params: { ids: string[] }): Promise<Map<string, BatchStatus>>;

@@ -34,6 +34,7 @@ import {
 } from '../shared.js';
 import type {
   BatchCancelResult,
+  BatchesPruneFilter,
   BatchesPruneParams,
   BatchesPruneResult,
   BatchesSubmitParams,
@@ -352,7 +353,7 @@ export class PostgresStore implements Store {
     });
   }
 
-  async batchesPrunable(params: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>): Promise<number> {
+  async batchesPrunable(params: BatchesPruneFilter): Promise<number> {
     const [row] = await this.c.query<{ n: number }>(this.c.pool, this.c.sql.BATCHES_PRUNABLE, [params.finishedBefore, params.tenant ?? null]);
     return row!.n;
   }

@@ -36,6 +36,7 @@ import {
 } from '../shared.js';
 import type {
   BatchCancelResult,
+  BatchesPruneFilter,
   BatchesPruneParams,
   BatchesPruneResult,
   BatchesSubmitParams,
@@ -316,7 +317,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  async batchesPrunable(params: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>): Promise<number> {
+  async batchesPrunable(params: BatchesPruneFilter): Promise<number> {
     await this.c.turn();
     return (this.c.stmt(sql.BATCHES_PRUNABLE).get(pruneFilter(params)) as { n: number }).n;
   }
@@ -577,6 +578,6 @@ export class SqliteStore implements Store {
 }
 
 /** The named parameters of the prune statements. */
-function pruneFilter(params: Pick<BatchesPruneParams, 'finishedBefore' | 'tenant'>): { before: string; tenant: string | null } {
+function pruneFilter(params: BatchesPruneFilter): { before: string; tenant: string | null } {
   return { before: params.finishedBefore.toISOString(), tenant: params.tenant ?? null };
 }

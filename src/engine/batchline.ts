@@ -74,7 +74,7 @@ export interface PruneOptions {
 export interface PruneResult {
   /** Batches deleted (or, in a dry run, that match now). */
   batches: number;
-  /** The cutoff: batches that finished before this moment matched. */
+  /** The cutoff, on the store's clock (PostgreSQL's now() on PostgreSQL): batches that finished before it matched. */
   finishedBefore: Date;
   dryRun: boolean;
 }
@@ -472,7 +472,8 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     if (!(Number.isSafeInteger(olderThanMs) && olderThanMs >= 0)) {
       throw new InputError(`olderThanMs must be a whole number of milliseconds, at least 0, got ${String(olderThanMs)}`, { code: 'invalid_options' });
     }
-    const finishedBefore = new Date(Date.now() - olderThanMs);
+    // The store's clock, as finished_at is: an app server's skewed clock moves no cutoff.
+    const finishedBefore = new Date((await this.store.now()).getTime() - olderThanMs);
     const filter = tenant === undefined ? { finishedBefore } : { finishedBefore, tenant };
     if (dryRun) return { batches: await this.store.batchesPrunable(filter), finishedBefore, dryRun };
     const { batches } = await pruneFinished(this.store, filter);

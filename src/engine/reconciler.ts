@@ -158,7 +158,7 @@ export class Reconciler {
   private async prune(): Promise<number> {
     const retain = this.options.retainFinishedMs;
     if (retain === undefined || Date.now() < this.pruneDue) return 0;
-    const finishedBefore = new Date(Date.now() - retain);
+    const finishedBefore = new Date((await this.store.now()).getTime() - retain);
     const { batches, more } = await pruneFinished(this.store, { finishedBefore }, PRUNE_BUDGET_MS);
     this.pruneDue = more ? 0 : Date.now() + PRUNE_EVERY_MS;
     if (batches > 0) this.logger.info({ batches, finishedBefore }, 'finished batches past retention deleted');

@@ -289,6 +289,8 @@ export interface Store {
   /** Applies the next `steps` migrations (default: all pending) going up, or reverts `steps` (default 1) going down. */
   migrate(params: { direction: 'up' | 'down'; steps?: number }): Promise<MigrationStatus>;
   migrationStatus(): Promise<MigrationStatus>;
+  /** The store's clock now (see the module comment), for cutoffs compared with the times it writes. */
+  now(): Promise<Date>;
 
   /** Creates batches and their chunks atomically, or returns the existing ones for their keys. */
   batchesSubmit(params: BatchesSubmitParams): Promise<BatchesSubmitResult>;

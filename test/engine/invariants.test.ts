@@ -6,7 +6,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Batchline, ConflictError, PermanentError, RetryLaterError } from '../../src/index.js';
 import { formatCents } from '../../src/core/decimal.js';
 import { PRUNE_PAGE } from '../../src/engine/reconciler.js';
@@ -328,6 +328,26 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     // A pruned batch's idempotency key is free again.
     expect((await bl.submit('t', rowsOf(1), { idempotencyKey: 'k0' })).created).toBe(true);
     await expect(bl.prune({ olderThanMs: -1 })).rejects.toThrow(expect.objectContaining({ code: 'invalid_options', message: 'olderThanMs must be a whole number of milliseconds, at least 0, got -1' }));
+  });
+
+  it("measures a prune's cutoff on the store's clock, not the app's", async () => {
+    const bl = await openBl();
+    bl.define('t', async () => {});
+    const done = await bl.submit('t', rowsOf(1));
+    await bl.start({ concurrency: 1 });
+    await bl.wait(done.id);
+    await bl.stop();
+    // This process's clock runs a day ahead of the database's. PostgreSQL wrote finished_at
+    // with its now(), so the batch is seconds old there; SQLite's clock is this process's.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 86_400_000 });
+    try {
+      const result = await bl.prune({ olderThanMs: 3_600_000, dryRun: true });
+      expect(result.batches).toBe(kind === 'postgres' ? 0 : 1);
+      expect(await bl.prune({ olderThanMs: 3_600_000 })).toMatchObject({ batches: kind === 'postgres' ? 0 : 1 });
+      if (kind === 'postgres') expect(result.finishedBefore.getTime()).toBeLessThan(Date.now() - 86_400_000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('returns the first batch for a repeated idempotency key (7)', async () => {

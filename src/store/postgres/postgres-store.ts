@@ -162,6 +162,11 @@ export class PostgresStore implements Store {
     return { current: await this.currentVersion(this.c.pool), latest: PG_MIGRATIONS.at(-1)!.version };
   }
 
+  async now(): Promise<Date> {
+    const [row] = await this.c.query<{ now: Date }>(this.c.pool, 'SELECT now() AS now');
+    return row!.now;
+  }
+
   // -------------------------------------------------------------------------- batches
 
   private async findByKeys(db: Queryable, params: BatchesSubmitParams): Promise<{ batch: Batch; digest: string | null }[]> {

@@ -126,6 +126,10 @@ export class SqliteStore implements Store {
     return { current: this.currentVersion(), latest: SQLITE_MIGRATIONS.at(-1)!.version };
   }
 
+  async now(): Promise<Date> {
+    return new Date();
+  }
+
   // -------------------------------------------------------------------------- batches
 
   private findByKeys(params: BatchesSubmitParams): { batch: Batch; digest: string | null }[] {

@@ -68,15 +68,15 @@ export function tenantScope(caller: Caller): string | undefined {
 }
 
 /**
- * The tenant a listing covers when the caller asks for `asked`: any tenant for an admin, its
- * own for a tenant key. A tenant key naming another tenant is refused (403) rather than shown
- * an empty list, which would read as "that tenant has no batches"; the refusal says nothing
- * about the other tenant, whose name came from the caller.
+ * The tenant a listing (or a prune) covers when the caller asks for `asked`: any tenant for
+ * an admin, its own for a tenant key. A tenant key naming another tenant is refused (403)
+ * rather than shown an empty list, which would read as "that tenant has no batches"; the
+ * refusal says nothing about the other tenant, whose name came from the caller.
  */
-export function listingScope(caller: Caller, asked: string | undefined): string | undefined {
+export function listingScope(caller: Caller, asked: string | undefined, doing: 'list' | 'prune' = 'list'): string | undefined {
   if (asked === undefined || caller.admin) return asked ?? tenantScope(caller);
   if (asked !== caller.tenant) {
-    throw new ProblemError(problem('FORBIDDEN', `this API key belongs to tenant ${JSON.stringify(caller.tenant)}; it cannot list tenant ${JSON.stringify(asked)} (use an admin key)`));
+    throw new ProblemError(problem('FORBIDDEN', `this API key belongs to tenant ${JSON.stringify(caller.tenant)}; it cannot ${doing} tenant ${JSON.stringify(asked)} (use an admin key)`));
   }
   return asked;
 }

@@ -15,6 +15,8 @@ import {
   itemsQuery,
   listQuery,
   progressSchema,
+  pruneBody,
+  pruneResultSchema,
 } from './schemas.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -86,6 +88,8 @@ export function openApiDocument(version: string): JsonSchema {
         Progress: json(progressSchema),
         Health: json(healthSchema),
         CreateBatch: json(createBatchBody, 'input'),
+        Prune: json(pruneBody, 'input'),
+        PruneResult: json(pruneResultSchema),
         Problem: json(problemSchema),
       },
     },
@@ -127,6 +131,20 @@ export function openApiDocument(version: string): JsonSchema {
           responses: {
             '200': ok('A page of batches; pass nextCursor as cursor for the next', 'BatchList'),
             '403': problemResponse('A tenant key asking for another tenant (?tenant=)'),
+            ...errors,
+          },
+        },
+      },
+      '/batches/prune': {
+        post: {
+          operationId: 'pruneBatches',
+          summary: 'Delete finished batches older than olderThanMs, with their items and events, oldest first (a tenant key: its own tenant\'s)',
+          tags: ['batches'],
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Prune' } } } },
+          responses: {
+            '200': ok('How many went (or, with dryRun, would go); with more: true, send it again to go on', 'PruneResult'),
+            '403': problemResponse('A tenant key naming another tenant'),
+            '415': problemResponse('A body that is not JSON'),
             ...errors,
           },
         },

@@ -134,6 +134,31 @@ export const itemSchema = z.object({
 export const batchListSchema = z.object({ batches: z.array(batchSchema), total: z.number().int(), nextCursor: batchId.nullable() });
 export const itemListSchema = z.object({ items: z.array(itemSchema), nextAfter: z.number().int().nullable() });
 
+/** The longest retention a prune takes: 100 years, as the CLI's durations. */
+const MAX_AGE_MS = 36_500 * 86_400_000;
+
+/**
+ * `POST /batches/prune`: delete finished batches older than `olderThanMs`, of `tenant` (an
+ * admin key: any tenant, or all; a tenant key: its own only).
+ */
+export const pruneBody = z
+  .object({
+    olderThanMs: z.number().int().min(0).max(MAX_AGE_MS).meta({ description: 'batches that finished at least this many milliseconds ago' }),
+    tenant: submitOptionsSchema.shape.tenant.unwrap().optional(),
+    dryRun: z.boolean().default(false),
+  })
+  .strict();
+
+export const pruneResultSchema = z.object({
+  /** Batches deleted, or in a dry run, that match. */
+  batches: z.number().int(),
+  /** The cutoff, on the database's clock. */
+  finishedBefore: z.string(),
+  dryRun: z.boolean(),
+  /** Matching batches may be left (this request's time ran out): send it again to go on. */
+  more: z.boolean(),
+});
+
 /** `degraded` when the database cannot be read: the counts are null and `detail` says why. */
 export const healthSchema = z.object({
   status: z.enum(['ok', 'degraded']),

@@ -31,7 +31,7 @@ import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { clientErrorResponse, problem, ProblemError, sendProblem, toProblem } from './problem.js';
 import { idempotencyKeyOf, parse, parseLabels, refuseProtoLabel } from './requests.js';
-import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery, resultsQuery } from './schemas.js';
+import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery, pruneBody, resultsQuery } from './schemas.js';
 
 export interface ServerOptions {
   batchline: Batchline;
@@ -68,6 +68,9 @@ export interface ServerOptions {
    */
   shutdownMs?: number;
 }
+
+/** How long one prune request goes on deleting before it answers `more: true`. */
+const PRUNE_REQUEST_BUDGET_MS = 5_000;
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -414,6 +417,16 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         await visibleBatch(request, id);
         await bl.deleteBatch(id);
         return reply.code(204).send();
+      });
+
+      api.post('/batches/prune', async (request) => {
+        if (request.headers['content-type'] !== undefined && (request.headers['content-type'].split(';')[0]!.trim().toLowerCase() !== 'application/json')) {
+          throw new ProblemError(unsupportedType(request));
+        }
+        const body = parse(pruneBody, request.body, 'body');
+        const tenant = listingScope(request.caller, body.tenant, 'prune');
+        const result = await bl.prune({ olderThanMs: body.olderThanMs, dryRun: body.dryRun, budgetMs: PRUNE_REQUEST_BUDGET_MS, ...(tenant === undefined ? {} : { tenant }) });
+        return { ...result, finishedBefore: result.finishedBefore.toISOString() };
       });
 
       api.get('/workers', async (request) => {

@@ -16,12 +16,14 @@ import type { z } from 'zod';
 import type { Progress } from '../core/progress.js';
 import type { ItemStatus, BatchStatus } from '../core/statuses.js';
 import type { Problem } from '../api/problem.js';
-import type { batchSchema, createBatchBody, healthSchema, itemSchema } from '../api/schemas.js';
+import type { batchSchema, createBatchBody, healthSchema, itemSchema, pruneBody, pruneResultSchema } from '../api/schemas.js';
 
 export type ApiBatch = z.infer<typeof batchSchema>;
 export type ApiItem = z.infer<typeof itemSchema>;
 export type Health = z.infer<typeof healthSchema>;
 export type CreateBatchInput = z.input<typeof createBatchBody>;
+export type PruneInput = z.input<typeof pruneBody>;
+export type ApiPruneResult = z.infer<typeof pruneResultSchema>;
 export interface ApiWorker {
   id: string;
   host: string;
@@ -200,6 +202,21 @@ export class BatchlineClient {
   /** Deletes the batch with its items and events (an open batch is cancelled first). */
   async deleteBatch(id: string): Promise<void> {
     await this.send('DELETE', `/batches/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Deletes finished batches older than `olderThanMs` with their items and events (a tenant
+   * key: its own tenant's; an admin key: `tenant`'s, or every tenant's). One request deletes
+   * for a few seconds; this calls again while the server answers `more`, and adds them up.
+   */
+  async prune(input: PruneInput): Promise<ApiPruneResult> {
+    let batches = 0;
+    for (;;) {
+      const res = await this.send('POST', '/batches/prune', { body: JSON.stringify(input), headers: { 'content-type': 'application/json' } });
+      const page = (await res.json()) as ApiPruneResult;
+      batches += page.batches;
+      if (!page.more || (page.batches === 0 && !input.dryRun)) return { ...page, batches };
+    }
   }
 
   /**

@@ -68,6 +68,11 @@ export interface PruneOptions {
   tenant?: string;
   /** Count what would go, delete nothing. */
   dryRun?: boolean;
+  /**
+   * Stop starting pages after about this long (milliseconds; default: go on to the end), so a
+   * caller such as an HTTP request stays short; `more` then says whether to call again.
+   */
+  budgetMs?: number;
 }
 
 /** What a prune removed (or, in a dry run, would remove). */
@@ -77,6 +82,11 @@ export interface PruneResult {
   /** The cutoff, on the store's clock (PostgreSQL's now() on PostgreSQL): batches that finished before it matched. */
   finishedBefore: Date;
   dryRun: boolean;
+  /**
+   * Matching batches may be left: the budget ran out, or another prune held them. Call again
+   * to go on. Always false in a dry run.
+   */
+  more: boolean;
 }
 
 /** A submitted batch, and whether this call created it (false: its idempotency key existed). */
@@ -468,17 +478,18 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
    */
   async prune(options: PruneOptions): Promise<PruneResult> {
     this.assertOpen();
-    const { olderThanMs, tenant, dryRun = false } = options;
+    const { olderThanMs, tenant, dryRun = false, budgetMs = Infinity } = options;
     if (!(Number.isSafeInteger(olderThanMs) && olderThanMs >= 0)) {
       throw new InputError(`olderThanMs must be a whole number of milliseconds, at least 0, got ${String(olderThanMs)}`, { code: 'invalid_options' });
     }
+    if (!(budgetMs > 0)) throw new InputError(`budgetMs must be a positive number of milliseconds, got ${String(budgetMs)}`, { code: 'invalid_options' });
     // The store's clock, as finished_at is: an app server's skewed clock moves no cutoff.
     const finishedBefore = new Date((await this.store.now()).getTime() - olderThanMs);
     const filter = tenant === undefined ? { finishedBefore } : { finishedBefore, tenant };
-    if (dryRun) return { batches: await this.store.batchesPrunable(filter), finishedBefore, dryRun };
-    const { batches } = await pruneFinished(this.store, filter);
+    if (dryRun) return { batches: await this.store.batchesPrunable(filter), finishedBefore, dryRun, more: false };
+    const { batches, more } = await pruneFinished(this.store, filter, budgetMs);
     if (batches > 0) this.logger.info({ batches, finishedBefore, tenant }, 'finished batches pruned');
-    return { batches, finishedBefore, dryRun };
+    return { batches, finishedBefore, dryRun, more };
   }
 
   /** Items of a batch in seq order: `after` a seq, of a `status`, at most `limit` (default 100). */

@@ -498,6 +498,8 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(statuses('/batches/{id}', 'delete')).toEqual(expect.arrayContaining(['204', '404', '409', '504']));
     expect(statuses('/batches/{id}/cancel', 'post')).toEqual(expect.arrayContaining(['200', '404', '409', '504']));
     expect(statuses('/metrics', 'get')).toEqual(expect.arrayContaining(['200', '401', '403', '429']));
+    expect(statuses('/batches/prune', 'post')).toEqual(expect.arrayContaining(['200', '400', '401', '403', '415', '429']));
+    expect(doc.components.schemas.Prune.required).toEqual(['olderThanMs']);
     expect(doc.paths['/ready'].get.responses['200'].content['application/json'].schema.required).toEqual(['ready', 'schemaVersion']);
     expect(doc.paths['/openapi.json'].get.security).toEqual([]);
   });
@@ -791,6 +793,53 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(csv.trim().split('\n')).toHaveLength(3);
   });
 
+  it('prunes finished batches older than olderThanMs: a tenant key its own tenant\'s only, an admin any tenant\'s', async () => {
+    const tidy = await createKey(bl.store, { tenant: 'tidy', admin: false });
+    const keep = await createKey(bl.store, { tenant: 'keep', admin: false });
+    const admin = await createKey(bl.store, { tenant: 'ops', admin: true });
+    const as = (token: string) => new BatchlineClient({ baseUrl: base, apiKey: token });
+    const prune = (token: string | null, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+      raw(base, 'POST', '/batches/prune', { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+
+    const done = [await as(tidy.token).createBatch({ type: 'echo', items: [{ n: 1 }] }), await as(tidy.token).createBatch({ type: 'echo', items: [{ n: 2 }] })];
+    const kept = await as(keep.token).createBatch({ type: 'echo', items: [{ n: 3 }] });
+    for (const b of [...done, kept]) await bl.wait(b.id, { timeoutMs: 20_000 });
+    const open = await as(tidy.token).createBatch({ type: 'slow', items: [{ n: 4 }] });
+    await as(tidy.token).pause(open.id);
+
+    const young = await prune(tidy.token, { olderThanMs: 3_600_000 });
+    expect(young).toMatchObject({ status: 200, body: { batches: 0, dryRun: false, more: false } });
+    expect(Date.parse(young.body.finishedBefore)).toBeLessThan(Date.now() - 3_500_000);
+    expect((await prune(tidy.token, { olderThanMs: 0, dryRun: true })).body).toMatchObject({ batches: 2, dryRun: true });
+    const other = await prune(tidy.token, { olderThanMs: 0, tenant: 'keep' });
+    expect(other).toMatchObject({ status: 403, body: { code: 'FORBIDDEN', detail: expect.stringContaining('cannot prune tenant "keep"') } });
+    expect(await as(tidy.token).prune({ olderThanMs: 0 })).toMatchObject({ batches: 2, dryRun: false, more: false });
+    for (const b of done) await expect(as(tidy.token).getBatch(b.id)).rejects.toMatchObject({ status: 404 });
+    expect((await as(tidy.token).getBatch(open.id)).status).toBe('paused');
+    expect((await as(keep.token).getBatch(kept.id)).status).toBe('completed');
+    // An admin names the tenant, or prunes every tenant's.
+    expect((await prune(admin.token, { olderThanMs: 0, tenant: 'keep', dryRun: true })).body).toMatchObject({ batches: 1, dryRun: true });
+    expect((await prune(admin.token, { olderThanMs: 0, tenant: 'keep' })).body).toMatchObject({ batches: 1 });
+    await expect(as(keep.token).getBatch(kept.id)).rejects.toMatchObject({ status: 404 });
+
+    const bad: [unknown, string][] = [
+      [{}, 'body.olderThanMs'],
+      [{ olderThanMs: -1 }, 'body.olderThanMs'],
+      [{ olderThanMs: '30d' }, 'body.olderThanMs'],
+      [{ olderThanMs: 1.5 }, 'body.olderThanMs'],
+      [{ olderThanMs: 0, dryRun: 'yes' }, 'body.dryRun'],
+      [{ olderThanMs: 0, before: '2026-01-01' }, 'body'],
+    ];
+    for (const [body, path] of bad) {
+      const res = await prune(tidy.token, body);
+      expect([body, res.status, res.body.code, res.body.errors?.[0]?.path]).toEqual([body, 400, 'VALIDATION_ERROR', path]);
+    }
+    expect((await prune(tidy.token, 'id,amount\n', { 'content-type': 'text/csv' })).status).toBe(415);
+    expect((await prune(null, { olderThanMs: 0 })).status).toBe(401);
+    expect((await bl.getBatch(open.id)).status).toBe('paused');
+    await bl.cancel(open.id);
+  });
+
   it('isolates tenants: another tenant\'s batch is 404 on every endpoint; no key, a wrong or revoked key is 401', async () => {
     const acme = await createKey(bl.store, { tenant: 'acme', admin: false });
     const globex = await createKey(bl.store, { tenant: 'globex', admin: false });
@@ -833,6 +882,11 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(snooping).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
     expect(snooping.body.detail).toContain('"acme"');
     expect((await as(acme.token).cancel(mine.id)).status).toBe('cancelled');
+    // A prune by globex of everything finished deletes its own batch only.
+    await bl.wait(theirs.id, { timeoutMs: 20_000 });
+    expect(await as(globex.token).prune({ olderThanMs: 0 })).toMatchObject({ batches: 1 });
+    expect((await as(acme.token).getBatch(mine.id)).status).toBe('cancelled');
+    await expect(as(globex.token).getBatch(theirs.id)).rejects.toMatchObject({ status: 404 });
 
     const wrong: Record<string, string>[] = [{}, { authorization: 'Bearer bl_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, { authorization: 'Basic Zm9vOmJhcg==' }, { authorization: `Bearer ${acme.token}x` }];
     for (const headers of wrong) {

@@ -42,6 +42,9 @@ const body = fc.oneof(
       extra: fc.jsonValue(),
     }, { requiredKeys: ['type', 'items'] })
     .map((b) => JSON.stringify(b)),
+  fc
+    .record({ olderThanMs: fc.oneof(fc.integer(), fc.double(), fc.constant(1e300), anyText), tenant: fc.oneof(anyText, fc.integer()), dryRun: fc.oneof(fc.boolean(), anyText), extra: fc.jsonValue() }, { requiredKeys: [] })
+    .map((b) => JSON.stringify(b)),
   fc.jsonValue().map((v) => JSON.stringify(v)),
   fc.array(fc.oneof(item.map((i) => JSON.stringify(i)), anyText), { maxLength: 20 }).map((lines) => lines.join('\n')),
   fc.array(fc.array(fc.oneof(anyText, fc.constantFrom('"', '""', ',', '\r\n')), { maxLength: 4 }).map((cells) => cells.join(',')), { maxLength: 10 }).map((rows) => rows.join('\n')),
@@ -85,7 +88,7 @@ describe.each(storeKinds)('HTTP API under random requests: %s', (kind) => {
       fc.constantFrom('', '/progress', '/items', '/results', '/cancel', '/pause', '/resume', '/retry', '/nope').chain((suffix) =>
         fc.oneof(fc.constant(existing), fc.uuid(), fc.string({ maxLength: 40 }).map(encodeURIComponent)).map((id) => `/batches/${id}${suffix}`),
       ),
-      fc.constantFrom('/health', '/ready', '/workers', '/metrics', '/openapi.json', '/', '/batches/', '//batches', '/batches/%', '/batches/%00'),
+      fc.constantFrom('/health', '/ready', '/workers', '/metrics', '/openapi.json', '/', '/batches/', '//batches', '/batches/%', '/batches/%00', '/batches/prune'),
     );
     const request = fc.record({
       method: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'PATCH'),

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
+import { batchline, exited, FIXTURE_PROCESSORS, serveAddress, spawnBatchline } from '../helpers/cli.js';
 import pg from 'pg';
 import { Batchline } from '../../src/index.js';
 import { freshDatabase, pgUrl, storeKinds } from '../helpers/stores.js';
@@ -455,6 +455,23 @@ describe.each(storeKinds)('prune (%s)', (kind) => {
       expect(JSON.parse(await prune('--older-than', '0s', '--json'))).toMatchObject({ batches: 1, dryRun: false });
       const left = JSON.parse((await batchline(['status', '--json', ...db])).stdout).batches;
       expect(left.map((b: { id: string; status: string }) => [b.id, b.status])).toEqual([[open, 'queued']]);
+
+      // Through a server's API: the same prune, by a server that may be all an operator reaches.
+      const late = await submitOne('--tenant', 'acme');
+      expect((await batchline(['cancel', late, ...db])).code).toBe(0);
+      const server = spawnBatchline(['serve', '--port', '0', '--no-workers', ...db]);
+      try {
+        const address = await serveAddress(server);
+        const remote = await batchline(['prune', '--server', address, '--older-than', '0s', '--tenant', 'acme', '--json']);
+        expect([remote.code, remote.stderr]).toEqual([0, '']);
+        expect(JSON.parse(remote.stdout)).toMatchObject({ batches: 1, dryRun: false, more: false });
+        const both = await batchline(['prune', '--server', address, '--older-than', '0s', ...db]);
+        expect([both.code, both.stderr]).toEqual([2, 'batchline: error: --server and --database name two places to work on: give one\n']);
+      } finally {
+        server.kill('SIGTERM');
+        await exited(server);
+      }
+      expect((await batchline(['status', late, ...db])).code).toBe(2);
     } finally {
       await location.cleanup();
     }

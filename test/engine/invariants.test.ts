@@ -323,11 +323,14 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(await bl.prune({ olderThanMs: 3_600_000 })).toMatchObject({ batches: 0, dryRun: false });
     expect(await bl.prune({ olderThanMs: 0, dryRun: true })).toMatchObject({ batches: finished.length, dryRun: true });
     expect(await bl.countBatches()).toBe(finished.length + 1);
-    expect(await bl.prune({ olderThanMs: 0 })).toMatchObject({ batches: finished.length, dryRun: false });
+    // A budget stops it after the page it ran out in, saying more are left.
+    expect(await bl.prune({ olderThanMs: 0, budgetMs: 1 })).toMatchObject({ batches: PRUNE_PAGE, dryRun: false, more: true });
+    expect(await bl.prune({ olderThanMs: 0 })).toMatchObject({ batches: finished.length - PRUNE_PAGE, dryRun: false, more: false });
     expect((await bl.listBatches()).map((b) => b.id)).toEqual([open.id]);
     // A pruned batch's idempotency key is free again.
     expect((await bl.submit('t', rowsOf(1), { idempotencyKey: 'k0' })).created).toBe(true);
     await expect(bl.prune({ olderThanMs: -1 })).rejects.toThrow(expect.objectContaining({ code: 'invalid_options', message: 'olderThanMs must be a whole number of milliseconds, at least 0, got -1' }));
+    await expect(bl.prune({ olderThanMs: 0, budgetMs: 0 })).rejects.toThrow(expect.objectContaining({ code: 'invalid_options', message: 'budgetMs must be a positive number of milliseconds, got 0' }));
   });
 
   it("measures a prune's cutoff on the store's clock, not the app's", async () => {

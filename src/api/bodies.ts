@@ -105,11 +105,14 @@ function malformedJson(text: string, error: Error): InputError {
 /** The 415 for a body whose content type a route does not read, naming the types it does. */
 export function unsupportedType(request: FastifyRequest): Problem {
   const given = JSON.stringify(request.headers['content-type'] || 'no content type');
-  const creates = request.method === 'POST' && request.routeOptions.url === '/api/v1/batches';
-  return problem(
-    'UNSUPPORTED_MEDIA_TYPE',
-    creates ? `send application/json, application/x-ndjson or text/csv, not ${given}` : `this request takes no body, or an application/json one, not ${given}`,
-  );
+  const route = request.method === 'POST' ? request.routeOptions.url : undefined;
+  const takes =
+    route === '/api/v1/batches'
+      ? 'send application/json, application/x-ndjson or text/csv'
+      : route === '/api/v1/batches/prune'
+        ? 'send application/json'
+        : 'this request takes no body, or an application/json one';
+  return problem('UNSUPPORTED_MEDIA_TYPE', `${takes}, not ${given}`);
 }
 
 /** Installs the body parsers of every route: streamed bodies as the raw stream, JSON as below. */

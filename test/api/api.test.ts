@@ -834,7 +834,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       const res = await prune(tidy.token, body);
       expect([body, res.status, res.body.code, res.body.errors?.[0]?.path]).toEqual([body, 400, 'VALIDATION_ERROR', path]);
     }
-    expect((await prune(tidy.token, 'id,amount\n', { 'content-type': 'text/csv' })).status).toBe(415);
+    expect(await prune(tidy.token, 'id,amount\n', { 'content-type': 'text/csv' })).toMatchObject({ status: 415, body: { detail: 'send application/json, not "text/csv"' } });
     expect((await prune(null, { olderThanMs: 0 })).status).toBe(401);
     expect((await bl.getBatch(open.id)).status).toBe('paused');
     await bl.cancel(open.id);

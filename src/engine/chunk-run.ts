@@ -10,7 +10,7 @@
 import { addDecimal, formatDecimal, type Decimal } from '../core/decimal.js';
 import type { ItemError, RunOptions } from '../core/types.js';
 import type { ChunkCommit, LeasedChunk, RetryChunk } from '../store/store.js';
-import type { Processor } from './registry.js';
+import type { Processor, Registry } from './registry.js';
 
 /**
  * JSON text every store can hold: PostgreSQL's JSON functions refuse the escapes of U+0000
@@ -232,4 +232,35 @@ export class ChunkRun {
     if (close !== 'checkpoint') this.closed = true;
     return commit;
   }
+}
+
+/**
+ * The run of a fresh lease, ready to queue; or, when none of its items may start, with the
+ * commit that closes it at once (`close`). `startDeadline` is when it must stop starting items.
+ */
+export function runOfLease(lease: LeasedChunk, registry: Registry, startDeadline: number, now: number): { run: ChunkRun; close: ChunkCommit | null } {
+  const run = new ChunkRun(lease, registry.get(lease.type)!, registry.resolve(lease.type, lease.options), startDeadline, now);
+  const { maxAttempts } = run.options;
+  // The previous lease was lost (or gave up with items stuck), so this lease counted an
+  // attempt for every unrecorded item. Where that lease wrote how far it started items,
+  // those beyond never ran: they go back with the attempts they really used, which is at
+  // most all but the final one (leases past the final attempt start nothing).
+  if (lease.startedBefore !== null) run.moveUnstarted(lease.startedBefore, Math.min(lease.attempt - 2, maxAttempts - 1));
+  if (run.unstarted === 0) return { run, close: run.commit('done', now) };
+  if (lease.attempt > maxAttempts) {
+    // The previous holder lost its lease on the last allowed attempt: the items it may have
+    // started fail here (at most once is what a final attempt promises).
+    const error: ItemError = {
+      kind: 'lease_lost',
+      message:
+        `the worker running its final attempt (${maxAttempts} of ${maxAttempts}) let go of it before recording it ` +
+        '(it crashed, stalled, lost the database, or shut down while the handler ignored its abort signal)',
+    };
+    return { run, close: run.commit('fail', now, { unused: true, error }) };
+  }
+  // On the final attempt a lost lease fails what it may have started, so items start only
+  // below a start mark: the lease's own (the store decides the attempt is final), then ones
+  // the worker writes ahead (start-marks.ts).
+  if (lease.attempt >= maxAttempts || lease.startLimit !== null) run.startLimit = run.markAsked = lease.startLimit ?? 0;
+  return { run, close: null };
 }

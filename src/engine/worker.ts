@@ -20,10 +20,10 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { InputError, ItemAbortedError, oneLineIssues } from '../core/errors.js';
-import type { Batch, ItemError } from '../core/types.js';
+import type { Batch } from '../core/types.js';
 import type { BatchStatus } from '../core/statuses.js';
 import type { ChunkCommit, LeasedChunk, Store } from '../store/store.js';
-import { ChunkRun, type StopReason } from './chunk-run.js';
+import { runOfLease, type ChunkRun, type StopReason } from './chunk-run.js';
 import { Committer } from './committer.js';
 import { ItemContext } from './item-context.js';
 import { recordFailure, recordSuccess, type ItemOutcome } from './item-outcomes.js';
@@ -274,37 +274,14 @@ export class Worker {
     return requestedAt + this.settings.leaseMs - Math.min(this.settings.leaseMs / 5, 2_000);
   }
 
+  /** Queues a fresh lease's run, or commits it at once when none of its items may start. */
   private adopt(lease: LeasedChunk, requestedAt: number): void {
-    const processor = this.registry.get(lease.type)!;
-    const options = this.registry.resolve(lease.type, lease.options);
-    const now = Date.now();
-    const run = new ChunkRun(lease, processor, options, this.startDeadline(requestedAt), now);
+    const { run, close } = runOfLease(lease, this.registry, this.startDeadline(requestedAt), Date.now());
     this.runs.set(run.chunkId, run);
-    // The previous lease was lost (or gave up with items stuck), so this lease counted an
-    // attempt for every unrecorded item. Where that lease wrote how far it started items,
-    // those beyond never ran: they go back with the attempts they really used, which is at
-    // most all but the final one (leases past the final attempt start nothing).
-    if (lease.startedBefore !== null) run.moveUnstarted(lease.startedBefore, Math.min(lease.attempt - 2, options.maxAttempts - 1));
-    if (run.unstarted === 0) {
-      this.committer.enqueue(run.commit('done', now));
+    if (close) {
+      this.committer.enqueue(close);
       return;
     }
-    if (lease.attempt > options.maxAttempts) {
-      // The previous holder lost its lease on the last allowed attempt: the items it may have
-      // started fail here (at most once is what a final attempt promises).
-      const error: ItemError = {
-        kind: 'lease_lost',
-        message:
-          `the worker running its final attempt (${options.maxAttempts} of ${options.maxAttempts}) let go of it before recording it ` +
-          '(it crashed, stalled, lost the database, or shut down while the handler ignored its abort signal)',
-      };
-      this.committer.enqueue(run.commit('fail', now, { unused: true, error }));
-      return;
-    }
-    // On the final attempt a lost lease fails what it may have started, so items start only
-    // below a start mark: the lease's own (the store decides the attempt is final), then ones
-    // the worker writes ahead (start-marks.ts).
-    if (lease.attempt >= options.maxAttempts || lease.startLimit !== null) run.startLimit = run.markAsked = lease.startLimit ?? 0;
     this.queue.push(run);
     this.unstarted += run.unstarted;
   }

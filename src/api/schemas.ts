@@ -153,7 +153,9 @@ export const pruneResultSchema = z.object({
   /** Batches deleted, or in a dry run, that match. */
   batches: z.number().int(),
   /** The cutoff, on the database's clock. */
-  finishedBefore: z.string(),
+  finishedBefore: z.iso.datetime(),
+  /** The tenant whose batches it covered: the key's own for a tenant key; null for every tenant. */
+  tenant: z.string().nullable(),
   dryRun: z.boolean(),
   /** Matching batches may be left (this request's time ran out): send it again to go on. */
   more: z.boolean(),

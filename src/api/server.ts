@@ -426,7 +426,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         const body = parse(pruneBody, request.body, 'body');
         const tenant = listingScope(request.caller, body.tenant, 'prune');
         const result = await bl.prune({ olderThanMs: body.olderThanMs, dryRun: body.dryRun, budgetMs: PRUNE_REQUEST_BUDGET_MS, ...(tenant === undefined ? {} : { tenant }) });
-        return { ...result, finishedBefore: result.finishedBefore.toISOString() };
+        return { ...result, finishedBefore: result.finishedBefore.toISOString(), tenant: tenant ?? null };
       });
 
       api.get('/workers', async (request) => {

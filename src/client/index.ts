@@ -206,14 +206,22 @@ export class BatchlineClient {
 
   /**
    * Deletes finished batches older than `olderThanMs` with their items and events (a tenant
-   * key: its own tenant's; an admin key: `tenant`'s, or every tenant's). One request deletes
-   * for a few seconds; this calls again while the server answers `more`, and adds them up.
+   * key: its own tenant's; an admin key: `tenant`'s, or every tenant's); the result's `tenant`
+   * says which it covered. One request deletes for a few seconds; this calls again while the
+   * server answers `more`, and adds them up (`finishedBefore` is the last request's cutoff).
+   * An error after earlier requests deleted batches says how many in its detail.
    */
   async prune(input: PruneInput): Promise<ApiPruneResult> {
     let batches = 0;
     for (;;) {
-      const res = await this.send('POST', '/batches/prune', { body: JSON.stringify(input), headers: { 'content-type': 'application/json' } });
-      const page = (await res.json()) as ApiPruneResult;
+      let page: ApiPruneResult;
+      try {
+        const res = await this.send('POST', '/batches/prune', { body: JSON.stringify(input), headers: { 'content-type': 'application/json' } });
+        page = (await res.json()) as ApiPruneResult;
+      } catch (error) {
+        if (!(error instanceof ApiError) || batches === 0) throw error;
+        throw new ApiError(error.status, { ...error.problem, detail: `${error.problem.detail} (after earlier requests of this prune deleted ${batches} batches)` });
+      }
       batches += page.batches;
       if (!page.more || (page.batches === 0 && !input.dryRun)) return { ...page, batches };
     }

@@ -808,7 +808,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     await as(tidy.token).pause(open.id);
 
     const young = await prune(tidy.token, { olderThanMs: 3_600_000 });
-    expect(young).toMatchObject({ status: 200, body: { batches: 0, dryRun: false, more: false } });
+    expect(young).toMatchObject({ status: 200, body: { batches: 0, dryRun: false, more: false, tenant: 'tidy' } });
     expect(Date.parse(young.body.finishedBefore)).toBeLessThan(Date.now() - 3_500_000);
     expect((await prune(tidy.token, { olderThanMs: 0, dryRun: true })).body).toMatchObject({ batches: 2, dryRun: true });
     const other = await prune(tidy.token, { olderThanMs: 0, tenant: 'keep' });
@@ -819,7 +819,8 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await as(keep.token).getBatch(kept.id)).status).toBe('completed');
     // An admin names the tenant, or prunes every tenant's.
     expect((await prune(admin.token, { olderThanMs: 0, tenant: 'keep', dryRun: true })).body).toMatchObject({ batches: 1, dryRun: true });
-    expect((await prune(admin.token, { olderThanMs: 0, tenant: 'keep' })).body).toMatchObject({ batches: 1 });
+    expect((await prune(admin.token, { olderThanMs: 0, tenant: 'keep' })).body).toMatchObject({ batches: 1, tenant: 'keep' });
+    expect((await prune(admin.token, { olderThanMs: 0, dryRun: true })).body).toMatchObject({ tenant: null });
     await expect(as(keep.token).getBatch(kept.id)).rejects.toMatchObject({ status: 404 });
 
     const bad: [unknown, string][] = [

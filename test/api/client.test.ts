@@ -47,3 +47,33 @@ describe('client retries', () => {
     expect(calls).toHaveLength(2);
   });
 });
+
+describe('client prune', () => {
+  const page = (batches: number, more: boolean) => () =>
+    new Response(JSON.stringify({ batches, finishedBefore: '2026-11-01T00:00:00.000Z', dryRun: false, more, tenant: null }), { status: 200, headers: { 'content-type': 'application/json' } });
+  const refused = () =>
+    new Response(JSON.stringify({ type: 'x', title: 'Unauthorized', status: 401, detail: 'the API key was revoked', code: 'UNAUTHORIZED' }), { status: 401, headers: { 'content-type': 'application/problem+json' } });
+
+  it('asks again while the server says more are left, and adds the pages up', async () => {
+    const { calls, fetchImpl } = answering(page(100, true), page(100, true), page(7, false));
+    const client = new BatchlineClient({ baseUrl: 'http://batchline.test', fetch: fetchImpl });
+    expect(await client.prune({ olderThanMs: 0 })).toMatchObject({ batches: 207, more: false });
+    expect(calls).toHaveLength(3);
+  });
+
+  it('stops when a request deleted nothing while more were said to be left (another prune holds them)', async () => {
+    const { calls, fetchImpl } = answering(page(100, true), page(0, true), page(5, false));
+    const client = new BatchlineClient({ baseUrl: 'http://batchline.test', fetch: fetchImpl });
+    expect(await client.prune({ olderThanMs: 0 })).toMatchObject({ batches: 100, more: true });
+    expect(calls).toHaveLength(2);
+  });
+
+  it('says how many earlier requests deleted when a later one fails', async () => {
+    const { fetchImpl } = answering(page(100, true), refused);
+    const client = new BatchlineClient({ baseUrl: 'http://batchline.test', fetch: fetchImpl });
+    await expect(client.prune({ olderThanMs: 0 })).rejects.toMatchObject({
+      status: 401,
+      message: '401 UNAUTHORIZED: the API key was revoked (after earlier requests of this prune deleted 100 batches)',
+    });
+  });
+});

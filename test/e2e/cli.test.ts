@@ -464,7 +464,7 @@ describe.each(storeKinds)('prune (%s)', (kind) => {
         const address = await serveAddress(server);
         const remote = await batchline(['prune', '--server', address, '--older-than', '0s', '--tenant', 'acme', '--json']);
         expect([remote.code, remote.stderr]).toEqual([0, '']);
-        expect(JSON.parse(remote.stdout)).toMatchObject({ batches: 1, dryRun: false, more: false });
+        expect(JSON.parse(remote.stdout)).toMatchObject({ batches: 1, dryRun: false, more: false, tenant: 'acme' });
         const both = await batchline(['prune', '--server', address, '--older-than', '0s', ...db]);
         expect([both.code, both.stderr]).toEqual([2, 'batchline: error: --server and --database name two places to work on: give one\n']);
       } finally {

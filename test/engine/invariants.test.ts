@@ -323,8 +323,12 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(await bl.prune({ olderThanMs: 3_600_000 })).toMatchObject({ batches: 0, dryRun: false });
     expect(await bl.prune({ olderThanMs: 0, dryRun: true })).toMatchObject({ batches: finished.length, dryRun: true });
     expect(await bl.countBatches()).toBe(finished.length + 1);
-    // A budget stops it after the page it ran out in, saying more are left.
+    // A budget stops it after the page it ran out in, saying more are left (each page is
+    // made to take 5 ms, so a page finishing within the same millisecond cannot run a second).
+    const prunePage = bl.store.batchesPrune.bind(bl.store);
+    bl.store.batchesPrune = async (params) => (await sleep(5), prunePage(params));
     expect(await bl.prune({ olderThanMs: 0, budgetMs: 1 })).toMatchObject({ batches: PRUNE_PAGE, dryRun: false, more: true });
+    bl.store.batchesPrune = prunePage;
     expect(await bl.prune({ olderThanMs: 0 })).toMatchObject({ batches: finished.length - PRUNE_PAGE, dryRun: false, more: false });
     expect((await bl.listBatches()).map((b) => b.id)).toEqual([open.id]);
     // A pruned batch's idempotency key is free again.

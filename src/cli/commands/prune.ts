@@ -27,30 +27,31 @@ export function pruneCommand(): Command {
             "With --server, a tenant API key prunes its own tenant's batches only.",
         )
         .addOption(new Option('--older-than <duration>', 'how long ago the batches finished, such as 30d or 12h').argParser(duration).makeOptionMandatory())
-        .option('--tenant <name>', "only this tenant's batches (default: every tenant's)")
+        .option('--tenant <name>', "only this tenant's batches (default: every tenant's; through --server with a tenant key, that tenant's)")
         .option('--dry-run', 'count the batches that would be deleted; delete nothing')
-        .option('--json', 'print { batches, finishedBefore, dryRun, more } as JSON'),
+        .option('--json', 'print { batches, finishedBefore, dryRun, more, tenant } as JSON'),
     ),
   ).action(async (options: PruneCommandOptions) => {
     const request = { olderThanMs: options.olderThan, dryRun: options.dryRun ?? false, ...(options.tenant === undefined ? {} : { tenant: options.tenant }) };
     const server = serverOf(options);
-    let result: { batches: number; finishedBefore: string; dryRun: boolean; more: boolean };
+    let result: { batches: number; finishedBefore: string; dryRun: boolean; more: boolean; tenant: string | null };
     if (server) {
       result = await clientFor(server, options).prune(request);
     } else {
       const bl = await openExisting(options);
       try {
         const pruned = await bl.prune(request);
-        result = { ...pruned, finishedBefore: pruned.finishedBefore.toISOString() };
+        result = { ...pruned, finishedBefore: pruned.finishedBefore.toISOString(), tenant: options.tenant ?? null };
       } finally {
         await bl.close();
       }
     }
     if (options.json) return printJson(result);
-    const scope = options.tenant === undefined ? '' : ` of tenant ${options.tenant}`;
+    // Through a server, a tenant key covers its own tenant when none was asked: say whose.
+    const scope = result.tenant === null ? '' : ` of tenant ${result.tenant}`;
     const verb = result.dryRun ? 'would delete' : 'deleted';
     console.log(`${verb} ${count(result.batches)} batch${result.batches === 1 ? '' : 'es'}${scope} finished before ${result.finishedBefore}`);
     // Another prune held the rest (a reconciler's, say): they go at its end, or at the next run.
-    if (result.more) console.error('some matching batches were being deleted by another prune or reopened; run it again to be sure they went');
+    if (result.more) console.error('some matching batches are left (another prune held them, or the time for it ran out); run it again');
   });
 }

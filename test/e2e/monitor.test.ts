@@ -58,9 +58,12 @@ describe('monitor', () => {
   it('exits 0 once every watched batch has nothing left, and 1 with --fail-on-failed when items failed', async () => {
     const ok = await submit(good);
     const bad = await submit(mixed);
+    // --all watches the batches open at its first listing: the worker starts once it is drawn.
+    const watching = spawnBatchline(['monitor', '--all', '--timeout', '60s', '--interval', '200ms', ...db]);
+    await until(() => watching.output().includes('workers:'));
     const worker = spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, ...db]);
     try {
-      const watched = await batchline(['monitor', '--all', '--timeout', '60s', '--interval', '200ms', ...db]);
+      const watched = { ...(await exited(watching)), stdout: watching.output() };
       expect(watched.code).toBe(0);
       expect(watched.stdout).toContain('2 batches: 202 succeeded, 1 failed, 0 remaining of 203');
       expect(watched.stdout).toMatch(/workers: 1 active/);
@@ -172,9 +175,14 @@ describe('monitor', () => {
     let worker: ReturnType<typeof spawnBatchline> | undefined;
     try {
       const address = await serveAddress(server);
-      const requests = async (route: string, status: string) => {
-        const response = await fetch(`${address}/api/v1/metrics`);
-        // The test's own reads share the monitor's budget: a 429 here reads as "not yet".
+      const requests = async (route: string, status: string, retry = false) => {
+        let response = await fetch(`${address}/api/v1/metrics`);
+        // The test's own reads share the monitor's budget: a 429 reads as "not yet" while it
+        // runs, and is waited out for the counts at the end.
+        while (retry && response.status === 429) {
+          await sleep(1_000);
+          response = await fetch(`${address}/api/v1/metrics`);
+        }
         if (response.status !== 200) return 0;
         const metrics = await response.text();
         return Number(new RegExp(`batchline_http_requests_total\\{method="GET",route="${route}",status="${status}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
@@ -191,8 +199,8 @@ describe('monitor', () => {
       // Every refresh lists the open batches; each batch is read alone only once it left that
       // list, and again at every tenth refresh (a finished batch may run again). Reading every
       // batch on every refresh, as the monitor once did, makes 300 reads per refresh.
-      const lists = await requests('/api/v1/batches', '200');
-      const reads = await requests('/api/v1/batches/:id', '200');
+      const lists = await requests('/api/v1/batches', '200', true);
+      const reads = await requests('/api/v1/batches/:id', '200', true);
       expect(lists).toBeGreaterThan(2);
       expect(reads).toBeGreaterThanOrEqual(300);
       expect(reads).toBeLessThanOrEqual(300 * (1 + Math.floor(lists / 10)));

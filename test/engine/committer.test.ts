@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Committer } from '../../src/engine/committer.js';
 import type { ChunkCommit, Store } from '../../src/store/store.js';
-import { commitFor, lease, rows, sleep, submit } from '../helpers/factory.js';
+import { commitFor, lease, rows, sleep, submit, until } from '../helpers/factory.js';
 import { freshStore, storeKinds } from '../helpers/stores.js';
 
 const logger = pino({ level: 'silent' });
@@ -47,7 +47,7 @@ describe.each(storeKinds)('committer: %s', (kind) => {
     const { seen, hooks } = track();
     const committer = new Committer({ store: faulty, logger, ...hooks });
     committer.enqueue(commitFor(first!, () => null, { close: 'release', unused: true }));
-    await sleep(20);
+    await until(() => !loseReply); // the release committed (its reply is lost next)
     const [second] = await lease(store);
     expect(second!.chunkId).toBe(first!.chunkId);
     committer.enqueue(commitFor(second!, () => 'succeeded'));

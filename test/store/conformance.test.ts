@@ -780,11 +780,11 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
   });
 
   it('takes locks one owner at a time until they expire', async () => {
-    expect(await store.lockTry({ name: 'r', owner: 'a', ttlMs: 200 })).toBe(true);
-    expect(await store.lockTry({ name: 'r', owner: 'b', ttlMs: 200 })).toBe(false);
-    expect(await store.lockTry({ name: 'r', owner: 'a', ttlMs: 200 })).toBe(true);
-    await sleep(250);
-    expect(await store.lockTry({ name: 'r', owner: 'b', ttlMs: 200 })).toBe(true);
+    expect(await store.lockTry({ name: 'r', owner: 'a', ttlMs: 1_000 })).toBe(true);
+    expect(await store.lockTry({ name: 'r', owner: 'b', ttlMs: 1_000 })).toBe(false);
+    expect(await store.lockTry({ name: 'r', owner: 'a', ttlMs: 1_000 })).toBe(true);
+    await sleep(1_100);
+    expect(await store.lockTry({ name: 'r', owner: 'b', ttlMs: 1_000 })).toBe(true);
     await store.lockRelease({ name: 'r', owner: 'b' });
     expect(await store.lockTry({ name: 'r', owner: 'a', ttlMs: 200 })).toBe(true);
   });

@@ -13,6 +13,7 @@ import { createKey } from '../../src/api/keys.js';
 import { createServer } from '../../src/api/server.js';
 import { ApiError, BatchlineClient } from '../../src/client/index.js';
 import { Batchline, PermanentError } from '../../src/index.js';
+import { until } from '../helpers/factory.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
 if (!inject('pgUrl')) console.warn(inject('pgSkipReason'));
@@ -325,6 +326,11 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
   it('reads a bounded number of uploads at once, refusing more with 503 and Retry-After', async () => {
     const busy = await createServer({ batchline: bl, maxConcurrentUploads: 1 });
     await busy.listen({ host: '127.0.0.1', port: 0 });
+    // The slow upload holds the one slot from when its submission reaches the store.
+    const submit = bl.store.batchesSubmit;
+    let reached: () => void = () => {};
+    const reading = new Promise<void>((resolve) => (reached = resolve));
+    bl.store.batchesSubmit = (params) => (reached(), submit.call(bl.store, params));
     try {
       const port = (busy.server.address() as AddressInfo).port;
       const slow = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/batches?type=echo', headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } });
@@ -333,7 +339,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
         slow.on('error', reject);
       });
       slow.write('{"n":1}\n');
-      await new Promise((r) => setTimeout(r, 200));
+      await reading;
       const refused = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches?type=echo', { body: '{"n":2}\n', headers: { 'content-type': 'application/x-ndjson' } });
       expect(refused).toMatchObject({ status: 503, body: { code: 'UNAVAILABLE' } });
       expect(refused.headers.get('retry-after')).toBe('1');
@@ -349,7 +355,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
         return new Blob(['{"n":6}\n{"n":7}\n']).stream();
       };
       const waiting = new BatchlineClient({ baseUrl: `http://127.0.0.1:${port}` }).uploadBatch('echo', body, { format: 'ndjson' });
-      await new Promise((r) => setTimeout(r, 1_500));
+      await until(() => opened > 1); // refused once, and sent again after Retry-After
       slow.end('{"n":4}\n');
       expect(await answer).toBe(201);
       expect(await waiting).toMatchObject({ created: true, total: 2 });
@@ -359,6 +365,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       expect((await raw(`http://127.0.0.1:${port}`, 'POST', '/batches', { body: large, headers: { 'content-type': 'application/json' } })).status).toBe(201);
       expect((await raw(`http://127.0.0.1:${port}`, 'POST', '/batches', { body: large, headers: { 'content-type': 'application/json' } })).status).toBe(201);
     } finally {
+      bl.store.batchesSubmit = submit;
       await busy.close();
     }
   });

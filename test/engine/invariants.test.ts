@@ -247,6 +247,8 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     const atPause = started;
     await sleep(300);
     expect(started).toBe(atPause);
+    // The items running at the pause finish, and the commit that records them hands the rest back.
+    await until(async () => (await bl.items(batch.id, { status: 'running' })).length === 0);
     const paused = await bl.getBatch(batch.id);
     expect(paused.status).toBe('paused');
     const pending = await bl.items(batch.id, { status: 'pending', limit: 1_000 });
@@ -559,8 +561,12 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     const a = await openBl();
     const b = await openBl();
     const ran = { a: 0, b: 0 };
+    // After its first four, a's items wait until b has started: however slowly b starts, a
+    // cannot have run the batch alone meanwhile.
+    let bStarted: () => void = () => {};
+    const bReady = new Promise<void>((resolve) => (bStarted = resolve));
     a.define('portfolio', async () => {
-      ran.a++;
+      if (++ran.a > 4) await bReady;
       await sleep(200);
     });
     b.define('portfolio', async () => {
@@ -574,8 +580,9 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     await until(async () => (await a.getBatch(batch.id)).succeeded >= 4); // a has seen how long items take
     const held = await a.items(batch.id, { status: 'running', limit: 100 });
     expect(held.length).toBeLessThanOrEqual(4);
-    // Alone, a needs another 1.8 s for the rest, so b gets about half even if it starts late.
+    // a holds four more (waiting); b gets a share of the rest only if a did not lease them all.
     await b.start({ concurrency: 4, targetLeaseMs: 100 });
+    bStarted();
     expect(await a.wait(batch.id)).toMatchObject({ succeeded: 40 });
     expect(ran.a + ran.b).toBe(40);
     expect(ran.b).toBeGreaterThanOrEqual(8);

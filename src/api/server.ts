@@ -144,14 +144,17 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   });
   // Routes by pattern and method, so a known path asked with another method is a 405 naming
   // the methods it has (Allow), not a 404 saying it does not exist.
-  const routes: { pattern: RegExp; method: string }[] = [];
+  const routes: { pattern: RegExp; method: string; url: string }[] = [];
   app.addHook('onRoute', (route) => {
     const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}/?$`);
-    for (const method of [route.method].flat()) routes.push({ pattern, method });
+    for (const method of [route.method].flat()) routes.push({ pattern, method, url: route.url });
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!;
-    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))].sort();
+    // A path with a route of its own (/batches/prune) takes that route's methods, not those of
+    // a pattern it also fits (/batches/:id).
+    const exact = routes.filter((r) => r.url === path.replace(/(.)\/+$/, '$1'));
+    const allowed = [...new Set((exact.length > 0 ? exact : routes.filter((r) => r.pattern.test(path))).map((r) => r.method))].sort();
     if (allowed.length > 0) {
       return sendProblem(reply, problem('METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(', ')}, not ${request.method}`), { allow: allowed.join(', ') });
     }

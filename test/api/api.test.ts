@@ -715,6 +715,9 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect([put.status, put.body.code, put.headers.get('allow')]).toEqual([405, 'METHOD_NOT_ALLOWED', 'GET, HEAD, POST']);
     const getCancel = await raw(base, 'GET', `/batches/${batch.id}/cancel`);
     expect([getCancel.status, getCancel.headers.get('allow')]).toEqual([405, 'POST']);
+    // /batches/prune fits /batches/:id too, but takes only what its own route does.
+    const putPrune = await raw(base, 'PUT', '/batches/prune');
+    expect([putPrune.status, putPrune.headers.get('allow')]).toEqual([405, 'POST']);
     // Clients that set the JSON type on every request may send an action with no body.
     await bl.wait(batch.id, { timeoutMs: 20_000 });
     const retry = await raw(base, 'POST', `/batches/${batch.id}/retry`, { headers: json });

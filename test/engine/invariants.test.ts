@@ -202,6 +202,31 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(ranBy.b).toBeGreaterThanOrEqual(1);
   });
 
+  it.skipIf(kind !== 'postgres')('does not have every idle worker lease on each announcement: those close together go as one lease', async () => {
+    // One worker runs a capped batch, and each of its commits under the cap announces work.
+    // Four others, for a type with nothing to do, lease on the first announcement after a
+    // quiet spell and on those that follow at most every 100 ms; leasing on each would be at
+    // least four empty leases per item.
+    const runner = await openBl();
+    runner.define('capped', async () => sleep(5));
+    await runner.start({ concurrency: 1, reconciler: false });
+    let idleLeases = 0;
+    for (let i = 0; i < 4; i++) {
+      const bl = await openBl();
+      bl.define('other', async () => {});
+      const lease = bl.store.chunksLease.bind(bl.store);
+      bl.store.chunksLease = async (params) => (idleLeases++, lease(params));
+      await bl.start({ concurrency: 1, reconciler: false });
+    }
+    idleLeases = 0;
+    const started = Date.now();
+    const batch = await runner.submit('capped', rowsOf(200), { concurrency: 1 });
+    expect(await runner.wait(batch.id, { timeoutMs: 60_000 })).toMatchObject({ status: 'completed', succeeded: 200 });
+    const seconds = (Date.now() - started) / 1000;
+    // Each: at most 10 announced leases a second and 2 polls (500 ms), a few more at the edges.
+    expect(idleLeases).toBeLessThanOrEqual(4 * (Math.ceil(seconds * 12) + 3));
+  });
+
   it('records items running at a cancel as they ended: cancelled on their abort, failed with their own error', async () => {
     const bl = await openBl();
     bl.define<Row>('ends.late', async (row, ctx) => {

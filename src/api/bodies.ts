@@ -102,6 +102,11 @@ function malformedJson(text: string, error: Error): InputError {
   return new InputError(`malformed JSON: ${reason}`, { where, code: 'malformed_json' });
 }
 
+/** A request's media type, lower-cased without parameters (`application/json`); '' without a Content-Type. */
+export function mediaType(request: FastifyRequest): string {
+  return (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
 /** The 415 for a body whose content type a route does not read, naming the types it does. */
 export function unsupportedType(request: FastifyRequest): Problem {
   const given = JSON.stringify(request.headers['content-type'] || 'no content type');

@@ -24,7 +24,7 @@ import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
 import { streamItems } from '../engine/sources.js';
 import { Authenticator, isLoopbackHost, listingScope, stillValid, tenantScope } from './auth.js';
-import { cutOffWhenIdle, LARGE_JSON_BYTES, READ_AWAY_MAX_BYTES, readAway, readBodies, STREAMED, unsupportedType, type ReadAwayLimits } from './bodies.js';
+import { cutOffWhenIdle, LARGE_JSON_BYTES, mediaType, READ_AWAY_MAX_BYTES, readAway, readBodies, STREAMED, unsupportedType, type ReadAwayLimits } from './bodies.js';
 import { instrument } from './metrics.js';
 import { streamEvents, type StreamScope } from './sse.js';
 import { openApiDocument } from './openapi.js';
@@ -231,7 +231,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     // A large JSON body is held whole, parsed, until its batch is created: such bodies share
     // the streamed uploads' budget, so memory stays bounded however many arrive at once.
     const length = request.headers['content-length'];
-    const json = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === 'application/json';
+    const json = mediaType(request) === 'application/json';
     if (request.method === 'POST' && json && (length === undefined || Number(length) > LARGE_JSON_BYTES)) {
       if (uploads >= maxUploads) return refuseUpload(request, reply);
       uploads++;
@@ -245,7 +245,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   await app.register(
     async (api) => {
       api.post('/batches', async (request, reply) => {
-        const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const contentType = mediaType(request);
         const format = STREAMED[contentType];
         let submitted;
         if (format) {
@@ -423,7 +423,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       });
 
       api.post('/batches/prune', async (request) => {
-        if (request.headers['content-type'] !== undefined && (request.headers['content-type'].split(';')[0]!.trim().toLowerCase() !== 'application/json')) {
+        if (request.headers['content-type'] !== undefined && mediaType(request) !== 'application/json') {
           throw new ProblemError(unsupportedType(request));
         }
         const body = parse(pruneBody, request.body, 'body');

@@ -31,7 +31,7 @@ import type { Registry } from './registry.js';
 import { LeaseSizing, type LeasePlan } from './lease-sizing.js';
 import { StartMarks } from './start-marks.js';
 import { TurnPacer } from './turn-pacer.js';
-import { Wakeup } from './wakeup.js';
+import { LeaseSchedule } from './wakeup.js';
 import { workerOptionsSchema, type WorkerOptions, type WorkerSettings as Settings } from './worker-options.js';
 
 export type { WorkerOptions } from './worker-options.js';
@@ -66,14 +66,7 @@ const sleep = (ms: number) => new Promise<false>((resolve) => setTimeout(() => r
 /** Longest the worker keeps starting items in one turn of the event loop before letting timers run. */
 const YIELD_AFTER_MS = 20;
 
-/**
- * Least time between two leases that the store's announcements of work start: the first after
- * a quiet spell leases at once, those that follow within this gap wait for it and go as one,
- * so an idle worker leases at most 10 times a second however often work is announced.
- * Commits under a capped batch's cap announce every few milliseconds; without the gap every
- * idle worker would lease on each (measured: 10 idle workers made 5 times the lease queries,
- * 91 % of them empty, and the capped batch ran a quarter slower).
- */
+/** Least time between two leases that the store's announcements of work start (LeaseSchedule). */
 const ANNOUNCED_LEASE_GAP_MS = 100;
 
 /** Leases, runs and commits items of the registered types; see the module comment. */
@@ -93,10 +86,7 @@ export class Worker {
   private readonly sizing: LeaseSizing;
   private readonly marks: StartMarks;
   private readonly committer: Committer;
-  private readonly wakeup = new Wakeup();
-  private idleUntil = 0;
-  /** When the latest lease an announcement started went, or is due (ANNOUNCED_LEASE_GAP_MS). */
-  private announcedLeaseAt = -Infinity;
+  private readonly schedule = new LeaseSchedule(ANNOUNCED_LEASE_GAP_MS);
   private prefetchBelow = 0;
   private processed = 0;
   private leaseLoop: Promise<void> | null = null;
@@ -149,7 +139,7 @@ export class Worker {
     this.state = 'running';
     await this.heartbeat();
     this.unsubscribe = await this.store.subscribe((topic) => {
-      if (topic === 'work') this.announced();
+      if (topic === 'work') this.schedule.announced(Date.now());
       else void this.pollControl(true);
     });
     const every = (ms: number, fn: () => void) => {
@@ -173,7 +163,7 @@ export class Worker {
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.state !== 'running') return;
     this.state = 'stopping';
-    this.wakeup.wake();
+    this.schedule.wake();
     // No item starts from here on, also while a lease request in flight is awaited.
     for (const run of this.runs.values()) this.stopRun(run, 'draining');
     // A lease request on a dead connection could hang: what it leases then expires unused.
@@ -223,20 +213,7 @@ export class Worker {
 
   /** Wakes the lease loop: `work` announcements also end an idle backoff. */
   wake(work = false): void {
-    if (work) this.idleUntil = 0;
-    this.wakeup.wake();
-  }
-
-  /**
-   * The store announced work: an idle worker leases now, or, within the gap after the last
-   * lease an announcement started, at its end; announcements meanwhile join that lease.
-   */
-  private announced(): void {
-    const now = Date.now();
-    if (this.announcedLeaseAt <= now) this.announcedLeaseAt = Math.max(now, this.announcedLeaseAt + ANNOUNCED_LEASE_GAP_MS);
-    if (this.announcedLeaseAt >= this.idleUntil) return;
-    this.idleUntil = this.announcedLeaseAt;
-    this.wakeup.wake();
+    this.schedule.wake(work);
   }
 
   // -------------------------------------------------------------------------- leasing
@@ -257,9 +234,9 @@ export class Worker {
     let failures = 0;
     while (this.state === 'running') {
       const now = Date.now();
-      const plan = now >= this.idleUntil ? this.leasePlan() : null;
+      const plan = this.schedule.mayLease(now) ? this.leasePlan() : null;
       if (!plan) {
-        await this.wakeup.wait(this.idleUntil > now ? this.idleUntil - now : this.settings.pollMs);
+        await this.schedule.waitToLease(now, this.settings.pollMs);
         continue;
       }
       const requestedAt = Date.now();
@@ -279,11 +256,11 @@ export class Worker {
         failures++;
         const delay = Math.min(10_000, 100 * 2 ** Math.min(failures, 7));
         this.logger.warn({ err: error, retryInMs: delay }, 'lease failed; retrying');
-        await this.wakeup.wait(delay);
+        await this.schedule.wait(delay);
         continue;
       }
       if (leased.length === 0) {
-        this.idleUntil = Date.now() + this.settings.pollMs;
+        this.schedule.idleTill(Date.now() + this.settings.pollMs);
         continue;
       }
       for (const lease of leased) this.adopt(lease, requestedAt);
@@ -418,9 +395,7 @@ export class Worker {
     if (this.active === 0) for (const resolve of this.settledWaiters.splice(0)) resolve();
     if (this.state !== 'running') return;
     this.pump();
-    if (this.unstarted === 0 || this.unstarted < this.prefetchBelow) {
-      if (Date.now() >= this.idleUntil) this.wakeup.wake();
-    }
+    if (this.unstarted === 0 || this.unstarted < this.prefetchBelow) this.schedule.nudge(Date.now());
   }
 
   // -------------------------------------------------------------------------- stopping chunks

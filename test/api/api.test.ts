@@ -13,7 +13,7 @@ import { createKey } from '../../src/api/keys.js';
 import { createServer } from '../../src/api/server.js';
 import { ApiError, BatchlineClient } from '../../src/client/index.js';
 import { Batchline, PermanentError } from '../../src/index.js';
-import { until } from '../helpers/factory.js';
+import { gate, until } from '../helpers/factory.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
 if (!inject('pgUrl')) console.warn(inject('pgSkipReason'));
@@ -328,9 +328,8 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     await busy.listen({ host: '127.0.0.1', port: 0 });
     // The slow upload holds the one slot from when its submission reaches the store.
     const submit = bl.store.batchesSubmit;
-    let reached: () => void = () => {};
-    const reading = new Promise<void>((resolve) => (reached = resolve));
-    bl.store.batchesSubmit = (params) => (reached(), submit.call(bl.store, params));
+    const reading = gate();
+    bl.store.batchesSubmit = (params) => (reading.open(), submit.call(bl.store, params));
     try {
       const port = (busy.server.address() as AddressInfo).port;
       const slow = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/batches?type=echo', headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } });
@@ -339,7 +338,7 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
         slow.on('error', reject);
       });
       slow.write('{"n":1}\n');
-      await reading;
+      await reading.passed;
       const refused = await raw(`http://127.0.0.1:${port}`, 'POST', '/batches?type=echo', { body: '{"n":2}\n', headers: { 'content-type': 'application/x-ndjson' } });
       expect(refused).toMatchObject({ status: 503, body: { code: 'UNAVAILABLE' } });
       expect(refused.headers.get('retry-after')).toBe('1');

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Batchline, ConflictError, PermanentError, RetryLaterError } from '../../src/index.js';
 import { formatCents } from '../../src/core/decimal.js';
 import { PRUNE_PAGE } from '../../src/engine/reconciler.js';
-import { sleep, until } from '../helpers/factory.js';
+import { gate, sleep, until } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
@@ -178,10 +178,9 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     const a = await openBl();
     const b = await openBl();
     const ranBy = { a: 0, b: 0 };
-    let bStarted: () => void = () => {};
-    const bReady = new Promise<void>((resolve) => (bStarted = resolve));
+    const bStarted = gate();
     a.define('capped', async () => {
-      if (++ranBy.a === 1) await bReady;
+      if (++ranBy.a === 1) await bStarted.passed;
       await sleep(300);
     });
     a.define('long', async () => sleep(1_000));
@@ -195,7 +194,7 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     await until(() => ranBy.a === 1);
     await b.start({ concurrency: 1, pollMs: 60_000 });
     await sleep(500); // b's first lease has come back empty
-    bStarted();
+    bStarted.open();
     expect(await b.wait(capped.id, { timeoutMs: 30_000 })).toMatchObject({ status: 'completed', succeeded: 6 });
     expect(ranBy.a + ranBy.b).toBe(6);
     // Which worker takes each freed slot is a race; b must have been woken to take one.
@@ -588,10 +587,9 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     const ran = { a: 0, b: 0 };
     // After its first four, a's items wait until b has started: however slowly b starts, a
     // cannot have run the batch alone meanwhile.
-    let bStarted: () => void = () => {};
-    const bReady = new Promise<void>((resolve) => (bStarted = resolve));
+    const bStarted = gate();
     a.define('portfolio', async () => {
-      if (++ran.a > 4) await bReady;
+      if (++ran.a > 4) await bStarted.passed;
       await sleep(200);
     });
     b.define('portfolio', async () => {
@@ -607,7 +605,7 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(held.length).toBeLessThanOrEqual(4);
     // a holds four more (waiting); b gets a share of the rest only if a did not lease them all.
     await b.start({ concurrency: 4, targetLeaseMs: 100 });
-    bStarted();
+    bStarted.open();
     expect(await a.wait(batch.id)).toMatchObject({ succeeded: 40 });
     expect(ran.a + ran.b).toBe(40);
     expect(ran.b).toBeGreaterThanOrEqual(8);

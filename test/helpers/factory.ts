@@ -101,6 +101,13 @@ export async function itemCounts(store: Store, batchId: string): Promise<Record<
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** A promise to hold handlers on (`passed`) until the test calls `open()`. */
+export function gate(): { passed: Promise<void>; open: () => void } {
+  let open: () => void = () => {};
+  const passed = new Promise<void>((resolve) => (open = resolve));
+  return { passed, open };
+}
+
 /** Polls `condition` every 20 ms until it holds; throws after `timeoutMs`. */
 export async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

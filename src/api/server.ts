@@ -146,10 +146,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   // the methods it has (Allow), not a 404 saying it does not exist.
   const routes: { pattern: RegExp; method: string; url: string }[] = [];
   app.addHook('onRoute', (route) => {
+    if ((route.config as { refusesMethod?: boolean } | undefined)?.refusesMethod) return;
     const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}/?$`);
     for (const method of [route.method].flat()) routes.push({ pattern, method, url: route.url });
   });
-  app.setNotFoundHandler((request, reply) => {
+  const refuseMethod = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!;
     // A path with a route of its own (/batches/prune) takes that route's methods, not those of
     // a pattern it also fits (/batches/:id).
@@ -159,7 +160,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       return sendProblem(reply, problem('METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(', ')}, not ${request.method}`), { allow: allowed.join(', ') });
     }
     return sendProblem(reply, problem('NOT_FOUND', `no route ${request.method} ${path}`));
-  });
+  };
+  app.setNotFoundHandler(refuseMethod);
 
   const metrics = instrument(app, bl);
   // Ends open event streams when the server closes, so close() does not wait on them, and
@@ -422,6 +424,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         return reply.code(204).send();
       });
 
+      // GET, HEAD and DELETE /batches/prune would otherwise reach /batches/:id, as a batch
+      // with the id "prune"; they are refused like any other method the path does not take.
+      api.route({ method: ['GET', 'HEAD', 'DELETE'], url: '/batches/prune', exposeHeadRoute: false, config: { refusesMethod: true }, handler: refuseMethod });
       api.post('/batches/prune', async (request) => {
         if (request.headers['content-type'] !== undefined && mediaType(request) !== 'application/json') {
           throw new ProblemError(unsupportedType(request));

@@ -717,6 +717,10 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     // /batches/prune fits /batches/:id too, but takes only what its own route does.
     const putPrune = await raw(base, 'PUT', '/batches/prune');
     expect([putPrune.status, putPrune.headers.get('allow')]).toEqual([405, 'POST']);
+    for (const method of ['GET', 'HEAD', 'DELETE']) {
+      const res = await raw(base, method, '/batches/prune/');
+      expect([method, res.status, res.headers.get('allow')]).toEqual([method, 405, 'POST']);
+    }
     // Clients that set the JSON type on every request may send an action with no body.
     await bl.wait(batch.id, { timeoutMs: 20_000 });
     const retry = await raw(base, 'POST', `/batches/${batch.id}/retry`, { headers: json });

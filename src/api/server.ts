@@ -67,10 +67,13 @@ export interface ServerOptions {
    * the shutdown past its deadline.
    */
   shutdownMs?: number;
+  /**
+   * How long one `POST /batches/prune` goes on deleting before it answers with `more: true`
+   * (default 5 s), so a prune of a long history never outlasts a proxy's timeout; the client
+   * asks again until nothing is left.
+   */
+  pruneBudgetMs?: number;
 }
-
-/** How long one prune request goes on deleting before it answers `more: true`. */
-const PRUNE_REQUEST_BUDGET_MS = 5_000;
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -433,7 +436,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         }
         const body = parse(pruneBody, request.body, 'body');
         const tenant = listingScope(request.caller, body.tenant, 'prune');
-        const result = await bl.prune({ olderThanMs: body.olderThanMs, dryRun: body.dryRun, budgetMs: PRUNE_REQUEST_BUDGET_MS, ...(tenant === undefined ? {} : { tenant }) });
+        const result = await bl.prune({ olderThanMs: body.olderThanMs, dryRun: body.dryRun, budgetMs: options.pruneBudgetMs ?? 5_000, ...(tenant === undefined ? {} : { tenant }) });
         return { ...result, finishedBefore: result.finishedBefore.toISOString(), tenant: tenant ?? null };
       });
 

@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createKey } from '../../src/api/keys.js';
 import { createServer } from '../../src/api/server.js';
+import { PRUNE_PAGE } from '../../src/engine/reconciler.js';
 import { ApiError, BatchlineClient } from '../../src/client/index.js';
 import { Batchline, PermanentError } from '../../src/index.js';
 import { gate, until } from '../helpers/factory.js';
@@ -854,6 +855,29 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await prune(null, { olderThanMs: 0 })).status).toBe(401);
     expect((await bl.getBatch(open.id)).status).toBe('paused');
     await bl.cancel(open.id);
+  });
+
+  it('answers a prune that outlasts its budget with more: true, and the client asks again until none are left', async () => {
+    const hasty = await createServer({ batchline: bl, pruneBudgetMs: 1 });
+    await hasty.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const url = `http://127.0.0.1:${(hasty.server.address() as AddressInfo).port}`;
+      const admin = await createKey(bl.store, { tenant: 'ops', admin: true });
+      // One page deletes at most PRUNE_PAGE batches, and this server answers after one page.
+      const batches = [];
+      for (let i = 0; i < 2 * PRUNE_PAGE + 1; i++) batches.push(await bl.submit('echo', [{ n: i }], { tenant: 'bulk' }));
+      for (const b of batches) await bl.wait(b.id, { timeoutMs: 20_000 });
+      const first = await raw(url, 'POST', '/batches/prune', {
+        body: JSON.stringify({ olderThanMs: 0, tenant: 'bulk' }),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${admin.token}` },
+      });
+      expect(first).toMatchObject({ status: 200, body: { batches: PRUNE_PAGE, more: true } });
+      const rest = await new BatchlineClient({ baseUrl: url, apiKey: admin.token }).prune({ olderThanMs: 0, tenant: 'bulk' });
+      expect(rest).toMatchObject({ batches: PRUNE_PAGE + 1, more: false });
+      expect(await bl.countBatches({ tenant: 'bulk' })).toBe(0);
+    } finally {
+      await hasty.close();
+    }
   });
 
   it('isolates tenants: another tenant\'s batch is 404 on every endpoint; no key, a wrong or revoked key is 401', async () => {

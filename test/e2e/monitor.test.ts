@@ -1,6 +1,7 @@
 /**
  * `batchline monitor` as a real process: exit 0 when nothing is left, 1 when the timeout
- * passes with work remaining (or items failed, with --fail-on-failed), 2 on usage errors;
+ * passes with work remaining (or items failed or were cancelled, with --fail-on-failed), 2 on
+ * usage errors;
  * against the database and through a server's API.
  */
 
@@ -47,6 +48,8 @@ describe('monitor', () => {
     const orphan = await submit(good, 'nobody.runs.this', own);
     const out = await batchline(['monitor', orphan, '--timeout', '1s', '--interval', '200ms', ...own]);
     expect(out.code).toBe(1);
+    // In a log, the view at the start and the last one, so the summary matches a table.
+    expect(out.stdout.split('\nworkers: ')).toHaveLength(3);
     // The time is how long it watched, rounded: a slow last read can make it 2s.
     expect(out.stderr).toMatch(new RegExp(`incomplete after [12]s: ${orphan} \\(queued, 200 remaining\\)`));
     // ... and says why it cannot finish: nothing runs its type.
@@ -56,7 +59,7 @@ describe('monitor', () => {
     expect(JSON.parse(snapshot.stdout)).toMatchObject({ ok: false, remaining: 200, incomplete: [orphan], unservedTypes: ['nobody.runs.this'] });
   });
 
-  it('exits 0 once every watched batch has nothing left, and 1 with --fail-on-failed when items failed', async () => {
+  it('exits 0 once every watched batch has nothing left, and 1 with --fail-on-failed when items failed or were cancelled', async () => {
     const ok = await submit(good);
     const bad = await submit(mixed);
     // --all watches the batches open at its first listing: the worker starts once it is drawn.
@@ -74,8 +77,16 @@ describe('monitor', () => {
       expect(JSON.parse(strict.stdout)).toMatchObject({ ok: false, failed: 1, remaining: 0 });
       const prose = await batchline(['monitor', ok, bad, '--fail-on-failed', ...db]);
       expect(prose.code).toBe(1);
-      expect(prose.stderr).toContain(`failed items in: ${bad} (1)`);
+      expect(prose.stderr).toContain(`items that did not succeed in: ${bad} (1 failed)`);
       expect((await batchline(['monitor', ok, '--fail-on-failed', ...db])).code).toBe(0);
+      // A cancelled batch has nothing left, but ran nothing: --fail-on-failed does not pass it.
+      const dropped = await submit(good, 'nobody.runs.this');
+      expect((await batchline(['cancel', dropped, ...db])).code).toBe(0);
+      const lenient = await batchline(['monitor', dropped, ...db]);
+      expect([lenient.code, lenient.stdout]).toEqual([0, expect.stringContaining('1 batch: 0 succeeded, 0 failed, 200 cancelled, 0 remaining of 200')]);
+      const gate = await batchline(['monitor', dropped, '--fail-on-failed', '--json', ...db]);
+      expect([gate.code, JSON.parse(gate.stdout)]).toEqual([1, expect.objectContaining({ ok: false, cancelled: 200, remaining: 0 })]);
+      expect((await batchline(['monitor', dropped, '--fail-on-failed', ...db])).stderr).toContain(`items that did not succeed in: ${dropped} (200 cancelled)`);
     } finally {
       worker.kill('SIGTERM');
       await exited(worker);

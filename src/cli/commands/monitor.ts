@@ -4,8 +4,8 @@
  * items/s, ETA) and a line of worker activity; a final summary.
  *
  * Exit codes: 0 when every watched batch has 0 remaining (and, with --fail-on-failed, none
- * failed); 1 when the timeout passes with work remaining (the incomplete batches are listed),
- * or with --fail-on-failed when items failed; 2 on usage errors (bad flags, an unknown batch,
+ * failed or was cancelled); 1 when the timeout passes with work remaining (the incomplete
+ * batches are listed), or with --fail-on-failed when items failed or were cancelled; 2 on usage errors (bad flags, an unknown batch,
  * a --tenant without any batch). Once watching, a batch deleted meanwhile is dropped from the
  * watch, and a server or database that stops answering is retried until the timeout.
  *
@@ -103,7 +103,7 @@ export function monitorCommand(): Command {
         .summary('watch batches live until nothing is left')
         .description(
           'Watch batches (the given ids, every open batch of --tenant, or every open batch with --all) until each has 0 remaining. ' +
-            'Exit 0 when nothing is left (with --fail-on-failed, also nothing failed), 1 when --timeout passes with work remaining, 2 on usage errors.',
+            'Exit 0 when nothing is left (with --fail-on-failed, also nothing failed or was cancelled), 1 when --timeout passes with work remaining, 2 on usage errors.',
         )
         .argument('[ids...]', 'batch ids to watch')
         .option('--tenant <name>', 'watch the open batches of this tenant')
@@ -111,7 +111,7 @@ export function monitorCommand(): Command {
         .addOption(durationOption('--timeout <duration>', 'give up after this long (exit 1)', '30m'))
         .addOption(durationOption('--interval <duration>', 'how often to refresh (at most 1h)', '2s', '1h'))
         .option('--no-follow', 'print one snapshot and exit (0 if nothing is left)')
-        .option('--fail-on-failed', 'exit 1 if any watched batch has failed items')
+        .option('--fail-on-failed', 'exit 1 if any watched batch has failed or cancelled items')
         .option('--json', 'print the final state as JSON instead of the live view'),
     ),
   ).action(async (ids: string[], options: MonitorOptions) => {
@@ -188,15 +188,16 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
       throw error;
     });
     const view = render(rows, workers);
+    const last = left.length === 0 || !options.follow || Date.now() - started >= options.timeout;
     if (!options.json) {
       if (live) process.stdout.write(`\x1b[2J\x1b[H${view}\n`);
-      else if (Date.now() - lastPrinted >= Math.max(options.interval, 10_000) || left.length === 0 || !options.follow) {
+      // In a log the last view is always printed, so the summary below matches a table.
+      else if (Date.now() - lastPrinted >= Math.max(options.interval, 10_000) || last) {
         console.log(`${view}\n`);
         lastPrinted = Date.now();
       }
     }
-    const timedOut = Date.now() - started >= options.timeout;
-    if (left.length === 0 || !options.follow || timedOut) break;
+    if (last) break;
     await new Promise((resolve) => setTimeout(resolve, Math.min(options.interval, Math.max(0, started + options.timeout - Date.now()))));
     try {
       rows = await fetchAll();
@@ -209,11 +210,19 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
   }
 
   const incomplete = rows.filter((r) => r.progress.remaining > 0);
-  const failed = rows.filter((r) => r.progress.failed > 0);
+  // Items that did not succeed: a cancelled batch ran nothing it was asked to, so a CI gate
+  // with --fail-on-failed must not pass it.
+  const failed = rows.filter((r) => r.progress.failed + r.progress.cancelled > 0);
   const ok = incomplete.length === 0 && !(options.failOnFailed && failed.length > 0);
   const totals = rows.reduce(
-    (t, r) => ({ total: t.total + r.progress.total, succeeded: t.succeeded + r.progress.succeeded, failed: t.failed + r.progress.failed, remaining: t.remaining + r.progress.remaining }),
-    { total: 0, succeeded: 0, failed: 0, remaining: 0 },
+    (t, r) => ({
+      total: t.total + r.progress.total,
+      succeeded: t.succeeded + r.progress.succeeded,
+      failed: t.failed + r.progress.failed,
+      cancelled: t.cancelled + r.progress.cancelled,
+      remaining: t.remaining + r.progress.remaining,
+    }),
+    { total: 0, succeeded: 0, failed: 0, cancelled: 0, remaining: 0 },
   );
   if (options.json) {
     printJson({
@@ -226,14 +235,19 @@ async function monitor(source: BatchSource, ids: string[], options: MonitorOptio
     });
   } else {
     console.log(
-      `${rows.length} batch${rows.length === 1 ? '' : 'es'}: ${count(totals.succeeded)} succeeded, ${count(totals.failed)} failed, ${count(totals.remaining)} remaining of ${count(totals.total)}`,
+      `${rows.length} batch${rows.length === 1 ? '' : 'es'}: ${count(totals.succeeded)} succeeded, ${count(totals.failed)} failed, ${
+        totals.cancelled > 0 ? `${count(totals.cancelled)} cancelled, ` : ''
+      }${count(totals.remaining)} remaining of ${count(totals.total)}`,
     );
     if (incomplete.length > 0) {
       console.error(`incomplete${options.follow ? ` after ${Math.round((Date.now() - started) / 1000)}s` : ''}: ${incomplete.map((r) => `${r.id} (${r.progress.status}, ${count(r.progress.remaining)} remaining)`).join(', ')}`);
       const unserved = unservedTypes(rows, workers);
       if (unserved.length > 0) console.error(`no active worker runs ${unserved.join(', ')}: start workers whose processors define ${unserved.length === 1 ? 'it' : 'them'}`);
     }
-    if (options.failOnFailed && failed.length > 0) console.error(`failed items in: ${failed.map((r) => `${r.id} (${count(r.progress.failed)})`).join(', ')}`);
+    if (options.failOnFailed && failed.length > 0) {
+      const what = (p: Progress) => [p.failed > 0 ? `${count(p.failed)} failed` : '', p.cancelled > 0 ? `${count(p.cancelled)} cancelled` : ''].filter(Boolean).join(', ');
+      console.error(`items that did not succeed in: ${failed.map((r) => `${r.id} (${what(r.progress)})`).join(', ')}`);
+    }
   }
   process.exitCode = ok ? EXIT.ok : EXIT.failures;
 }

@@ -28,7 +28,8 @@ export interface ProgressOptions {
 /** Renders the progress of a set of batches on stderr until stopped. */
 export class ProgressReporter {
   private timer: NodeJS.Timeout | null = null;
-  private readonly startedAt = Date.now();
+  /** Items finished at the first read, and when: the rate counts only what finished since. */
+  private baseline: { finished: number; at: number } | null = null;
   /** When a line was last printed (not on a terminal: one every 5 s, the first after 5 s). */
   private lastPrinted = Date.now();
   private readonly stream: NodeJS.WriteStream;
@@ -62,7 +63,10 @@ export class ProgressReporter {
     this.rendering = true;
     try {
       const batches = await Promise.all(this.ids.map((id) => this.read(id)));
-      const line = describe(batches, Date.now() - this.startedAt, this.options.label);
+      const now = Date.now();
+      this.baseline ??= { finished: finishedOf(batches), at: now };
+      const rate = now > this.baseline.at ? ((finishedOf(batches) - this.baseline.finished) * 1000) / (now - this.baseline.at) : null;
+      const line = describe(batches, rate, this.options.label);
       if (this.live) this.stream.write(`\r\x1b[K${line}`);
       else if (Date.now() - this.lastPrinted >= 5_000) {
         this.lastPrinted = Date.now();
@@ -76,13 +80,20 @@ export class ProgressReporter {
   }
 }
 
-/** "txn.apply: 45,231/100,000 items (45%), 0 failed, 12,345 items/s, 3/10 batches done". */
-export function describe(batches: BatchCounters[], elapsedMs: number, label = 'progress'): string {
+function finishedOf(batches: BatchCounters[]): number {
+  return batches.reduce((n, b) => n + b.total - b.remaining, 0);
+}
+
+/**
+ * "txn.apply: 45,231/100,000 items (45%), 0 failed, 12,345 items/s, 3/10 batches done", with
+ * `itemsPerSecond` the rate since progress began to be watched (null: not yet known).
+ */
+export function describe(batches: BatchCounters[], itemsPerSecond: number | null, label = 'progress'): string {
   const total = batches.reduce((n, b) => n + b.total, 0);
-  const finished = batches.reduce((n, b) => n + b.total - b.remaining, 0);
+  const finished = finishedOf(batches);
   const failed = batches.reduce((n, b) => n + b.failed, 0);
   const done = batches.filter((b) => b.remaining === 0).length;
-  const rate = elapsedMs > 0 ? Math.round((finished * 1000) / elapsedMs) : 0;
   const percent = total > 0 ? Math.floor((finished * 100) / total) : 100;
-  return `${label}: ${count(finished)}/${count(total)} items (${percent}%), ${count(failed)} failed, ${count(rate)} items/s, ${done}/${batches.length} batches done`;
+  const rate = itemsPerSecond === null ? '' : `, ${count(Math.round(itemsPerSecond))} items/s`;
+  return `${label}: ${count(finished)}/${count(total)} items (${percent}%), ${count(failed)} failed${rate}, ${done}/${batches.length} batches done`;
 }

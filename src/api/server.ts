@@ -370,6 +370,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
        */
       const openStreams = new Map<string, number>();
       const stream = async (request: FastifyRequest, reply: FastifyReply, scope: StreamScope) => {
+        // HEAD says what a GET would answer without opening a stream, nor holding one of the key's.
+        if (request.method === 'HEAD') return reply.type('text/event-stream').header('cache-control', 'no-cache').send();
         const caller = request.caller;
         const who = caller.keyId ?? request.ip;
         const open = openStreams.get(who) ?? 0;

@@ -244,6 +244,17 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     }
   });
 
+  /**
+   * The items of an upload, then a last look at the caller's key before the batch is committed:
+   * a key revoked while its body arrived (which can take minutes) creates nothing.
+   */
+  async function* untilRevoked<T>(items: AsyncIterable<T>, caller: FastifyRequest['caller']): AsyncGenerator<T> {
+    yield* items;
+    if (!(await stillValid(bl.store, caller))) {
+      throw new ProblemError(problem('UNAUTHORIZED', 'the API key was revoked while the body arrived; nothing was created'));
+    }
+  }
+
   /** A batch the caller may see, or 404 (never 403: another tenant's batch does not exist for it). */
   const visibleBatch = (request: FastifyRequest, id: string) => bl.getBatch(id, { tenant: tenantScope(request.caller) });
 
@@ -264,7 +275,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
           // stops sending must not hold it (and a pool connection) for ever.
           const stopWatching = cutOffWhenIdle(request.raw, uploadIdleMs, request.log);
           try {
-            submitted = await bl.submit(query.type, streamItems(request.raw, format), {
+            submitted = await bl.submit(query.type, untilRevoked(streamItems(request.raw, format), request.caller), {
               tenant: request.caller.tenant,
               ...(query.priority !== undefined ? { priority: query.priority } : {}),
               ...(query.maxAttempts !== undefined ? { maxAttempts: query.maxAttempts } : {}),

@@ -14,7 +14,7 @@ import { createServer } from '../../src/api/server.js';
 import { PRUNE_PAGE } from '../../src/engine/reconciler.js';
 import { ApiError, BatchlineClient } from '../../src/client/index.js';
 import { Batchline, PermanentError } from '../../src/index.js';
-import { gate, until } from '../helpers/factory.js';
+import { gate, sleep, until } from '../helpers/factory.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
 if (!inject('pgUrl')) console.warn(inject('pgSkipReason'));
@@ -299,6 +299,31 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     // The server sees the reset, the submission's stream fails and its transaction rolls back.
     await new Promise((r) => setTimeout(r, 500));
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
+  });
+
+  it('creates nothing when the key is revoked while the upload arrives', async () => {
+    const leaving = await createKey(bl.store, { tenant: 'leaving', admin: false });
+    const { port } = new URL(base);
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/api/v1/batches?type=echo',
+        headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked', authorization: `Bearer ${leaving.token}` },
+      });
+      req.on('error', reject);
+      req.on('response', (res) => void streamText(res).then((body) => resolve({ status: res.statusCode!, body })));
+      for (let i = 0; i < 1_000; i++) req.write(`{"n":${i}}\n`);
+      // The key is revoked once the server has let the request in (a second is ample; were it
+      // not, the answer would be the 401 of an unknown key, and this test would fail, not pass).
+      void sleep(1_000)
+        .then(() => bl.store.keyRevoke({ id: leaving.key.id }))
+        .then(() => req.end('{"n":-1}\n'));
+    });
+    const { status, body } = await answer;
+    expect([status, JSON.parse(body)]).toEqual([401, expect.objectContaining({ code: 'UNAUTHORIZED', detail: 'the API key was revoked while the body arrived; nothing was created' })]);
+    expect(await bl.countBatches({ tenant: 'leaving' })).toBe(0);
   });
 
   it('does not cut off an upload whose body has all arrived, however long the commit takes', async () => {

@@ -686,6 +686,12 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect((await store.eventsFollow({ after: first.cursor, limit: 2 })).events.map((e) => e.type)).toEqual(['batch:completed']);
     expect((await store.eventsList({ afterId: events[0]!.id, limit: 10 })).map((e) => e.type)).toEqual(['batch:started', 'batch:completed']);
     await expect(store.eventsFollow({ after: 'nonsense', limit: 10 })).rejects.toThrow(/is not an event cursor/);
+    // Cursors no database gives: an event beyond the newest, snapshots PostgreSQL would not write.
+    const beyond = events[2]!.cursor.replace(/\d+$/, (n) => String(Number(n) + 1_000_000));
+    await expect(store.eventsFollow({ after: beyond, limit: 10 })).rejects.toThrow(/beyond the newest event/);
+    for (const forged of ['10:5:', '10:20:9', '10:20:15,12', '10:20:12,', `${events[2]!.cursor},1`]) {
+      await expect(store.eventsFollow({ after: forged, limit: 10 }), forged).rejects.toThrow(/is not an event cursor/);
+    }
   });
 
   it('follows new events after the newest batch and its events were deleted', async () => {

@@ -88,6 +88,8 @@ export class PostgresStore implements Store {
   private closed = false;
   /** The highest transaction horizon (snapshot xmax) this store has read from the database. */
   private latestXmax = 0n;
+  /** The newest event id this store has seen given; a cursor's event beyond it is refused. */
+  private latestEventId = 0n;
 
   private constructor(
     pool: pg.Pool,
@@ -468,10 +470,9 @@ export class PostgresStore implements Store {
    * (reading the window between two snapshots, up to that event). See EVENTS_FOLLOW.
    */
   async eventsFollow(params: EventsFollowParams): Promise<{ events: FollowedEvent[]; cursor: string }> {
-    const SNAPSHOT = /^\d+:\d+:[\d,]*$/;
     const [from, givenTo, position] = params.after.split('|');
     const [txid, id] = position ? position.split(':') : [];
-    if (!from || !SNAPSHOT.test(from) || (givenTo !== undefined && !SNAPSHOT.test(givenTo)) || (position && !/^\d+:\d+$/.test(position))) {
+    if (!from || !isSnapshot(from) || (givenTo !== undefined && !isSnapshot(givenTo)) || (position && !/^\d+:\d+$/.test(position))) {
       throw new InputError(`${JSON.stringify(params.after)} is not an event cursor`);
     }
     const xmax = (snapshot: string) => BigInt(snapshot.split(':')[1]!);
@@ -480,6 +481,13 @@ export class PostgresStore implements Store {
     }
     const to = givenTo ?? (await this.eventsCursor());
     await this.refuseAhead(params.after, xmax(to) > xmax(from) ? xmax(to) : xmax(from));
+    if (id !== undefined && BigInt(id) > this.latestEventId) {
+      const [row] = await this.c.query<{ id: string }>(this.c.pool, this.c.sql.EVENTS_SEQUENCE);
+      this.latestEventId = BigInt(row!.id);
+      if (BigInt(id) > this.latestEventId) {
+        throw new InputError(`${JSON.stringify(params.after)} is not an event cursor this database gave: event ${id} is beyond the newest event (${this.latestEventId})`);
+      }
+    }
     const rows = await this.c.query<Parameters<typeof toEvent>[0]>(this.c.pool, this.c.sql.EVENTS_FOLLOW, [
       from, to, txid ?? null, id ?? null, params.tenant ?? null, params.types?.length ? params.types : null, params.limit,
     ]);
@@ -584,4 +592,19 @@ export class PostgresStore implements Store {
     await this.notifications.close();
     await this.c.pool.end();
   }
+}
+
+/**
+ * `xmin:xmax:xip,...` as PostgreSQL writes a pg_snapshot: xmin <= xmax, and each running
+ * transaction in [xmin, xmax) in ascending order. Anything else was not given by a database.
+ */
+function isSnapshot(text: string): boolean {
+  const match = /^(\d+):(\d+):([\d,]*)$/.exec(text);
+  if (!match) return false;
+  const [xmin, xmax] = [BigInt(match[1]!), BigInt(match[2]!)];
+  if (xmin > xmax) return false;
+  if (match[3] === '') return true;
+  const xip = match[3]!.split(',');
+  if (xip.some((x) => x === '')) return false;
+  return xip.map(BigInt).every((x, i, all) => x >= xmin && x < xmax && (i === 0 || x >= all[i - 1]!));
 }

@@ -452,6 +452,8 @@ SELECT e.*, $1 || '|' || $2 || '|' || e.txid::text || ':' || e.id AS cursor
 
     /** A snapshot of now: the cursor from which following yields only later commits. */
     EVENTS_CURSOR: `SELECT pg_current_snapshot()::text AS cursor`,
+    /** The last event id ever given (deleted events included): no cursor of this database is beyond it. */
+    EVENTS_SEQUENCE: `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('${s}.events', 'id')::regclass), 0)::text AS id`,
 
     EVENTS_DELETE_BATCH: `DELETE FROM ${s}.events WHERE batch_id = $1`,
 

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../core/errors.js';
 import type { NewBatch, NewChunk } from '../store/store.js';
-import { checkItemSource, DEFAULT_LIMITS, newBatch, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
+import { checkItemSource, DEFAULT_LIMITS, MAX_LABELS, newBatch, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
 
 const spec = (options: SubmitOptions = {}, type = 'email.send') => newBatch(type, options, 'default');
 const limits = (overrides: Partial<SubmissionLimits>): SubmissionLimits => ({ ...DEFAULT_LIMITS, ...overrides });
@@ -296,6 +296,14 @@ describe('Submission digests', () => {
 });
 
 describe('newBatch', () => {
+  it('refuses label names with ":", which no filter could ask for, and more than MAX_LABELS labels', () => {
+    expect(() => newBatch('email.send', { labels: { 'a:b': 'c' } }, 'acme')).toThrow('submit options: labels.a:b: a label name cannot contain ":" (filters are name:value)');
+    const many = Object.fromEntries(Array.from({ length: MAX_LABELS + 1 }, (_, i) => [`l${i}`, 'v']));
+    expect(() => newBatch('email.send', { labels: many }, 'acme')).toThrow(`at most ${MAX_LABELS} labels`);
+    delete many[`l${MAX_LABELS}`];
+    expect(newBatch('email.send', { labels: many }, 'acme').labels).toEqual(many);
+  });
+
   it('applies defaults: the given tenant, priority 5, no labels, no key, no run options', () => {
     expect(newBatch('email.send', {}, 'acme')).toEqual({
       tenant: 'acme',

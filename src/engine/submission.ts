@@ -40,11 +40,24 @@ const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF
 export const storableText = (max: number) =>
   z.string().max(max).refine((text) => !UNSTORABLE.test(text), 'must not contain U+0000 or an unpaired surrogate');
 
+/** Most labels one batch may carry. */
+export const MAX_LABELS = 32;
+
 export const submitOptionsSchema = processorOptionsSchema.extend({
   tenant: z.string().min(1).max(200).regex(/^[A-Za-z0-9._:-]+$/, 'use letters, digits and . _ : - only').optional(),
   priority: z.number().int().min(0).max(10).optional(),
   idempotencyKey: storableText(500).min(1).optional(),
-  labels: z.record(storableText(100).min(1, 'a label needs a name'), storableText(1_000)).optional(),
+  labels: z
+    .record(storableText(100).min(1, 'a label needs a name'), storableText(1_000))
+    .superRefine((labels, ctx) => {
+      // Filters name a label as name:value, so a name holding ":" could never be asked for.
+      for (const name of Object.keys(labels)) {
+        if (name.includes(':')) ctx.addIssue({ code: 'custom', path: [name], message: 'a label name cannot contain ":" (filters are name:value)' });
+      }
+      // Labels come back with every batch listed: a bounded few keep listings small.
+      if (Object.keys(labels).length > MAX_LABELS) ctx.addIssue({ code: 'custom', message: `at most ${MAX_LABELS} labels` });
+    })
+    .optional(),
   backoff: backoffSchema.optional(),
   concurrency: z.number().int().min(1).max(100_000).optional(),
 });

@@ -15,7 +15,7 @@ const typeName = typeSchema;
  * of one of them.
  */
 const once = (message = 'expected a single value') =>
-  z.string({ error: (issue) => (Array.isArray(issue.input) ? 'given more than once; give it once' : message) });
+  z.string({ error: (issue) => (Array.isArray(issue.input) ? 'given more than once; give it once' : issue.input === undefined ? 'required' : message) });
 
 /**
  * A whole number in a query string, written in decimal digits: `?after=` (empty), `0x10` or
@@ -26,7 +26,7 @@ const wholeNumber = (min: number, max: number) =>
     .regex(/^-?\d{1,16}$/, `expected a whole number from ${min} to ${max}`)
     .meta({ description: `a whole number from ${min} to ${max}` })
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+    .pipe(z.number().int().min(min, `expected a whole number from ${min} to ${max}`).max(max, `expected a whole number from ${min} to ${max}`));
 /** Batch ids, lower-cased (SQLite compares text; PostgreSQL's uuid type does not care). */
 const batchId = z
   .string()
@@ -49,7 +49,7 @@ export const createBatchQuery = z
     type: once().pipe(typeName),
     priority: wholeNumber(0, 10).optional(),
     maxAttempts: wholeNumber(1, 1_000).optional(),
-    timeoutMs: wholeNumber(1, 2_147_483_647).optional(),
+    timeoutMs: wholeNumber(1, 7 * 24 * 3600_000).optional(),
     idempotencyKey: once().pipe(storableText(500).min(1)).optional(),
     /** `label=k:v`, repeatable. */
     label: z.union([z.string(), z.array(z.string())]).optional(),

@@ -267,7 +267,10 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(badCsv.status).toBe(400);
     expect(badCsv.body.detail).toMatch(/^request body:3: malformed CSV/);
     const noType = await raw(base, 'POST', '/batches', { body: '{"n":1}\n', headers: { 'content-type': 'application/x-ndjson' } });
-    expect(noType).toMatchObject({ status: 400, body: { errors: [{ path: 'query.type' }] } });
+    expect(noType).toMatchObject({ status: 400, body: { errors: [{ path: 'query.type', message: 'required' }] } });
+    // The query's timeoutMs has the bounds the engine's has, and says so with its path.
+    const longTimeout = await raw(base, 'POST', '/batches?type=echo&timeoutMs=604800001', { body: '{"n":1}\n', headers: { 'content-type': 'application/x-ndjson' } });
+    expect(longTimeout).toMatchObject({ status: 400, body: { errors: [{ path: 'query.timeoutMs', message: 'expected a whole number from 1 to 604800000' }] } });
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
   });
 

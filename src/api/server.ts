@@ -77,6 +77,21 @@ export interface ServerOptions {
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
+/** Routes that read a query string (each parses it strictly). */
+const TAKES_QUERY = new Set(['/api/v1/batches', '/api/v1/batches/:id/items', '/api/v1/batches/:id/results']);
+
+/**
+ * Steering takes no body. Clients that send the JSON type with every request may send an
+ * empty body or `{}`; anything else (fields, or text) is refused rather than ignored.
+ */
+function refuseBody(request: FastifyRequest): void {
+  const body = request.body;
+  if (body === undefined || body === null || body === '') return;
+  if (mediaType(request) !== 'application/json') throw new ProblemError(unsupportedType(request));
+  if (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0) return;
+  throw new ProblemError(problem('VALIDATION_ERROR', 'invalid body', [{ path: 'body', message: 'this request takes no body; send none, or {}' }]));
+}
+
 /** JSON of a batch for the API: dates as ISO strings and its progress. */
 export function batchView(batch: Batch, now = Date.now()) {
   return {
@@ -260,6 +275,18 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   await app.register(
     async (api) => {
+      // Routes of batches, events and workers that read no query string refuse one, as those
+      // that read one refuse a parameter they do not know: a misspelt option is said, not
+      // ignored. Probes and the metrics scrape are left to the tools that call them.
+      api.addHook('preHandler', async (request) => {
+        const route = request.routeOptions.url ?? '';
+        if (TAKES_QUERY.has(route) || !/^\/api\/v1\/(batches|events|workers)/.test(route)) return;
+        const given = Object.keys(request.query as object);
+        if (given.length > 0) {
+          throw new ProblemError(problem('VALIDATION_ERROR', 'invalid query', given.map((name) => ({ path: `query.${name}`, message: 'this request takes no query parameters' }))));
+        }
+      });
+
       api.post('/batches', async (request, reply) => {
         const contentType = mediaType(request);
         const format = STREAMED[contentType];
@@ -424,6 +451,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
       const action = (path: string, run: (id: string) => Promise<Batch>) =>
         api.post(`/batches/:id/${path}`, async (request) => {
+          refuseBody(request);
           const { id } = parse(idParams, request.params, 'path');
           await visibleBatch(request, id);
           return batchView(await run(id));
@@ -434,6 +462,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       action('retry', async (id) => (await bl.retryFailed(id)).batch);
 
       api.delete('/batches/:id', async (request, reply: FastifyReply) => {
+        refuseBody(request);
         const { id } = parse(idParams, request.params, 'path');
         await visibleBatch(request, id);
         await bl.deleteBatch(id);

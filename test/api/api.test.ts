@@ -287,6 +287,15 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
   });
 
+  it('words a complete CSV body with a stray quote or an unclosed one after blank lines as malformed, at its line', async () => {
+    const csv = (body: string) => raw(base, 'POST', '/batches?type=echo', { body, headers: { 'content-type': 'text/csv' } });
+    const stray = await csv('a,b\n1,2\n3"x",4\n');
+    expect(stray.status).toBe(400);
+    expect(stray.body.detail).toMatch(/^request body:3: malformed CSV: invalid opening quote: /);
+    expect(stray.body.detail).not.toContain('ended early');
+    expect((await csv('a,b\n1,2\n3,4\n5,6\n\n\n\n\n"x,1\n')).body.detail).toMatch(/^request body:9: malformed CSV: Quote Not Closed/);
+  });
+
   it('creates nothing when the connection drops mid-upload', async () => {
     const before = (await bl.listBatches({ limit: 500 })).length;
     const { port } = new URL(base);
@@ -302,31 +311,6 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     // The server sees the reset, the submission's stream fails and its transaction rolls back.
     await new Promise((r) => setTimeout(r, 500));
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
-  });
-
-  it('creates nothing when the key is revoked while the upload arrives', async () => {
-    const leaving = await createKey(bl.store, { tenant: 'leaving', admin: false });
-    const { port } = new URL(base);
-    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest({
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/api/v1/batches?type=echo',
-        headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked', authorization: `Bearer ${leaving.token}` },
-      });
-      req.on('error', reject);
-      req.on('response', (res) => void streamText(res).then((body) => resolve({ status: res.statusCode!, body })));
-      for (let i = 0; i < 1_000; i++) req.write(`{"n":${i}}\n`);
-      // The key is revoked once the server has let the request in (a second is ample; were it
-      // not, the answer would be the 401 of an unknown key, and this test would fail, not pass).
-      void sleep(1_000)
-        .then(() => bl.store.keyRevoke({ id: leaving.key.id }))
-        .then(() => req.end('{"n":-1}\n'));
-    });
-    const { status, body } = await answer;
-    expect([status, JSON.parse(body)]).toEqual([401, expect.objectContaining({ code: 'UNAUTHORIZED', detail: 'the API key was revoked while the body arrived; nothing was created' })]);
-    expect(await bl.countBatches({ tenant: 'leaving' })).toBe(0);
   });
 
   it('does not cut off an upload whose body has all arrived, however long the commit takes', async () => {
@@ -754,6 +738,25 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     await bl.wait(batch.id, { timeoutMs: 20_000 });
     const retry = await raw(base, 'POST', `/batches/${batch.id}/retry`, { headers: json });
     expect(retry.status).toBe(200);
+    expect((await raw(base, 'POST', `/batches/${batch.id}/retry`, { headers: json, body: '{}' })).status).toBe(200);
+    // Anything else sent to an action is refused, not ignored: a body, or a query parameter.
+    const text = await raw(base, 'POST', `/batches/${batch.id}/pause`, { headers: { 'content-type': 'text/plain' }, body: 'x' });
+    expect([text.status, text.body.detail]).toEqual([415, 'this request takes no body, or an application/json one, not "text/plain"']);
+    const fields = await raw(base, 'POST', `/batches/${batch.id}/resume`, { headers: json, body: '{"force":true}' });
+    expect([fields.status, paths(fields)]).toEqual([400, ['body: this request takes no body; send none, or {}']]);
+    for (const [method, path] of [
+      ['POST', `/batches/${batch.id}/pause?x=1`],
+      ['GET', `/batches/${batch.id}?x=1`],
+      ['GET', `/batches/${batch.id}/progress?x=1`],
+      ['GET', `/events?x=1`],
+      ['GET', `/workers?x=1`],
+      ['DELETE', `/batches/${batch.id}?x=1`],
+      ['POST', `/batches/prune?x=1`],
+    ] as const) {
+      const res = await raw(base, method, path, method === 'POST' ? { headers: json, body: '{"olderThanMs":999999999}' } : {});
+      expect([method, path, res.status, paths(res)]).toEqual([method, path, 400, ['query.x: this request takes no query parameters']]);
+    }
+    expect((await raw(base, 'GET', '/health?probe=1')).status).toBe(200);
     const removed = await raw(base, 'DELETE', `/batches/${batch.id}`, { headers: json });
     expect(removed.status).toBe(204);
   });
@@ -883,6 +886,32 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await prune(null, { olderThanMs: 0 })).status).toBe(401);
     expect((await bl.getBatch(open.id)).status).toBe('paused');
     await bl.cancel(open.id);
+  });
+
+  it('creates nothing when the key is revoked while the upload arrives', async () => {
+    // Keys exist from here on (the prune test above made them): making one changes no other test.
+    const leaving = await createKey(bl.store, { tenant: 'leaving', admin: false });
+    const { port } = new URL(base);
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/api/v1/batches?type=echo',
+        headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked', authorization: `Bearer ${leaving.token}` },
+      });
+      req.on('error', reject);
+      req.on('response', (res) => void streamText(res).then((body) => resolve({ status: res.statusCode!, body })));
+      for (let i = 0; i < 1_000; i++) req.write(`{"n":${i}}\n`);
+      // The key is revoked once the server has let the request in (a second is ample; were it
+      // not, the answer would be the 401 of an unknown key, and this test would fail, not pass).
+      void sleep(1_000)
+        .then(() => bl.store.keyRevoke({ id: leaving.key.id }))
+        .then(() => req.end('{"n":-1}\n'));
+    });
+    const { status, body } = await answer;
+    expect([status, JSON.parse(body)]).toEqual([401, expect.objectContaining({ code: 'UNAUTHORIZED', detail: 'the API key was revoked while the body arrived; nothing was created' })]);
+    expect(await bl.countBatches({ tenant: 'leaving' })).toBe(0);
   });
 
   it('answers a prune that outlasts its budget with more: true, and the client asks again until none are left', async () => {

@@ -5,8 +5,44 @@
  * binary data or a class instance without own properties loses what it holds, and
  * symbol-keyed properties vanish. An item holding one is refused, naming where, rather than run on data its submitter never sent. (An object
  * property that is `undefined` is left out, as JSON always does; reading it back gives
- * `undefined` again. Values with `toJSON`, such as Dates, are stored as that gives.)
+ * `undefined` again. Values with `toJSON`, such as Dates, are stored as that gives.) Values
+ * nested deeper than the stores' JSON functions read are refused too (MAX_JSON_DEPTH).
  */
+
+/**
+ * How deep a payload or a result may nest arrays and objects in one another (`[]` is one
+ * level, `[{}]` two). The stores' JSON functions have limits of their own: SQLite refuses a
+ * whole document nested past 1,000 levels (JSON_MAX_DEPTH), so one deep result would make
+ * every statement reading its chunk's state fail, and PostgreSQL's parser runs out of stack
+ * ("stack depth limit exceeded") past about 10,000 with the default max_stack_depth. A stored
+ * value sits up to two levels inside its chunk's arrays; 512 leaves room on both stores.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+/** Whether JSON text (valid, as JSON.stringify writes it) nests arrays and objects deeper than `max`. */
+export function nestedDeeperThan(json: string, max: number = MAX_JSON_DEPTH): boolean {
+  // Every level takes two characters: shorter text cannot be too deep, and most values are shorter.
+  if (json.length <= 2 * max) return false;
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: on to its closing quote, one not escaped (preceded by an even run of backslashes).
+      for (;;) {
+        i = json.indexOf('"', i + 1);
+        if (i < 0) return false;
+        let backslashes = 0;
+        while (json.charCodeAt(i - 1 - backslashes) === 0x5c) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
 
 /** Where in `value` the first value JSON would change sits, and what it is; null when none. */
 export function lossyJsonValue(value: unknown): string | null {

@@ -5,7 +5,7 @@
  */
 
 import { backoffDelay } from '../core/backoff.js';
-import { lossyJsonValue } from '../core/json-values.js';
+import { lossyJsonValue, MAX_JSON_DEPTH, nestedDeeperThan } from '../core/json-values.js';
 import { isPermanent, ItemAbortedError, MAX_DELAY_MS, RetryLaterError } from '../core/errors.js';
 import type { ChunkRun } from './chunk-run.js';
 import type { ItemContext } from './item-context.js';
@@ -16,7 +16,7 @@ export type ItemOutcome = 'succeeded' | 'failed' | 'retried' | 'cancelled';
 
 /**
  * Records a returned value: the item succeeds with it as its result, unless it cannot be stored
- * as it is (not JSON, changed by JSON as a submitted item would be, or too large): then it fails
+ * as it is (not JSON, changed by JSON as a submitted item would be, nested too deep, or too large): then it fails
  * with kind `invalid_result`, permanently (the same handler would return the same again).
  */
 export function recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext, maxResultBytes: number): ItemOutcome {
@@ -31,6 +31,10 @@ export function recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: 
     return invalidResult(run, slot, `the result is not JSON-serialisable: ${(error as Error).message}`);
   }
   if (json === undefined) return invalidResult(run, slot, `the result (${typeof value}) is not JSON-serialisable`);
+  // Deeper than the stores' JSON functions read, it would make every statement over its chunk fail.
+  if (nestedDeeperThan(json)) {
+    return invalidResult(run, slot, `the result nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep; the limit is ${MAX_JSON_DEPTH}`);
+  }
   // The rule items are held to at submit: a result JSON would store changed is not stored.
   const lossy = lossyJsonValue(value);
   if (lossy) return invalidResult(run, slot, `the result has ${lossy}; return values JSON keeps`);

@@ -114,41 +114,71 @@ export class Reconciler {
     }
   }
 
-  /** One full pass, without the lock: safe to call from tests and from two processes at once. */
-  async pass(): Promise<{ requeued: number; cancelled: number; finished: Batch[]; repaired: number; pruned: number }> {
+  /**
+   * One full pass, without the lock: safe to call from tests and from two processes at once.
+   * Its steps are independent: one that fails (a store error, a batch it cannot read) is
+   * logged and named in `failed`, and the others still run, so one batch cannot stop the
+   * healing, clean-up and retention of every other.
+   */
+  async pass(): Promise<{ requeued: number; cancelled: number; finished: Batch[]; repaired: number; pruned: number; failed: string[] }> {
     let requeued = 0;
     let cancelled = 0;
-    const finished: Batch[] = [];
-    for (;;) {
-      const result = await this.store.chunksReclaim({ limit: 100 });
-      requeued += result.requeued;
-      cancelled += result.cancelled;
-      finished.push(...result.finished);
-      if (result.requeued + result.cancelled < 100) break;
-    }
-    if (requeued + cancelled > 0) this.logger.info({ requeued, cancelled }, 'expired leases handed back');
-    const swept = await this.store.batchesSweepCancelled({});
-    if (swept > 0) this.logger.info({ items: swept }, 'items handed back to cancelled batches cancelled');
-    finished.push(...(await this.store.batchesFinalize()));
     let repaired = 0;
+    let pruned = 0;
+    const finished: Batch[] = [];
+    const failed: string[] = [];
+    const step = async (name: string, run: () => Promise<void>) => {
+      try {
+        await run();
+      } catch (error) {
+        failed.push(name);
+        this.logger.warn({ err: error, step: name }, 'reconciler step failed');
+      }
+    };
+    await step('hand back expired leases', async () => {
+      for (;;) {
+        const result = await this.store.chunksReclaim({ limit: 100 });
+        requeued += result.requeued;
+        cancelled += result.cancelled;
+        finished.push(...result.finished);
+        if (result.requeued + result.cancelled < 100) break;
+      }
+    });
+    if (requeued + cancelled > 0) this.logger.info({ requeued, cancelled }, 'expired leases handed back');
+    await step('sweep cancelled batches', async () => {
+      const swept = await this.store.batchesSweepCancelled({});
+      if (swept > 0) this.logger.info({ items: swept }, 'items handed back to cancelled batches cancelled');
+    });
+    await step('finalize batches', async () => {
+      finished.push(...(await this.store.batchesFinalize()));
+    });
     // Counters are checked every verifyEveryMs for every open or recently finished batch, a
     // page of 1,000 per pass: a rotation over more goes on at the next pass, not a minute on.
+    // Only a page that was checked moves the rotation on: one that failed is checked again at the next pass.
     if (this.verifyCursor !== null || Date.now() - this.lastVerify >= this.verifyEveryMs) {
-      if (this.verifyCursor === null) {
-        this.verifyingSince = this.verifiedSince;
-        this.verifiedSince = new Date(Date.now() - this.verifyEveryMs);
-        this.lastVerify = Date.now();
-      }
-      const page = { since: this.verifyingSince, limit: this.options.verifyPageSize ?? 1_000 };
-      const { mismatches, next } = await this.store.batchesVerify(this.verifyCursor ? { ...page, before: this.verifyCursor } : page);
-      this.verifyCursor = next;
-      for (const m of mismatches) this.logger.error(m, 'batch counters did not match its items; repaired');
-      repaired = mismatches.length;
+      await step('verify counters', async () => {
+        const fresh = this.verifyCursor === null;
+        const startedAt = Date.now();
+        const page = { since: fresh ? this.verifiedSince : this.verifyingSince, limit: this.options.verifyPageSize ?? 1_000 };
+        const { mismatches, next } = await this.store.batchesVerify(this.verifyCursor ? { ...page, before: this.verifyCursor } : page);
+        if (fresh) {
+          this.verifyingSince = page.since;
+          this.verifiedSince = new Date(startedAt - this.verifyEveryMs);
+          this.lastVerify = startedAt;
+        }
+        this.verifyCursor = next;
+        for (const m of mismatches) this.logger.error(m, 'batch counters did not match its items; repaired');
+        repaired = mismatches.length;
+      });
     }
-    await this.store.workersPrune({ staleMs: this.workerStaleMs });
+    await step('prune workers', async () => {
+      await this.store.workersPrune({ staleMs: this.workerStaleMs });
+    });
     if (finished.length > 0) this.options.onFinished?.(finished);
-    const pruned = await this.prune();
-    return { requeued, cancelled, finished, repaired, pruned };
+    await step('prune finished batches', async () => {
+      pruned = await this.prune();
+    });
+    return { requeued, cancelled, finished, repaired, pruned, failed };
   }
 
   /**

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Batchline, ConflictError, PermanentError, RetryLaterError } from '../../src/index.js';
 import { formatCents } from '../../src/core/decimal.js';
 import { PRUNE_PAGE } from '../../src/engine/reconciler.js';
-import { gate, sleep, until } from '../helpers/factory.js';
+import { gate, nested, sleep, until } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
 import { freshDatabase, storeKinds } from '../helpers/stores.js';
 
@@ -487,6 +487,29 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(third).toMatchObject({ status: 'failed', attempts: 1, error: { kind: 'invalid_result', message: 'the result has NaN at .ratio, which JSON stores as null; return values JSON keeps' } });
     expect(fourth).toMatchObject({ status: 'failed', attempts: 1, error: { kind: 'invalid_result', message: 'the result has a Map at the top, which JSON stores as {}; return values JSON keeps' } });
     expect(Math.max(...seen) - Math.min(...seen)).toBeGreaterThanOrEqual(250);
+  });
+
+  it('refuses items nested deeper than 512 levels at submit and fails results nested deeper, so SQL reads every stored value', async () => {
+    const bl = await openBl();
+    // Echoes its input, as a handler that returns what it was given does; { deeper: n } returns a value nested n levels.
+    bl.define<unknown>('echo', async (payload) => {
+      const deeper = (payload as { deeper?: number } | null)?.deeper;
+      return deeper === undefined ? payload : nested(deeper);
+    });
+    await expect(bl.submit('echo', [{ i: 0 }, nested(1_500)])).rejects.toThrow(/^item 2 \(seq 1\): item nests arrays and objects more than 512 levels deep; the limit is 512/);
+    expect(await bl.countBatches()).toBe(0);
+
+    const batch = await bl.submit('echo', [{ i: 0 }, { deeper: 1_500 }, nested(512), { deeper: 513 }]);
+    await bl.start({ concurrency: 2 });
+    expect(await bl.wait(batch.id)).toMatchObject({ status: 'completed', succeeded: 2, failed: 2 });
+    const [first, second, third, fourth] = await bl.items(batch.id);
+    expect(first).toMatchObject({ status: 'succeeded', result: { i: 0 } });
+    const tooDeep = { kind: 'invalid_result', message: 'the result nests arrays and objects more than 512 levels deep; the limit is 512' };
+    expect(second).toMatchObject({ status: 'failed', attempts: 1, error: tooDeep });
+    expect(third).toMatchObject({ status: 'succeeded', result: nested(512) });
+    expect(fourth).toMatchObject({ status: 'failed', attempts: 1, error: tooDeep });
+    // The documented counter check runs SQL JSON functions over every chunk of the batch.
+    expect(await counterMismatches(kind, location)).toEqual([]);
   });
 
   it('fails items whatever their handlers throw, and refuses a retry delay no store can hold', async () => {

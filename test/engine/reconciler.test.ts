@@ -59,6 +59,30 @@ describe.each(storeKinds)('reconciler: %s', (kind) => {
     expect(() => new Reconciler(store, silent, { retainFinishedMs: -1 })).toThrow(/retainFinishedMs must be a whole number/);
   });
 
+  it('runs every step of a pass when one fails: a failing counter check skips neither worker clean-up nor retention', async () => {
+    store = await freshStore(kind);
+    const batch = await submit(store, rows(2));
+    const [chunk] = await lease(store);
+    await store.chunksCommit({ commits: [commitFor(chunk!, () => 'succeeded')] });
+    await store.workerHeartbeat({ id: 'gone', host: 'h', pid: 1, types: ['t'], concurrency: 1, processed: 0, inFlight: 0, batches: [] });
+    await sleep(5);
+    const broken = new Proxy(store, {
+      get(target, key) {
+        if (key === 'batchesVerify') return async () => Promise.reject(new Error('verify broke'));
+        const value = Reflect.get(target, key) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const logs: { msg: string; step?: string; err?: { message: string } }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+
+    const result = await new Reconciler(broken, logger, { retainFinishedMs: 0, workerStaleMs: 1 }).pass();
+    expect(result).toMatchObject({ pruned: 1, failed: ['verify counters'] });
+    expect(logs).toMatchObject([{ msg: 'reconciler step failed', step: 'verify counters', err: { message: 'verify broke' } }]);
+    expect(await store.workersList()).toEqual([]);
+    await expect(store.batchGet({ id: batch.id })).rejects.toThrow(/not found/);
+  });
+
   it('lets two prunes at once both get to the end, together deleting every batch once', async () => {
     store = await freshStore(kind);
     for (let i = 0; i < 2 * PRUNE_PAGE + 30; i++) await submit(store, rows(2));

@@ -26,6 +26,13 @@ export function rows(n: number): { i: number; amount: string }[] {
   return Array.from({ length: n }, (_, i) => ({ i, amount: (((i * 7919) % 100_000) / 100).toFixed(2) }));
 }
 
+/** A value nesting `levels` arrays and objects in one another (objects and arrays in turn), around a string. */
+export function nested(levels: number): unknown {
+  let value: unknown = 'leaf';
+  for (let i = 0; i < levels; i++) value = i % 2 === 0 ? [value] : { v: value };
+  return value;
+}
+
 /** Leases with generous defaults. */
 export function lease(store: Store, overrides: Partial<Parameters<Store['chunksLease']>[0]> = {}): Promise<LeasedChunk[]> {
   return store.chunksLease({ workerId: 'w1', types: ['t'], maxItems: 10_000, leaseMs: 30_000, ...overrides });

@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { ConflictError, NotFoundError } from '../../src/core/errors.js';
 import type { Store } from '../../src/store/store.js';
-import { commitFor, itemCounts, lease, rows, sleep, submit } from '../helpers/factory.js';
+import { commitFor, itemCounts, lease, nested, rows, sleep, submit } from '../helpers/factory.js';
 import { freshStore, storeKinds } from '../helpers/stores.js';
 
 if (!inject('pgUrl')) console.warn(inject('pgSkipReason'));
@@ -72,6 +72,23 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await store.batchList({ limit: 10 })).toEqual([]);
     const { runSql } = await import('../helpers/sql.js');
     expect(await runSql(kind, store.location, `SELECT count(*) AS n FROM ${kind === 'postgres' ? 'batchline.' : ''}chunks`)).toEqual([{ n: kind === 'postgres' ? '0' : 0 }]);
+  });
+
+  it('refuses an item nested deeper than 512 levels, naming it, and keeps one at the limit as given', async () => {
+    await expect(submit(store, [...rows(2), nested(513)])).rejects.toThrow(/^item 3 \(seq 2\): item nests arrays and objects more than 512 levels deep/);
+    // Nesting past what each store's JSON functions read: refused the same way, not by the database.
+    await expect(submit(store, [nested(4_000)])).rejects.toThrow(/^item 1 \(seq 0\): item nests arrays and objects more than 512 levels deep/);
+    expect(await store.batchList({ limit: 10 })).toEqual([]);
+
+    // At the limit: stored, leased, committed with itself as its result, counted and listed.
+    const batch = await submit(store, [...rows(2), nested(512)]);
+    const [chunk] = await lease(store);
+    const commit = commitFor(chunk!, () => 'succeeded');
+    commit.state = JSON.stringify(chunk!.payloads.map((payload) => ({ s: 'succeeded', a: chunk!.attempt, r: payload })));
+    expect((await store.chunksCommit({ commits: [commit] })).finished.map((b) => b.id)).toEqual([batch.id]);
+    expect((await store.batchesVerify({ since: new Date(0), limit: 10 })).mismatches).toEqual([]);
+    const [, , deep] = await store.itemsList({ batchId: batch.id, limit: 10 });
+    expect(deep).toMatchObject({ seq: 2, status: 'succeeded', payload: nested(512), result: nested(512) });
   });
 
   it('leases each chunk to one worker and fences commits by lease number', async () => {

@@ -10,7 +10,7 @@ import { Transform, type Readable } from 'node:stream';
 import { access, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parse } from 'csv-parse';
+import { CsvError, parse, type Info, type Options, type Parser } from 'csv-parse';
 import { InputError } from '../core/errors.js';
 import { inexactNumber } from '../core/json-numbers.js';
 
@@ -169,24 +169,69 @@ function extraLines(record: Record<string, string> | string[] | undefined): numb
 }
 
 /**
- * csv-parse's message without its own line counting (the location is given apart, corrected),
- * and one wording for a row of the wrong length whichever pass (with or without the header's
- * names) found it.
+ * csv-parse's message without its own line counting (the location is given apart, corrected;
+ * csv-parse's "at line N" can be in the middle, as in "Invalid Closing Quote: got "x" at line 3
+ * instead of …"), and one wording for a row of the wrong length or a quote in mid-field whichever
+ * pass (with or without the header's names) found it.
  */
-function csvMessage(error: Error): string {
+function csvMessage(error: CsvError): string {
   const length = /^Invalid Record Length: (?:expect|columns length is) (\d+), got (\d+)/.exec(error.message);
   if (length) return `the row has ${length[2]} fields where the header has ${length[1]}`;
-  return error.message.replace(/ (?:at|on) line \d+\.?$/, '');
+  // csv-parse names the field by its header name when reading and by its index when counting.
+  const opening = error.code === 'INVALID_OPENING_QUOTE' ? / value is (".*")$/.exec(error.message) : null;
+  if (opening) return `invalid opening quote: a quote inside a field that does not start with one (the field so far is ${opening[1]}); quote the whole field and double each quote in it`;
+  return error.message.replace(/ (?:at|on) line \d+/g, '').replace(/\.$/, '');
 }
 
-/** csv-parse's line count corrected by the records seen (see extraLines), as a running tally. */
+/**
+ * csv-parse's line count corrected by the records seen (see extraLines), as a running tally, and
+ * where a record that fails starts.
+ *
+ * A malformed record is reported at the line where it starts, whatever the error: the first line
+ * after the last good record that csv-parse did not skip as empty. Where csv-parse stops can be
+ * far down (an unclosed quote runs to the end of the input), and its count of the bad record's
+ * own lines is off by the CRs it holds, which cannot be known for a record it never finished.
+ */
 class CsvLines {
   private extra = 0;
-  /** The line where `record`, which csv-parse says ended at `lines`, ends. */
-  ended(record: Record<string, string> | string[] | undefined, lines: number): number {
+  /** Where the last good record (the header counts) ended: 0 before the first. */
+  private end = 0;
+  /** Empty lines csv-parse had skipped by then. */
+  private empty = 0;
+
+  /** The line where `record` ends; `info` is csv-parse's, taken as it handed the record over. */
+  ended(record: Record<string, string> | string[] | undefined, info: Pick<Info, 'lines' | 'empty_lines'>): number {
     this.extra += extraLines(record);
-    return lines - this.extra;
+    this.end = info.lines - this.extra;
+    this.empty = info.empty_lines;
+    return this.end;
   }
+
+  /**
+   * The line where the record csv-parse failed on starts. Empty lines are skipped only between
+   * records (inside quotes they are part of a field), so those it skipped since the last good
+   * record all come before the bad one.
+   */
+  failed(error: CsvError): number {
+    const empty = typeof error.empty_lines === 'number' ? error.empty_lines : this.empty;
+    return this.end + 1 + Math.max(0, empty - this.empty);
+  }
+}
+
+/**
+ * A csv-parse parser of records keyed by the header's names (checked by csvColumns), with `info`
+ * as asked. The header is a record for `tallies` too: its line ends where the first record may
+ * start, and its CRs count (see extraLines). Each tally takes it once, when parsed.
+ */
+function csvParser<U>(options: Omit<Options<U, U>, 'columns'>, ...tallies: CsvLines[]): Parser {
+  const columns = (header: string[]) => {
+    const names = csvColumns(header);
+    for (const lines of tallies) lines.ended(header, parser.info);
+    return names;
+  };
+  // The typings tie `on_record`'s record to `columns`' keys; ours are known only at run time.
+  const parser: Parser = parse({ ...CSV_OPTIONS, ...options, columns } as Options);
+  return parser;
 }
 
 /** A file's text (checked UTF-8) piped into a csv-parse parser, whose iteration then also fails on read errors. */
@@ -210,18 +255,24 @@ class CsvSource implements FileSource {
 
   /**
    * Line where record `records` (1-based, header excluded) ends (1, the header, for 0), and
-   * the tally that corrects csv-parse's count up to there.
+   * the tally of the records parsed by then. Records are tallied as csv-parse parses them, not
+   * as they are read: a stream that fails drops the records it had parsed but not handed over,
+   * and where a bad record starts is known only from the good one just before it.
    */
   private async lineOf(records: number): Promise<{ line: number; lines: CsvLines }> {
     const lines = new CsvLines();
     if (records === 0) return { line: 1, lines };
-    const parser = csvRows(this.path, parse({ ...CSV_OPTIONS, columns: csvColumns, info: true }));
-    let seen = 0;
+    let parsed = 0;
     let line = 1;
+    const tally = (record: Record<string, string>, info: Info) => {
+      const end = lines.ended(record, info);
+      if (++parsed <= records) line = end;
+      return record;
+    };
+    const parser = csvRows(this.path, csvParser({ on_record: tally }, lines));
     try {
-      for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
-        line = lines.ended(record, info.lines);
-        if (++seen === records) break;
+      for await (const _record of parser) {
+        if (parsed >= records) break;
       }
     } catch {
       // The scan stops at the same malformed record; the last good line is what we want.
@@ -234,18 +285,17 @@ class CsvSource implements FileSource {
   private async rethrow(error: unknown): Promise<never> {
     // Ours: from reading the file (it says where), or from the header (line 1).
     if (error instanceof InputError) throw error.where ? error : new InputError(error.message, { where: `${this.path}:1`, code: error.code });
-    const { code, lines, record } = error as { code?: string; lines?: number; record?: string[] };
+    // Not csv-parse's verdict on the text (a stream's own failure): not for us to call malformed.
+    if (!(error instanceof CsvError)) throw error;
     // The file is scanned again up to the error, so that every good record before it corrects
     // csv-parse's count (the failed stream may have dropped some of them unread).
-    const before = await this.lineOf(Number.POSITIVE_INFINITY);
-    // An unclosed quote runs to the end of the file; the bad record starts after the last good one.
-    const line = code === 'CSV_QUOTE_NOT_CLOSED' || lines === undefined ? before.line + 1 : before.lines.ended(record, lines);
-    throw new InputError(`malformed CSV: ${csvMessage(error as Error)}`, { where: `${this.path}:${line}`, code: 'malformed_csv', cause: error });
+    const { lines } = await this.lineOf(Number.POSITIVE_INFINITY);
+    throw new InputError(`malformed CSV: ${csvMessage(error)}`, { where: `${this.path}:${lines.failed(error)}`, code: 'malformed_csv', cause: error });
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<unknown> {
     await ensureReadable(this.path);
-    const parser = csvRows(this.path, parse({ ...CSV_OPTIONS, columns: csvColumns }));
+    const parser = csvRows(this.path, csvParser({}));
     try {
       for await (const record of parser as AsyncIterable<Record<string, string>>) {
         yield record;
@@ -324,7 +374,10 @@ export interface StreamSource extends AsyncIterable<unknown> {
 /** Longest line or CSV record an upload may have: an item's limit (1 MiB) with room for its framing. */
 const MAX_LINE_CHARS = 2 << 20;
 
-/** The stream's own failure (a dropped connection), as an input error: it is the client's, not the database's. */
+/**
+ * The stream's own failure (a dropped connection), as an input error: it is the client's, not the
+ * database's. Only for that: a body that arrived whole but is malformed is a `malformed_csv`.
+ */
 function bodyEnded(error: unknown, where: string): InputError {
   // Already ours (the server cut off an idle upload): keep its code.
   if (error instanceof InputError) return error;
@@ -358,37 +411,41 @@ export function streamItems(input: Readable, format: FileFormat, label = 'reques
     return {
       where,
       async *[Symbol.asyncIterator]() {
-        let parsed = 1; // the header
+        // Records parsed, some of which may not have been read yet when an error ends the stream
+        // (where a bad record starts comes from these), and records read (the line of the last).
         const parsedLines = new CsvLines();
         const readLines = new CsvLines();
-        const parser = parse({
-          ...CSV_OPTIONS,
-          columns: csvColumns,
-          info: true,
-          max_record_size: MAX_LINE_CHARS,
-          // The line of the last record parsed, which may not have been read yet when an error ends
-          // the stream. With `info`, csv-parse hands it `{ record, info }`.
-          on_record: (parsedRecord: { record: Record<string, string> }, context) => ((parsed = parsedLines.ended(parsedRecord.record, context.lines)), parsedRecord),
-        });
+        const parser = csvParser(
+          {
+            info: true,
+            max_record_size: MAX_LINE_CHARS,
+            // With `info`, csv-parse hands it `{ record, info }`.
+            on_record: (parsed: { record: Record<string, string> }, info) => (parsedLines.ended(parsed.record, info), parsed),
+          },
+          parsedLines,
+          readLines,
+        );
         // pipe, not pipeline: a parse error must not destroy the request (the answer still has
         // to be written); an input error is handed to the parser by hand.
         const { checked, release } = checkedInput();
         checked.pipe(parser);
         checked.once('error', (error) => parser.destroy(error));
         try {
-          for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
-            line = readLines.ended(record, info.lines);
+          for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: Info }>) {
+            line = readLines.ended(record, info);
             yield record;
           }
         } catch (error) {
           if (error instanceof InputError && error.code === 'not_utf8') throw error;
           if (error instanceof InputError && error.code === 'malformed_csv') throw new InputError(error.message, { where: `${label}:1`, code: error.code });
-          const { code, lines, record } = error as { code?: string; lines?: number; record?: string[] };
-          // An unclosed quote runs to the end of the body; the bad record starts after the last good one.
-          if (code === 'CSV_QUOTE_NOT_CLOSED') line = parsed + 1;
-          else if (typeof lines === 'number') line = parsedLines.ended(record, lines);
-          if (code === 'CSV_MAX_RECORD_SIZE') throw new InputError(`a CSV record is longer than ${MAX_LINE_CHARS} characters`, { where: where(), code: 'payload_too_large' });
-          if (code?.startsWith('CSV_')) throw new InputError(`malformed CSV: ${csvMessage(error as Error)}`, { where: where(), code: 'malformed_csv', cause: error });
+          // csv-parse's verdict on text that arrived (a body cut off mid-quote never reaches the
+          // parser's end, so it fails with the input's error instead). Its codes are not all
+          // prefixed CSV_ (INVALID_OPENING_QUOTE is not), hence the class.
+          if (error instanceof CsvError) {
+            line = parsedLines.failed(error);
+            if (error.code === 'CSV_MAX_RECORD_SIZE') throw new InputError(`a CSV record is longer than ${MAX_LINE_CHARS} characters`, { where: where(), code: 'payload_too_large' });
+            throw new InputError(`malformed CSV: ${csvMessage(error)}`, { where: where(), code: 'malformed_csv', cause: error });
+          }
           throw bodyEnded(inputError ?? error, where());
         } finally {
           checked.unpipe(parser);

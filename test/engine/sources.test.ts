@@ -129,6 +129,43 @@ describe('CSV files', () => {
     expect((await readError(openFile(unclosed))).where).toBe(`${unclosed}:7`);
   });
 
+  // A bad record is reported at the line where it starts (its first line that is not blank),
+  // whatever the error: skipped blank lines before it count, as do multi-line fields before it.
+  it.each([
+    ['an unclosed quote after blank lines', 'a,b\n1,2\n3,4\n5,6\n\n\n\n\n"x,1\n', 9],
+    ['an unclosed quote after blank CRLF lines', 'a,b\r\n1,2\r\n\r\n\r\n"x,1\r\n', 5],
+    ['an unclosed quote on the last line, with no line end', 'a,b\n1,2\n\n\n"3,4', 5],
+    ['an unclosed quote after a BOM and a blank line', '\ufeffa,b\n\n1,2\n"3\n', 4],
+    ['a stray quote in the first row', 'a,b\n1,2\n3"x",4\n', 3],
+    ['a stray quote after blank lines', 'a,b\n1,2\n\n\n3"x",4\n', 5],
+    ['a stray quote in CRLF text', 'a,b\r\n1,2\r\n3"x",4\r\n', 3],
+    ['a row too short right after a BOM header', '\ufeffa,b\n1,2\n3\n', 3],
+    ['a row too long after blank lines', 'a,b\n1,2\n\n\n3,4,5\n', 5],
+    ['a multi-line row of the wrong length', 'a,b\n1,"x\ny\nz"\n\n2,"p\nq",3\n', 6],
+    ['a bad closing quote on the second line of a record', 'a,b\n1,2\n"p\nq"x,1\n', 3],
+  ])('report %s at the line where the bad record starts', async (_case, text, line) => {
+    const path = file('bad-record.csv', text);
+    const reading = await readError(openFile(path));
+    expect([reading.where, reading.code]).toEqual([`${path}:${line}`, 'malformed_csv']);
+    expect((await countError(openFile(path))).message).toBe(reading.message);
+  });
+
+  it('word a stray quote as malformed CSV, without csv-parse\'s own line count', async () => {
+    const path = file('stray.csv', 'a,b\n1,2\n3"x",4\n');
+    expect((await readError(openFile(path))).message).toBe(
+      `${path}:3: malformed CSV: invalid opening quote: a quote inside a field that does not start with one (the field so far is "3"); quote the whole field and double each quote in it`,
+    );
+  });
+
+  it.each([
+    ['LF', 'a,b\n1,2\n\n\n'],
+    ['CRLF', 'a,b\r\n1,2\r\n\r\n\r\n'],
+  ])('read blank lines at the end as nothing (%s)', async (_ends, text) => {
+    const path = file('blank-end.csv', text);
+    expect(await readAll(openFile(path))).toEqual([{ a: '1', b: '2' }]);
+    expect(await countItems(openFile(path))).toBe(1);
+  });
+
   it('word a row of the wrong length the same when counting and when reading', async () => {
     const path = file('length.csv', 'a,b\n1,2,3\n');
     const counting = (await countError(openFile(path))).message;
@@ -174,6 +211,40 @@ describe('streamed CSV (an upload)', () => {
     const seen: string[] = [];
     for await (const _row of source) seen.push(source.where(0).split(':').at(-1)!);
     expect(seen).toEqual(['3', '6', '7']);
+  });
+
+  it.each([
+    ['an unclosed quote after blank lines', 'a,b\n1,2\n3,4\n5,6\n\n\n\n\n"x,1\n', 9],
+    ['an unclosed quote after blank CRLF lines', 'a,b\r\n1,2\r\n\r\n\r\n"x,1\r\n', 5],
+    ['an unclosed quote on the last line, with no line end', 'a,b\n1,2\n\n\n"3,4', 5],
+    ['a stray quote after blank lines', 'a,b\n1,2\n\n\n3"x",4\n', 5],
+    ['a row too long after blank lines', 'a,b\n1,2\n\n\n3,4,5\n', 5],
+    ['a multi-line row of the wrong length', 'a,b\n1,"x\ny\nz"\n\n2,"p\nq",3\n', 6],
+    ['a bad closing quote on the second line of a record', 'a,b\n1,2\n"p\nq"x,1\n', 3],
+  ])('reports %s at the line where the bad record starts, as files do', async (_case, text, line) => {
+    const error = await streamError(text);
+    expect([error.where, error.code]).toEqual([`request body:${line}`, 'malformed_csv']);
+  });
+
+  // The body arrived whole: csv-parse found it malformed, so it must not be worded as cut off.
+  it('reports a stray quote in a complete body as malformed CSV, not as a body that ended early', async () => {
+    const error = await streamError('a,b\n1,2\n3"x",4\n');
+    expect([error.where, error.code]).toEqual(['request body:3', 'malformed_csv']);
+    expect(error.message).toMatch(/^request body:3: malformed CSV: invalid opening quote: /);
+    expect(error.message).not.toContain('ended early');
+  });
+
+  it('says the body ended early only when it did, even inside a quote', async () => {
+    const input = new Readable({ read() {} });
+    input.push('a,b\n1,2\n3,"x');
+    setImmediate(() => input.destroy(new Error('aborted')));
+    const error = await readAll(streamItems(input, 'csv') as unknown as FileSource).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).code).toBe('body_aborted');
+    expect((error as InputError).message).toBe('request body:2: the request body ended early: aborted');
   });
 
   it('rejects a header that names a column twice', async () => {

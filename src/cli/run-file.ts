@@ -32,6 +32,8 @@ export interface RunSummary {
   created?: false;
   /** The signal that stopped the run before every item was done; its items stay in the database. */
   interrupted?: string;
+  /** With `interrupted`: the items not done, left in the database. */
+  remaining?: number;
 }
 
 /**
@@ -47,6 +49,9 @@ export async function runFile(bl: Batchline, options: RunFileOptions): Promise<{
   const { type, file, batches: parts, concurrency, quiet, label, shutdownMs, ...submit } = options;
   const startedAt = performance.now();
   const submitted = await bl.submitFile(type, file, { ...submit, batches: parts });
+  // A repeat (its key used before) may find its batches finished already: the rate counts
+  // only what finished while this run waited.
+  const finishedBefore = submitted.reduce((n, b) => n + b.succeeded + b.failed, 0);
   const progress = new ProgressReporter((id) => bl.getBatch(id), submitted.map((b) => b.id), { quiet, label: label ?? type });
   const interrupt = new AbortController();
   const onStopped = ({ signal }: { signal?: string }) => interrupt.abort(signal);
@@ -77,9 +82,9 @@ export async function runFile(bl: Batchline, options: RunFileOptions): Promise<{
       succeeded,
       failed,
       elapsedMs,
-      itemsPerSecond: elapsedMs > 0 ? Math.round(((succeeded + failed) * 1000) / elapsedMs) : succeeded + failed,
+      itemsPerSecond: elapsedMs > 0 ? Math.round(((succeeded + failed - finishedBefore) * 1000) / elapsedMs) : 0,
       ...(submitted[0]!.created ? {} : { created: false as const }),
-      ...(interrupted ? { interrupted } : {}),
+      ...(interrupted ? { interrupted, remaining: finished.reduce((n, b) => n + b.remaining, 0) } : {}),
     },
   };
 }

@@ -19,6 +19,12 @@ describe('resolveDatabase', () => {
     }
   });
 
+  it('refuses two different schemas, in the URL or in the URL and the option', () => {
+    expect(() => resolveDatabase('postgres://h/db?schema=a&schema=b')).toThrow('two schemas given in the database URL: ?schema=a and ?schema=b; give one');
+    expect(() => resolveDatabase('postgres://h/db?schema=a', 'b')).toThrow(/two schemas given: \?schema=a in the database URL and b/);
+    expect(resolveDatabase('postgres://h/db?schema=a&schema=a')).toMatchObject({ schema: 'a' });
+  });
+
   it('reads file paths and sqlite: URLs as the embedded store', () => {
     expect(resolveDatabase('sqlite::memory:')).toEqual({ kind: 'sqlite', path: ':memory:' });
     expect(resolveDatabase('/var/lib/batchline/db.sqlite')).toEqual({ kind: 'sqlite', path: '/var/lib/batchline/db.sqlite' });

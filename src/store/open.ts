@@ -39,7 +39,11 @@ export function resolveDatabase(database?: string, schema?: string): DatabaseTar
     } catch {
       throw new InputError(`database URL ${JSON.stringify(redact(setting))} is not a valid URL`, { code: 'invalid_database_url' });
     }
-    const fromUrl = url.searchParams.get('schema');
+    const inUrl = url.searchParams.getAll('schema');
+    if (new Set(inUrl).size > 1) {
+      throw new InputError(`two schemas given in the database URL: ${inUrl.map((name) => `?schema=${name}`).join(' and ')}; give one`, { code: 'invalid_database_url' });
+    }
+    const fromUrl = inUrl[0] ?? null;
     url.searchParams.delete('schema');
     if (schema !== undefined && fromUrl !== null && schema !== fromUrl) {
       throw new InputError(`two schemas given: ?schema=${fromUrl} in the database URL and ${schema} as the schema option (--schema); give one`, {

@@ -375,7 +375,8 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
 
   it('steers batches: pause, resume, cancel, retry and delete, with exit 2 naming a state that does not allow it', async () => {
     const file = write('steer.csv', 'id,amount\n1,1.00\n2,2.00\n');
-    const submitted = await batchline(['submit', '--type', 'nobody.runs.this', '--file', file, '--json', '--database', database]);
+    const submitArgs = ['submit', '--type', 'nobody.runs.this', '--file', file, '--idempotency-key', 'steer-1', '--json', '--database', database];
+    const submitted = await batchline(submitArgs);
     // Submitted all the same, with a note that nothing will run it until a worker does.
     expect([submitted.code, submitted.stderr]).toEqual([0, 'batchline: note: no live worker runs type nobody.runs.this (no worker is live); its items wait until a worker whose processors define it starts\n']);
     const id = JSON.parse(submitted.stdout).batches[0].id as string;
@@ -386,6 +387,8 @@ describe('bad input: a clear error, exit 2, nothing submitted', () => {
     expect(await step('pause', id)).toMatchObject({ code: 0, batches: [{ id, status: 'paused', total: 2, remaining: 2 }] });
     expect(await step('resume', id)).toMatchObject({ code: 0, batches: [{ id, status: 'queued' }] });
     expect(await step('cancel', id)).toMatchObject({ code: 0, batches: [{ id, status: 'cancelled', remaining: 0 }] });
+    // Submitted again under its key, it is found finished: no note, since it needs no worker.
+    expect(await batchline(submitArgs)).toMatchObject({ code: 0, stderr: '' });
     const again = await step('cancel', id);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/^batchline: error: .*cancelled/);

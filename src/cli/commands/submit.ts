@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { ApiError } from '../../client/index.js';
+import { isSettledBatch } from '../../core/statuses.js';
 import { formatOf } from '../../engine/sources.js';
 import { CliError, count, EXIT, integer, openBatchline, printJson, table, withDatabase, withFile } from '../common.js';
 import { clientFor, serverOf, withServer, type SourceOptions } from '../source.js';
@@ -57,7 +58,7 @@ export function submitCommand(): Command {
         timeoutMs: options.timeoutMs,
         concurrency: options.concurrencyCap,
       });
-      await noteIfUnserved(options.type, () => bl.workers());
+      if (!batches.every(isSettledBatch)) await noteIfUnserved(options.type, () => bl.workers());
       if (options.json) {
         printJson({ created: batches[0]!.created, batches: batches.map(({ id, type, tenant, status, total, priority }) => ({ id, type, tenant, status, total, priority })) });
         return;
@@ -103,7 +104,7 @@ async function submitThroughServer(server: string, options: SubmitCommandOptions
       }
       throw error;
     });
-  await noteIfUnserved(options.type, async () => (await client.workers()).workers);
+  if (!isSettledBatch(batch)) await noteIfUnserved(options.type, async () => (await client.workers()).workers);
   if (options.json) {
     printJson({ created: batch.created, batches: [{ id: batch.id, type: batch.type, tenant: batch.tenant, status: batch.status, total: batch.total, priority: batch.priority }] });
     return;
@@ -114,7 +115,8 @@ async function submitThroughServer(server: string, options: SubmitCommandOptions
 
 /**
  * A note on stderr when no live worker runs the submitted type, naming the types workers do
- * run: most often a typo in --type, or workers not started yet. The batch stays submitted
+ * run: most often a typo in --type, or workers not started yet (not said of batches a repeated
+ * submit found finished: they need no worker). The batch stays submitted
  * (workers may start later), so this is no error; a listing that fails is not worth one either.
  */
 async function noteIfUnserved(type: string, workers: () => Promise<{ types: string[] }[]>): Promise<void> {

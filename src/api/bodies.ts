@@ -89,8 +89,9 @@ export function readAway(request: IncomingMessage, { idleMs, maxBytes }: ReadAwa
  * last line when it ended early; V8's other messages quote the text around the fault instead.
  */
 function malformedJson(text: string, error: Error): InputError {
-  const offset = /in JSON at position (\d+)/.exec(error.message)?.[1];
-  const reason = error.message.replace(/ in JSON at position \d+.*$/, '');
+  // "… in JSON at position 7", or "… after JSON at position 36" for text after the value.
+  const offset = / (?:in|after) JSON at position (\d+)/.exec(error.message)?.[1];
+  const reason = error.message.replace(/ in JSON at position \d+.*$/, '').replace(/ after JSON at position \d+.*$/, ' after the JSON value');
   const lineOf = (before: string) => before.split('\n').length;
   let where = 'request body';
   if (offset !== undefined) {
@@ -103,6 +104,15 @@ function malformedJson(text: string, error: Error): InputError {
 }
 
 /** A request's media type, lower-cased without parameters (`application/json`); '' without a Content-Type. */
+/**
+ * The charset a Content-Type names, lower-cased, when it names one other than UTF-8 (or its
+ * subset US-ASCII): bodies are read as UTF-8, so such a body is refused, not misread.
+ */
+export function otherCharset(request: FastifyRequest): string | null {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+  return charset === undefined || ['utf-8', 'utf8', 'us-ascii'].includes(charset) ? null : charset;
+}
+
 export function mediaType(request: FastifyRequest): string {
   return (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 }
@@ -131,6 +141,8 @@ export function readBodies(app: FastifyInstance): void {
   // clients that set the JSON type on every request (a POST /cancel) are not refused for it.
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser<Buffer>('application/json', { parseAs: 'buffer' }, (_request, bytes, done) => {
+    // A byte order mark is no part of the JSON (RFC 8259 lets a reader skip it), as in NDJSON and CSV bodies.
+    if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
     if (bytes.length === 0) return done(null, undefined);
     if (!isUtf8(bytes)) {
       const where = `request body:${firstNonUtf8Line(bytes)}`;

@@ -97,8 +97,11 @@ export const progressSchema = z.object({
   etaSeconds: z.number().nullable(),
 });
 
+/** A batch id as the API answers it (lower case already): a uuid in the OpenAPI document too. */
+const answeredId = z.string().uuid();
+
 export const batchSchema = z.object({
-  id: batchId,
+  id: answeredId,
   tenant: z.string(),
   type: z.string(),
   status: z.enum(BATCH_STATUSES),
@@ -119,7 +122,7 @@ export const batchSchema = z.object({
 });
 
 export const itemSchema = z.object({
-  batchId: batchId,
+  batchId: answeredId,
   seq: z.number().int(),
   status: z.enum(ITEM_STATUSES),
   attempts: z.number().int(),
@@ -131,7 +134,7 @@ export const itemSchema = z.object({
     .nullable(),
 });
 
-export const batchListSchema = z.object({ batches: z.array(batchSchema), total: z.number().int(), nextCursor: batchId.nullable() });
+export const batchListSchema = z.object({ batches: z.array(batchSchema), total: z.number().int(), nextCursor: answeredId.nullable() });
 export const itemListSchema = z.object({ items: z.array(itemSchema), nextAfter: z.number().int().nullable() });
 
 /** The longest retention a prune takes: 100 years, as the CLI's durations. */

@@ -24,7 +24,7 @@ import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
 import { streamItems } from '../engine/sources.js';
 import { Authenticator, isLoopbackHost, listingScope, stillValid, tenantScope } from './auth.js';
-import { cutOffWhenIdle, LARGE_JSON_BYTES, mediaType, READ_AWAY_MAX_BYTES, readAway, readBodies, STREAMED, unsupportedType, type ReadAwayLimits } from './bodies.js';
+import { cutOffWhenIdle, LARGE_JSON_BYTES, mediaType, otherCharset, READ_AWAY_MAX_BYTES, readAway, readBodies, STREAMED, unsupportedType, type ReadAwayLimits } from './bodies.js';
 import { instrument } from './metrics.js';
 import { streamEvents, type StreamScope } from './sse.js';
 import { openApiDocument } from './openapi.js';
@@ -241,6 +241,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       return sendProblem(reply, problem('RATE_LIMITED', `more than the allowed requests per second for this ${request.caller.keyId ? 'API key' : 'client'}; retry in ${wait} s`), {
         'retry-after': String(wait),
       });
+    }
+    const charset = otherCharset(request);
+    if (charset !== null) {
+      readAway(request.raw, readAwayLimits, request.log);
+      return sendProblem(reply, problem('UNSUPPORTED_MEDIA_TYPE', `bodies are read as UTF-8, not charset=${charset}; send UTF-8 text`));
     }
     // Bodies are read as sent; a compressed one would otherwise be refused as "not UTF-8".
     const encoding = request.headers['content-encoding']?.trim().toLowerCase();

@@ -145,6 +145,16 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(early.body.detail).toBe("request body:2:13: malformed JSON: Expected ',' or ']' after array element");
     const ended = await raw(base, 'POST', '/batches', { body: '{"type": "echo",\n "items":', headers: { 'content-type': 'application/json' } });
     expect(ended.body.detail).toBe('request body:2: malformed JSON: Unexpected end of JSON input');
+    const trailing = await raw(base, 'POST', '/batches', { body: '{"type": "echo", "items": [1]}\n}', headers: { 'content-type': 'application/json' } });
+    expect(trailing.body.detail).toBe('request body:2:1: malformed JSON: Unexpected non-whitespace character after the JSON value');
+    // A byte order mark is skipped, as in NDJSON and CSV; a charset other than UTF-8 is refused, not misread.
+    const bom = await fetch(`${base}/api/v1/batches`, { method: 'POST', body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"type":"echo","items":[1]}')]), headers: { 'content-type': 'application/json' } });
+    expect(bom.status).toBe(201);
+    for (const type of ['application/json; charset=utf-16', 'application/x-ndjson; charset="ISO-8859-1"', 'text/csv;charset=latin1']) {
+      const res = await raw(base, 'POST', '/batches?type=echo', { body: '{"n":1}\n', headers: { 'content-type': type } });
+      expect([type, res.status, res.body.detail]).toEqual([type, 415, expect.stringMatching(/^bodies are read as UTF-8, not charset=(utf-16|iso-8859-1|latin1); send UTF-8 text$/)]);
+    }
+    expect((await raw(base, 'POST', '/batches', { body: '{"type":"echo","items":[1]}', headers: { 'content-type': 'application/json; charset=UTF-8' } })).status).toBe(201);
     for (const [path, type, accepted] of [
       ['/batches', 'text/plain', 'send application/json, application/x-ndjson or text/csv, not "text/plain"'],
       ['/batches', 'application/xml', 'send application/json, application/x-ndjson or text/csv, not "application/xml"'],
@@ -510,6 +520,9 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/batches', '/batches/{id}', '/batches/{id}/progress', '/batches/{id}/results', '/health', '/metrics']));
     expect(doc.components.schemas.CreateBatch.required).toEqual(expect.arrayContaining(['type', 'items']));
+    // Ids the API answers are uuids in the document too, not schemas that say nothing.
+    expect(doc.components.schemas.Batch.properties.id).toMatchObject({ type: 'string', format: 'uuid' });
+    expect(doc.components.schemas.ItemList.properties.items.items.properties.batchId).toMatchObject({ type: 'string', format: 'uuid' });
     // Every status these tests see a route answer is documented for it.
     const statuses = (path: string, method: string) => Object.keys(doc.paths[path][method].responses).sort();
     expect(statuses('/batches', 'post')).toEqual(expect.arrayContaining(['200', '201', '400', '401', '408', '409', '413', '415', '429', '503']));

@@ -77,6 +77,11 @@ export interface ServerOptions {
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
+/** `text` cut in the middle to about `max` characters: a problem echoes a path, not kilobytes of it. */
+function elide(text: string, max = 200): string {
+  return text.length <= max ? text : `${text.slice(0, max - 60)}…${text.slice(-59)}`;
+}
+
 /** Routes that read a query string (each parses it strictly). */
 const TAKES_QUERY = new Set(['/api/v1/batches', '/api/v1/batches/:id/items', '/api/v1/batches/:id/results']);
 
@@ -128,7 +133,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     routerOptions: { ignoreTrailingSlash: true },
     // Errors Fastify raises before routing (a malformed URL such as /batches/%) get problems too.
     frameworkErrors: (error, _request, reply) => {
-      void sendProblem(reply, problem('VALIDATION_ERROR', `malformed request: ${error.message}`));
+      void sendProblem(reply, problem('VALIDATION_ERROR', `malformed request: ${elide(error.message)}`));
     },
     // And those Node's HTTP parser refuses before Fastify sees a request.
     clientErrorHandler: (error, socket) => {
@@ -177,7 +182,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     if (allowed.length > 0) {
       return sendProblem(reply, problem('METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(', ')}, not ${request.method}`), { allow: allowed.join(', ') });
     }
-    return sendProblem(reply, problem('NOT_FOUND', `no route ${request.method} ${path}`));
+    return sendProblem(reply, problem('NOT_FOUND', `no route ${request.method} ${elide(path)}`));
   };
   app.setNotFoundHandler(refuseMethod);
 

@@ -735,6 +735,11 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     }
     expect(await bl.countBatches({})).toBe(before + 1);
 
+    // A problem names the path it could not take, cut short: not kilobytes echoed back.
+    for (const [path, status] of [[`/batches/${'x'.repeat(5_000)}`, 400], [`/nope/${'y'.repeat(3_000)}`, 404]] as const) {
+      const res = await raw(base, 'GET', path);
+      expect([res.status, res.body.detail.length <= 250, res.body.detail]).toEqual([status, true, expect.stringContaining('…')]);
+    }
     // A known route asked with another method is a 405 naming the methods it takes.
     const put = await raw(base, 'PUT', '/batches');
     expect([put.status, put.body.code, put.headers.get('allow')]).toEqual([405, 'METHOD_NOT_ALLOWED', 'GET, HEAD, POST']);

@@ -25,6 +25,10 @@ describe('resolveDatabase', () => {
     expect(resolveDatabase('postgres://h/db?schema=a&schema=a')).toMatchObject({ schema: 'a' });
   });
 
+  it('refuses a schema for a SQLite database, which has none', () => {
+    expect(() => resolveDatabase('/tmp/db.sqlite', 'ops')).toThrow('a schema (ops) was given, but "/tmp/db.sqlite" is a SQLite database, which has none');
+  });
+
   it('reads file paths and sqlite: URLs as the embedded store', () => {
     expect(resolveDatabase('sqlite::memory:')).toEqual({ kind: 'sqlite', path: ':memory:' });
     expect(resolveDatabase('/var/lib/batchline/db.sqlite')).toEqual({ kind: 'sqlite', path: '/var/lib/batchline/db.sqlite' });

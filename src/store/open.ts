@@ -61,6 +61,12 @@ export function resolveDatabase(database?: string, schema?: string): DatabaseTar
     const display = `PostgreSQL ${url.hostname || 'localhost'}:${url.port || 5432}${url.pathname} schema ${chosen}`;
     return { kind: 'postgres', url: url.toString(), schema: chosen, display, ...(poolSize === undefined ? {} : { poolSize }) };
   }
+  // A schema is PostgreSQL's; one given for SQLite is most likely a database option that went astray.
+  if (schema !== undefined) {
+    throw new InputError(`a schema (${schema}) was given, but ${JSON.stringify(redact(setting))} is a SQLite database, which has none: drop the schema, or name a postgres:// URL`, {
+      code: 'invalid_database_url',
+    });
+  }
   if (scheme === 'sqlite' || scheme === 'file') {
     const path = setting.slice(scheme.length + 1).replace(/^\/\/(?=\/)/, '');
     if (!path) throw new InputError(`database ${JSON.stringify(setting)} names no file`, { code: 'invalid_database_url' });

@@ -541,6 +541,8 @@ describe.each(storeKinds)('submit, status, migrate (%s)', (kind) => {
       const timedOut = await batchline(['status', orphanId, '--wait', '--timeout-ms', '500', ...db]);
       expect(timedOut.code).toBe(1);
       expect(timedOut.stderr).toContain(`batch ${orphanId} is still queued after 500 ms (100 items left)`);
+      const unbounded = await batchline(['status', orphanId, '--timeout-ms', '500', ...db]);
+      expect([unbounded.code, unbounded.stderr]).toEqual([2, 'batchline: error: --timeout-ms bounds --wait; without --wait there is nothing to time out\n']);
 
       const down = await batchline(['migrate', 'down', '--steps', '3', '--json', ...db]);
       expect(down.code).toBe(0);

@@ -8,7 +8,7 @@ import { isSettledBatch, isTerminalBatchStatus } from '../../core/statuses.js';
 import { NotFoundError } from '../../core/errors.js';
 import type { Batch } from '../../core/types.js';
 import type { BatchlineClient } from '../../client/index.js';
-import { allSucceeded, batchSummary, count, EXIT, integer, openExisting, printJson, table, withDatabase, type BatchCounts } from '../common.js';
+import { allSucceeded, batchSummary, CliError, count, EXIT, integer, openExisting, printJson, table, withDatabase, type BatchCounts } from '../common.js';
 import { ProgressReporter } from '../progress.js';
 import { clientFor, serverOf, withServer, type SourceOptions } from '../source.js';
 
@@ -36,6 +36,7 @@ export function statusCommand(): Command {
       .option('--tenant <name>', 'only batches of this tenant (a given id of another tenant is not found)')
       .option('--json', 'print the batches as JSON'),
   )).action(async (ids: string[], options: StatusOptions) => {
+    if (options.timeoutMs !== undefined && !options.wait) throw new CliError('--timeout-ms bounds --wait; without --wait there is nothing to time out', EXIT.usage);
     const server = serverOf(options);
     if (server) return statusThroughServer(clientFor(server, options), ids, options);
     const bl = await openExisting(options);

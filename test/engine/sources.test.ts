@@ -48,6 +48,25 @@ async function countError(source: FileSource): Promise<InputError> {
   return error as InputError;
 }
 
+
+/**
+ * Malformed CSV, each with the line where its bad record starts (its first line that is not
+ * blank), whatever the error: skipped blank lines before it count, as do multi-line fields.
+ */
+const BAD_RECORDS: [string, string, number][] = [
+  ['an unclosed quote after blank lines', 'a,b\n1,2\n3,4\n5,6\n\n\n\n\n"x,1\n', 9],
+  ['an unclosed quote after blank CRLF lines', 'a,b\r\n1,2\r\n\r\n\r\n"x,1\r\n', 5],
+  ['an unclosed quote on the last line, with no line end', 'a,b\n1,2\n\n\n"3,4', 5],
+  ['an unclosed quote after a BOM and a blank line', '\ufeffa,b\n\n1,2\n"3\n', 4],
+  ['a stray quote in the first row', 'a,b\n1,2\n3"x",4\n', 3],
+  ['a stray quote after blank lines', 'a,b\n1,2\n\n\n3"x",4\n', 5],
+  ['a stray quote in CRLF text', 'a,b\r\n1,2\r\n3"x",4\r\n', 3],
+  ['a row too short right after a BOM header', '\ufeffa,b\n1,2\n3\n', 3],
+  ['a row too long after blank lines', 'a,b\n1,2\n\n\n3,4,5\n', 5],
+  ['a multi-line row of the wrong length', 'a,b\n1,"x\ny\nz"\n\n2,"p\nq",3\n', 6],
+  ['a bad closing quote on the second line of a record', 'a,b\n1,2\n"p\nq"x,1\n', 3],
+];
+
 describe('CSV files', () => {
   it('turn rows into objects of strings keyed by the header', async () => {
     const path = file('plain.csv', 'id,amount,name\n1,12.34,Ann\n2,-5,Bob\n');
@@ -129,21 +148,7 @@ describe('CSV files', () => {
     expect((await readError(openFile(unclosed))).where).toBe(`${unclosed}:7`);
   });
 
-  // A bad record is reported at the line where it starts (its first line that is not blank),
-  // whatever the error: skipped blank lines before it count, as do multi-line fields before it.
-  it.each([
-    ['an unclosed quote after blank lines', 'a,b\n1,2\n3,4\n5,6\n\n\n\n\n"x,1\n', 9],
-    ['an unclosed quote after blank CRLF lines', 'a,b\r\n1,2\r\n\r\n\r\n"x,1\r\n', 5],
-    ['an unclosed quote on the last line, with no line end', 'a,b\n1,2\n\n\n"3,4', 5],
-    ['an unclosed quote after a BOM and a blank line', '\ufeffa,b\n\n1,2\n"3\n', 4],
-    ['a stray quote in the first row', 'a,b\n1,2\n3"x",4\n', 3],
-    ['a stray quote after blank lines', 'a,b\n1,2\n\n\n3"x",4\n', 5],
-    ['a stray quote in CRLF text', 'a,b\r\n1,2\r\n3"x",4\r\n', 3],
-    ['a row too short right after a BOM header', '\ufeffa,b\n1,2\n3\n', 3],
-    ['a row too long after blank lines', 'a,b\n1,2\n\n\n3,4,5\n', 5],
-    ['a multi-line row of the wrong length', 'a,b\n1,"x\ny\nz"\n\n2,"p\nq",3\n', 6],
-    ['a bad closing quote on the second line of a record', 'a,b\n1,2\n"p\nq"x,1\n', 3],
-  ])('report %s at the line where the bad record starts', async (_case, text, line) => {
+  it.each(BAD_RECORDS)('report %s at the line where the bad record starts', async (_case, text, line) => {
     const path = file('bad-record.csv', text);
     const reading = await readError(openFile(path));
     expect([reading.where, reading.code]).toEqual([`${path}:${line}`, 'malformed_csv']);
@@ -213,15 +218,7 @@ describe('streamed CSV (an upload)', () => {
     expect(seen).toEqual(['3', '6', '7']);
   });
 
-  it.each([
-    ['an unclosed quote after blank lines', 'a,b\n1,2\n3,4\n5,6\n\n\n\n\n"x,1\n', 9],
-    ['an unclosed quote after blank CRLF lines', 'a,b\r\n1,2\r\n\r\n\r\n"x,1\r\n', 5],
-    ['an unclosed quote on the last line, with no line end', 'a,b\n1,2\n\n\n"3,4', 5],
-    ['a stray quote after blank lines', 'a,b\n1,2\n\n\n3"x",4\n', 5],
-    ['a row too long after blank lines', 'a,b\n1,2\n\n\n3,4,5\n', 5],
-    ['a multi-line row of the wrong length', 'a,b\n1,"x\ny\nz"\n\n2,"p\nq",3\n', 6],
-    ['a bad closing quote on the second line of a record', 'a,b\n1,2\n"p\nq"x,1\n', 3],
-  ])('reports %s at the line where the bad record starts, as files do', async (_case, text, line) => {
+  it.each(BAD_RECORDS)('reports %s at the line where the bad record starts, as files do', async (_case, text, line) => {
     const error = await streamError(text);
     expect([error.where, error.code]).toEqual([`request body:${line}`, 'malformed_csv']);
   });

@@ -9,6 +9,7 @@ import { BatchlineError, InputError, StoreUnavailableError } from '../core/error
 import type { Batch } from '../core/types.js';
 import { existsSync } from 'node:fs';
 import { Batchline } from '../engine/batchline.js';
+import { createLogger } from '../engine/logger.js';
 import { ensureReadable, formatOf } from '../engine/sources.js';
 import { resolveDatabase, type DatabaseTarget } from '../store/open.js';
 
@@ -81,10 +82,12 @@ function logLevelOf(value: string): string {
 /**
  * Opens Batchline on the database the options name. Anything that stops it opening (a bad URL,
  * an unreachable server, a permission the migrations need) is a usage error: nothing ran.
+ * Logs are lines a person reads, or JSON for the long-running `worker` and `serve`.
  */
-export async function openBatchline(options: DatabaseOptions, migrate = true): Promise<Batchline> {
+export async function openBatchline(options: DatabaseOptions, migrate = true, logs: 'json' | 'text' = 'text'): Promise<Batchline> {
   try {
-    return await Batchline.open({ database: options.database, schema: options.schema, logLevel: options.logLevel, migrate });
+    const logger = createLogger({ level: options.logLevel, format: logs });
+    return await Batchline.open({ database: options.database, schema: options.schema, logger, migrate });
   } catch (error) {
     throw cannotOpen(error);
   }

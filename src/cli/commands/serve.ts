@@ -64,7 +64,7 @@ export function serveCommand(): Command {
     }
     // The processors first: a module that does not load creates nothing.
     const processors = options.workers && options.processors ? await loadProcessors(options.processors) : null;
-    const bl = await openBatchline(options);
+    const bl = await openBatchline(options, true, 'json');
     try {
       if (!isLoopback(options.host) && !(await bl.store.keysExist())) {
         throw new CliError(

@@ -59,7 +59,7 @@ export function workerCommand(): Command {
     let types: string[];
     try {
       const processors = await loadProcessors(options.processors);
-      bl = await openBatchline(options);
+      bl = await openBatchline(options, true, 'json');
       types = defineProcessors(bl, options.processors, processors);
     } catch (error) {
       release();

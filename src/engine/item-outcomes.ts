@@ -14,35 +14,44 @@ import { describeError } from './item-errors.js';
 /** What became of one run of an item. */
 export type ItemOutcome = 'succeeded' | 'failed' | 'retried' | 'cancelled';
 
+/** The default largest result a handler may return, as JSON bytes (the worker's `maxResultBytes`). */
+export const DEFAULT_MAX_RESULT_BYTES = 1 << 20;
+
 /**
- * Records a returned value: the item succeeds with it as its result, unless it cannot be stored
- * as it is (not JSON, changed by JSON as a submitted item would be, nested too deep, or too large): then it fails
- * with kind `invalid_result`, permanently (the same handler would return the same again).
+ * A handler's return value as the JSON text to store (undefined: no result), or why it cannot
+ * be stored as it is: not JSON, changed by JSON as a submitted item would be, nested too deep,
+ * or too large. One rule for the worker and for `batchline/testing`.
  */
-export function recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext, maxResultBytes: number): ItemOutcome {
-  if (value === undefined) {
-    run.succeed(slot, undefined, ctx.aggregates);
-    return 'succeeded';
-  }
+export function storableResult(value: unknown, maxResultBytes: number): { json: string | undefined } | { invalid: string } {
+  if (value === undefined) return { json: undefined };
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
   } catch (error) {
-    return invalidResult(run, slot, `the result is not JSON-serialisable: ${(error as Error).message}`);
+    return { invalid: `the result is not JSON-serialisable: ${(error as Error).message}` };
   }
-  if (json === undefined) return invalidResult(run, slot, `the result (${typeof value}) is not JSON-serialisable`);
+  if (json === undefined) return { invalid: `the result (${typeof value}) is not JSON-serialisable` };
   // Deeper than the stores' JSON functions read, it would make every statement over its chunk fail.
-  if (nestedDeeperThan(json)) {
-    return invalidResult(run, slot, `the result nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep; the limit is ${MAX_JSON_DEPTH}`);
-  }
+  if (nestedDeeperThan(json)) return { invalid: `the result nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep; the limit is ${MAX_JSON_DEPTH}` };
   // The rule items are held to at submit: a result JSON would store changed is not stored.
   const lossy = lossyJsonValue(value);
-  if (lossy) return invalidResult(run, slot, `the result has ${lossy}; return values JSON keeps`);
+  if (lossy) return { invalid: `the result has ${lossy}; return values JSON keeps` };
   // Byte length only when the string could be too long: it costs a pass over the string.
   if (json.length > maxResultBytes / 3 && Buffer.byteLength(json) > maxResultBytes) {
-    return invalidResult(run, slot, `the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${maxResultBytes}`);
+    return { invalid: `the result is ${Buffer.byteLength(json)} bytes as JSON; the limit is ${maxResultBytes}` };
   }
-  run.succeed(slot, json, ctx.aggregates);
+  return { json };
+}
+
+/**
+ * Records a returned value: the item succeeds with it as its result, unless it cannot be stored
+ * as it is (storableResult): then it fails with kind `invalid_result`, permanently (the same
+ * handler would return the same again).
+ */
+export function recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext, maxResultBytes: number): ItemOutcome {
+  const stored = storableResult(value, maxResultBytes);
+  if ('invalid' in stored) return invalidResult(run, slot, stored.invalid);
+  run.succeed(slot, stored.json, ctx.aggregates);
   return 'succeeded';
 }
 

@@ -1,6 +1,7 @@
 /** A worker's settings: what `bl.start()` and `batchline worker` may set, checked, with defaults. */
 
 import { z } from 'zod';
+import { DEFAULT_MAX_RESULT_BYTES } from './item-outcomes.js';
 
 /** Worker options as zod validates them (unknown keys refused). */
 export const workerOptionsSchema = z
@@ -26,7 +27,7 @@ export const workerOptionsSchema = z
      */
     cancelGraceMs: z.number().int().min(0).default(2_000),
     /** Results bigger than this (as JSON) fail the item. */
-    maxResultBytes: z.number().int().min(1).default(1 << 20),
+    maxResultBytes: z.number().int().min(1).default(DEFAULT_MAX_RESULT_BYTES),
   })
   .strict();
 

@@ -27,6 +27,26 @@ describe('runItem', () => {
     expect(aborted).toBe(true);
   });
 
+  it('fails results a worker would not store, as a worker does', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 600; i++) deep = [deep];
+    for (const [value, message] of [
+      [circular, /^the result is not JSON-serialisable: Converting circular structure/],
+      [1n, /^the result is not JSON-serialisable: Do not know how to serialize a BigInt/],
+      [NaN, /^the result has NaN/],
+      [new Map(), /^the result has a Map/],
+      [{ b: [undefined] }, /^the result has undefined/],
+      ['x'.repeat(2 << 20), /^the result is 2097154 bytes as JSON; the limit is 1048576$/],
+      [deep, /^the result nests arrays and objects more than 512 levels deep/],
+    ] as const) {
+      const outcome = await runItem(() => value, {});
+      expect(outcome).toMatchObject({ status: 'failed', error: { kind: 'invalid_result', message: expect.stringMatching(message) } });
+    }
+    expect(await runItem(() => 'x'.repeat(100), {}, { maxResultBytes: 10 })).toMatchObject({ status: 'failed', error: { kind: 'invalid_result' } });
+  });
+
   it('passes seq, attempt and a stable idempotency key', async () => {
     const outcome = await runItem((_p, ctx) => [ctx.seq, ctx.attempt, ctx.idempotencyKey], {}, { batchId: 'b', seq: 4, attempt: 2 });
     expect(outcome).toMatchObject({ status: 'succeeded', result: [4, 2, 'b:4'] });

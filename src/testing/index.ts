@@ -15,6 +15,7 @@ import { isPermanent, ItemAbortedError, RetryLaterError } from '../core/errors.j
 import type { ItemError } from '../core/types.js';
 import { ItemContext } from '../engine/item-context.js';
 import { describeError } from '../engine/item-errors.js';
+import { DEFAULT_MAX_RESULT_BYTES, storableResult } from '../engine/item-outcomes.js';
 import type { Handler } from '../engine/registry.js';
 
 /** What a worker would record for one attempt. */
@@ -30,6 +31,8 @@ export interface RunItemOptions {
   attempt?: number;
   /** Per-attempt time limit; the signal aborts when it passes (default 5 minutes). */
   timeoutMs?: number;
+  /** Largest result, as JSON bytes, as the worker's `maxResultBytes` (default 1 MiB). */
+  maxResultBytes?: number;
 }
 
 /** Runs `handler` on `payload` once, as a worker would, and says what would be recorded. */
@@ -46,10 +49,9 @@ export async function runItem<P>(handler: Handler<P>, payload: P, options: RunIt
   });
   try {
     const result = await Promise.race([Promise.resolve().then(() => handler(payload, ctx)), timeout]);
-    const json = result === undefined ? undefined : JSON.stringify(result);
-    if (result !== undefined && json === undefined) {
-      return { status: 'failed', error: { kind: 'invalid_result', message: `the result (${typeof result}) is not JSON-serialisable` } };
-    }
+    const stored = storableResult(result, options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES);
+    if ('invalid' in stored) return { status: 'failed', error: { kind: 'invalid_result', message: stored.invalid } };
+    const { json } = stored;
     const sums = new Map<string, Decimal>();
     for (const [name, value] of ctx.aggregates ?? []) {
       const sum = sums.get(name);

@@ -67,8 +67,16 @@ describe('parseDecimal', () => {
     expect(() => parseDecimal(input)).toThrow(InputError);
   });
 
+  it('rejects values whose plain text would be longer than the limit, however short they are written', () => {
+    expect(() => parseDecimal('1e-999')).toThrow('"1e-999" is 1001 characters as plain decimal text; the limit is 1000');
+    expect(() => parseDecimal(10n ** 2000n)).toThrow(/is 2001 characters as plain decimal text; the limit is 1000$/);
+    expect(() => parseDecimal('1e500', 500)).toThrow('"1e500" is 501 characters as plain decimal text; the limit is 500');
+    expect(formatDecimal(parseDecimal('1e-998'))).toHaveLength(1000);
+    expect(parseDecimal('-1e998')).toEqual({ units: -(10n ** 998n), scale: 0 });
+  });
+
   it('rejects values that are not numbers, bigints or strings', () => {
-    expect(() => parseDecimal(null as unknown as DecimalInput)).toThrow(InputError);
+    expect(() => parseDecimal(null as unknown as DecimalInput)).toThrow('expected a number, bigint or decimal string, got null');
     expect(() => parseDecimal({} as unknown as DecimalInput)).toThrow(InputError);
   });
 });

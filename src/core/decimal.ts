@@ -20,17 +20,24 @@ export interface Decimal {
 export type DecimalInput = number | bigint | string;
 
 const DECIMAL_RE = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+/** Longest plain decimal text kept: stored values and sums. */
 const MAX_DIGITS = 1000;
+/**
+ * Longest plain decimal text a delta may take (`ctx.aggregate`): half of MAX_DIGITS, so no
+ * sum of such deltas, however many, outgrows what the stores keep.
+ */
+export const MAX_DELTA_CHARS = 500;
 
 /** The decimal zero at scale 0. */
 export const ZERO: Decimal = { units: 0n, scale: 0 };
 
 /**
  * Parses a number, bigint or decimal string ("12.34", "-5", "1e-3") into an exact decimal.
- * Throws `InputError` for NaN, infinities and text that is not a decimal number.
+ * Throws `InputError` for NaN, infinities, text that is not a decimal number, and a value
+ * whose plain text (formatDecimal's: "1e-3" is "0.001") would be longer than `maxChars`.
  */
-export function parseDecimal(input: DecimalInput): Decimal {
-  if (typeof input === 'bigint') return { units: input, scale: 0 };
+export function parseDecimal(input: DecimalInput, maxChars = MAX_DIGITS): Decimal {
+  if (typeof input === 'bigint') return withinLength({ units: input, scale: 0 }, String(input), maxChars);
   let text: string;
   if (typeof input === 'number') {
     if (!Number.isFinite(input)) throw new InputError(`${input} is not a finite number`);
@@ -38,12 +45,12 @@ export function parseDecimal(input: DecimalInput): Decimal {
   } else if (typeof input === 'string') {
     text = input.trim();
   } else {
-    throw new InputError(`expected a number, bigint or decimal string, got ${typeof input}`);
+    throw new InputError(`expected a number, bigint or decimal string, got ${input === null ? 'null' : typeof input}`);
   }
   const m = DECIMAL_RE.exec(text);
   const intPart = m?.[2] ?? '';
   const fracPart = m?.[3] ?? '';
-  if (!m || (intPart === '' && fracPart === '') || text.length > MAX_DIGITS) {
+  if (!m || (intPart === '' && fracPart === '') || text.length > maxChars) {
     throw new InputError(`${JSON.stringify(typeof input === 'string' ? input : text)} is not a decimal number`);
   }
   const exponent = m[4] ? Number(m[4]) : 0;
@@ -55,7 +62,14 @@ export function parseDecimal(input: DecimalInput): Decimal {
     units *= 10n ** BigInt(-scale);
     scale = 0;
   }
-  return { units, scale };
+  // Only an exponent can make the plain text much longer than the text given.
+  return intPart.length + fracPart.length + Math.abs(exponent) + 2 > maxChars ? withinLength({ units, scale }, text, maxChars) : { units, scale };
+}
+
+function withinLength(d: Decimal, given: string, maxChars: number): Decimal {
+  const length = formatDecimal(d).length;
+  if (length > maxChars) throw new InputError(`${JSON.stringify(given)} is ${length} characters as plain decimal text; the limit is ${maxChars}`);
+  return d;
 }
 
 function rescale(d: Decimal, scale: number): bigint {

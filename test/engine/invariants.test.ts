@@ -489,6 +489,21 @@ describe.each(storeKinds)('engine invariants: %s', (kind) => {
     expect(Math.max(...seen) - Math.min(...seen)).toBeGreaterThanOrEqual(250);
   });
 
+  it('fails an item whose aggregate delta is too long for the stores at once, and the batch finishes', async () => {
+    const bl = await openBl();
+    bl.define<{ delta: string }>('sum', async (row, ctx) => {
+      ctx.aggregate('total', row.delta === 'big' ? 10n ** 600n : row.delta);
+    });
+    const batch = await bl.submit('sum', [{ delta: '1.25' }, { delta: '1e-999' }, { delta: 'big' }, { delta: `${'9'.repeat(500)}` }]);
+    await bl.start({ concurrency: 2 });
+    const done = await bl.wait(batch.id, { timeoutMs: 20_000 });
+    expect(done).toMatchObject({ status: 'completed', succeeded: 2, failed: 2 });
+    const [, tiny, big] = await bl.items(batch.id);
+    expect(tiny).toMatchObject({ status: 'failed', attempts: 1, error: { kind: 'permanent', message: 'aggregate total: "1e-999" is 1001 characters as plain decimal text; the limit is 500' } });
+    expect(big).toMatchObject({ status: 'failed', attempts: 1, error: { kind: 'permanent', message: expect.stringMatching(/^aggregate total: "10+" is 601 characters/) } });
+    expect(done.aggregates.total).toBe(`1${'0'.repeat(500)}.25`);
+  });
+
   it('refuses items nested deeper than 512 levels at submit and fails results nested deeper, so SQL reads every stored value', async () => {
     const bl = await openBl();
     // Echoes its input, as a handler that returns what it was given does; { deeper: n } returns a value nested n levels.

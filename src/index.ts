@@ -3,7 +3,7 @@
  */
 
 export { Batchline, type BatchlineOptions, type StartOptions, type SubmittedBatch, type BatchlineEventMap, type PruneOptions, type PruneResult } from './engine/batchline.js';
-export { ItemContext } from './engine/item-context.js';
+export type { ItemContext } from './engine/item-context.js';
 export type { Handler, ProcessorOptions } from './engine/registry.js';
 export type { SubmitOptions, ItemSource, SubmissionLimits } from './engine/submission.js';
 export type { WorkerOptions } from './engine/worker.js';

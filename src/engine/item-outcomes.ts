@@ -8,7 +8,7 @@ import { backoffDelay } from '../core/backoff.js';
 import { lossyJsonValue, MAX_JSON_DEPTH, nestedDeeperThan } from '../core/json-values.js';
 import { isPermanent, ItemAbortedError, MAX_DELAY_MS, RetryLaterError } from '../core/errors.js';
 import type { ChunkRun } from './chunk-run.js';
-import type { ItemContext } from './item-context.js';
+import type { AttemptContext } from './item-context.js';
 import { describeError } from './item-errors.js';
 
 /** What became of one run of an item. */
@@ -48,7 +48,7 @@ export function storableResult(value: unknown, maxResultBytes: number): { json: 
  * as it is (storableResult): then it fails with kind `invalid_result`, permanently (the same
  * handler would return the same again).
  */
-export function recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: ItemContext, maxResultBytes: number): ItemOutcome {
+export function recordSuccess(run: ChunkRun, slot: number, value: unknown, ctx: AttemptContext, maxResultBytes: number): ItemOutcome {
   const stored = storableResult(value, maxResultBytes);
   if ('invalid' in stored) return invalidResult(run, slot, stored.invalid);
   run.succeed(slot, stored.json, ctx.aggregates);

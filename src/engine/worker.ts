@@ -25,7 +25,7 @@ import type { BatchStatus } from '../core/statuses.js';
 import type { ChunkCommit, LeasedChunk, Store } from '../store/store.js';
 import { runOfLease, type ChunkRun, type StopReason } from './chunk-run.js';
 import { Committer } from './committer.js';
-import { ItemContext } from './item-context.js';
+import { AttemptContext } from './item-context.js';
 import { recordFailure, recordSuccess, type ItemOutcome } from './item-outcomes.js';
 import type { Registry } from './registry.js';
 import { LeaseSizing, type LeasePlan } from './lease-sizing.js';
@@ -39,7 +39,7 @@ export type { WorkerOptions } from './worker-options.js';
 interface InFlight {
   run: ChunkRun;
   slot: number;
-  ctx: ItemContext;
+  ctx: AttemptContext;
   startedAt: number;
   deadline: number;
   /** Its outcome is recorded (a result, an error, or a timeout). */
@@ -337,7 +337,7 @@ export class Worker {
   private startItem(run: ChunkRun, slot: number, now: number): void {
     this.active++;
     this.runningByBatch.set(run.batchId, (this.runningByBatch.get(run.batchId) ?? 0) + 1);
-    const ctx = new ItemContext(run.batchId, run.seqOf(slot), run.lease.attempt, this.logger);
+    const ctx = new AttemptContext(run.batchId, run.seqOf(slot), run.lease.attempt, this.logger);
     const flight: InFlight = { run, slot, ctx, startedAt: now, deadline: now + run.options.timeoutMs, settled: false, holdUntil: null };
     this.inflight.add(flight);
     let result: unknown;

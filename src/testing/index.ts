@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { addDecimal, formatDecimal, type Decimal } from '../core/decimal.js';
 import { isPermanent, ItemAbortedError, RetryLaterError } from '../core/errors.js';
 import type { ItemError } from '../core/types.js';
-import { ItemContext } from '../engine/item-context.js';
+import { AttemptContext } from '../engine/item-context.js';
 import { describeError } from '../engine/item-errors.js';
 import { DEFAULT_MAX_RESULT_BYTES, storableResult } from '../engine/item-outcomes.js';
 import type { Handler } from '../engine/registry.js';
@@ -38,7 +38,7 @@ export interface RunItemOptions {
 /** Runs `handler` on `payload` once, as a worker would, and says what would be recorded. */
 export async function runItem<P>(handler: Handler<P>, payload: P, options: RunItemOptions = {}): Promise<ItemOutcome> {
   const timeoutMs = options.timeoutMs ?? 5 * 60_000;
-  const ctx = new ItemContext(options.batchId ?? '00000000-0000-7000-8000-000000000000', options.seq ?? 0, options.attempt ?? 1, pino({ level: 'silent' }));
+  const ctx = new AttemptContext(options.batchId ?? '00000000-0000-7000-8000-000000000000', options.seq ?? 0, options.attempt ?? 1, pino({ level: 'silent' }));
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

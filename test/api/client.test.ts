@@ -24,6 +24,17 @@ const batchlineBusy = () =>
   });
 const created = () => new Response(JSON.stringify({ id: '01900000-0000-7000-8000-000000000000' }), { status: 201, headers: { 'content-type': 'application/json' } });
 
+describe('client checks', () => {
+  it('refuses items JSON would send changed (NaN as null, a Map as {}), as submit does, sending nothing', async () => {
+    const { calls, fetchImpl } = answering(created);
+    const client = new BatchlineClient({ baseUrl: 'http://batchline.test', fetch: fetchImpl });
+    const refused = client.createBatch({ type: 't', items: [{ amount: '1.00' }, { amount: NaN }] });
+    await expect(refused).rejects.toMatchObject({ status: 400, code: 'VALIDATION_ERROR', problem: { detail: expect.stringMatching(/^item 2: item has NaN at \.amount/), errors: [{ path: 'body.items.1' }] } });
+    await expect(client.createBatch({ type: 't', items: [new Map([['a', 1]])] })).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
+    expect(calls).toEqual([]);
+  });
+});
+
 describe('client retries', () => {
   it('does not send a create again after a proxy\'s 503, which may come after the server acted', async () => {
     const { calls, fetchImpl } = answering(proxyBusy, created);

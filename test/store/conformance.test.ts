@@ -583,6 +583,19 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await itemCounts(store, open.id)).toEqual({ pending: 3 });
   });
 
+  it('dates a batch when its items have all arrived, however long they took', async () => {
+    const started = Date.now();
+    const slowly = async function* () {
+      yield* rows(2);
+      await sleep(300);
+      yield* rows(2);
+    };
+    const batch = await submit(store, slowly());
+    expect(batch.total).toBe(4);
+    expect(batch.createdAt.getTime()).toBeGreaterThanOrEqual(started + 290);
+    expect((await store.batchGet({ id: batch.id })).createdAt).toEqual(batch.createdAt);
+  });
+
   it('prunes or retries a failed batch when both race, never half of each', async () => {
     const outcomes = new Set<string>();
     for (let round = 0; round < 10; round++) {

@@ -26,7 +26,8 @@ INSERT INTO ${s}.batches (id, tenant, type, status, priority, labels, idempotenc
 VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11)`,
 
     /** Sets a submitted batch's total and digest once every chunk is in. */
-    BATCH_FINISH_SUBMIT: `UPDATE ${s}.batches SET total = $2, submit_digest = $3 WHERE id = $1 RETURNING *`,
+    /** Ends a submission: its totals, and created_at when its items had all arrived, as on SQLite (not the transaction's start). */
+    BATCH_FINISH_SUBMIT: `UPDATE ${s}.batches SET total = $2, submit_digest = $3, created_at = clock_timestamp() WHERE id = $1 RETURNING *`,
 
     /** Inserts `rows` chunks in one statement; params are (batch_id, seq0, n, payloads) per row. */
     CHUNKS_INSERT: (rows: number) =>

@@ -22,7 +22,7 @@ import { InputError, NotFoundError } from '../core/errors.js';
 import { progressOf } from '../core/progress.js';
 import type { Batch, Item } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
-import { streamItems } from '../engine/sources.js';
+import { streamItems, type StreamSource } from '../engine/sources.js';
 import { Authenticator, isLoopbackHost, listingScope, stillValid, tenantScope } from './auth.js';
 import { cutOffWhenIdle, LARGE_JSON_BYTES, mediaType, otherCharset, READ_AWAY_MAX_BYTES, readAway, readBodies, STREAMED, unsupportedType, type ReadAwayLimits } from './bodies.js';
 import { instrument } from './metrics.js';
@@ -273,12 +273,16 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
    * The items of an upload, then a last look at the caller's key before the batch is committed:
    * a key revoked while its body arrived (which can take minutes) creates nothing.
    */
-  async function* untilRevoked<T>(items: AsyncIterable<T>, caller: FastifyRequest['caller']): AsyncGenerator<T> {
-    yield* items;
-    if (!(await stillValid(bl.store, caller))) {
-      throw new ProblemError(problem('UNAUTHORIZED', 'the API key was revoked while the body arrived; nothing was created'));
-    }
-  }
+  const untilRevoked = (items: StreamSource, caller: FastifyRequest['caller']): StreamSource => ({
+    // Where an item came from (its line) still names it in a refusal.
+    where: (index) => items.where(index),
+    async *[Symbol.asyncIterator]() {
+      yield* items;
+      if (!(await stillValid(bl.store, caller))) {
+        throw new ProblemError(problem('UNAUTHORIZED', 'the API key was revoked while the body arrived; nothing was created'));
+      }
+    },
+  });
 
   /** A batch the caller may see, or 404 (never 403: another tenant's batch does not exist for it). */
   const visibleBatch = (request: FastifyRequest, id: string) => bl.getBatch(id, { tenant: tenantScope(request.caller) });

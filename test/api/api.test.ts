@@ -294,6 +294,9 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect(long).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
     const longCsv = await raw(base, 'POST', '/batches?type=echo', { body: `a,b\n1,"${'z'.repeat(3 << 20)}"\n`, headers: { 'content-type': 'text/csv' } });
     expect(longCsv).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
+    // An item refused once read (here, nested too deep) is named by its line too.
+    const deep = raw(base, 'POST', '/batches?type=echo', { body: `{"n":1}\n\n${'['.repeat(600)}${']'.repeat(600)}\n`, headers: { 'content-type': 'application/x-ndjson' } });
+    expect((await deep).body.detail).toMatch(/^request body:3: item nests arrays and objects more than 512 levels deep/);
     expect((await bl.listBatches({ limit: 500 })).length).toBe(before);
   });
 

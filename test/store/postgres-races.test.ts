@@ -7,7 +7,9 @@
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../src/core/errors.js';
-import { commitFor, lease, rows, sleep, submit } from '../helpers/factory.js';
+import { commitFor, gate, lease, rows, sleep, submit } from '../helpers/factory.js';
+import type { PgConnection } from '../../src/store/postgres/connection.js';
+import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { statements } from '../../src/store/postgres/statements.js';
 import { freshStore, pgUrl } from '../helpers/stores.js';
 
@@ -85,6 +87,32 @@ describe.skipIf(!pgUrl)('postgres races', () => {
     await other.query('COMMIT').catch(() => {});
     expect(fenced).toBe('fenced');
     expect((await renewing).lost).toEqual([]);
+  });
+
+  it('ends a transaction of ours left idle mid-way (a frozen worker), so the commits it blocked go on', async () => {
+    const batch = await submit(store, rows(2));
+    const [chunk] = await lease(store);
+    // A second process's store, frozen half way through a transaction that locked the batch row.
+    const frozen = await PostgresStore.connect({ url: pgUrl!, schema: store.location.schema!, display: 'frozen', txIdleLimitMs: 500 });
+    const connection = (frozen as unknown as { c: PgConnection }).c;
+    try {
+      const locked = gate();
+      const stuck = connection.tx(async (client) => {
+        await client.query(`SELECT id FROM ${s}.batches WHERE id = $1 FOR UPDATE`, [batch.id]);
+        locked.open();
+        await sleep(5_000);
+      });
+      stuck.catch(() => {});
+      await locked.passed;
+      const started = Date.now();
+      await store.chunksCommit({ commits: [commitFor(chunk!, () => 'succeeded')] });
+      // Waited for the frozen one's session to be ended (0.5 s), not for it to wake (5 s).
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(await store.batchGet({ id: batch.id })).toMatchObject({ status: 'completed', succeeded: 2 });
+      await expect(stuck).rejects.toThrow();
+    } finally {
+      await frozen.close();
+    }
   });
 
   it("cancels a pending chunk that a lease was holding when the cancel's sweep came", async () => {

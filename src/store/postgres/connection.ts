@@ -66,7 +66,22 @@ export interface PostgresStoreOptions {
   display: string;
   /** Connections in the pool (default 10). */
   poolSize?: number;
+  /**
+   * How long one of the store's own transactions may sit idle between its statements before
+   * PostgreSQL ends its session (default 10 s; see TX_IDLE_LIMIT_MS). Not for submissions,
+   * whose transaction waits on the items as they arrive.
+   */
+  txIdleLimitMs?: number;
 }
+
+/**
+ * A transaction of the store's (a commit, a lease) sends its statements back to back. One idle
+ * for longer belongs to a process that froze mid-way (a stopped VM, a long pause) while holding
+ * row locks every other worker's commits on its batch wait for; PostgreSQL ends its session
+ * after this long (`idle_in_transaction_session_timeout`, per transaction), which rolls it back
+ * and frees them. Well under the default 30 s lease, so the others' leases outlast the stall.
+ */
+export const TX_IDLE_LIMIT_MS = 10_000;
 /** A pool on one database and the statements of one schema. */
 export class PgConnection {
   readonly sql: PgStatements;
@@ -74,12 +89,14 @@ export class PgConnection {
   /** The schema as a quoted identifier, for the few statements built here. */
   readonly quoted: string;
   readonly description: string;
+  private readonly txIdleLimitMs: number;
 
   constructor(
     readonly pool: pg.Pool,
     options: PostgresStoreOptions,
   ) {
     this.schema = options.schema;
+    this.txIdleLimitMs = options.txIdleLimitMs ?? TX_IDLE_LIMIT_MS;
     this.quoted = `"${options.schema}"`;
     this.sql = statements(this.quoted);
     this.description = options.display;
@@ -129,9 +146,14 @@ export class PgConnection {
    */
   async tx<T>(
     fn: (client: pg.PoolClient) => Promise<T>,
-    options: { isolation?: 'READ COMMITTED' | 'REPEATABLE READ'; retry?: boolean } = {},
+    options: { isolation?: 'READ COMMITTED' | 'REPEATABLE READ'; retry?: boolean; waitsOnCaller?: boolean } = {},
   ): Promise<T> {
     const isolation = options.isolation ?? 'READ COMMITTED';
+    // One round trip: BEGIN and the idle limit as one simple query. A transaction that waits on
+    // its caller between statements (a submission reading its items) has none.
+    const begin = options.waitsOnCaller
+      ? `BEGIN ISOLATION LEVEL ${isolation}`
+      : `BEGIN ISOLATION LEVEL ${isolation}; SET LOCAL idle_in_transaction_session_timeout = ${Math.ceil(this.txIdleLimitMs)}`;
     const maxAttempts = options.retry === false ? 1 : 8;
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
@@ -142,7 +164,7 @@ export class PgConnection {
       }
       let broken: Error | undefined;
       try {
-        await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);
+        await client.query(begin);
         const result = await fn(client);
         await client.query('COMMIT');
         return result;

@@ -226,7 +226,7 @@ export class PostgresStore implements Store {
         }
         await this.c.notify(client, 'work');
         return created;
-      }, { retry: false });
+      }, { retry: false, waitsOnCaller: true });
       return { batches, created: true };
     } catch (error) {
       // A concurrent submit with the same key won the unique index: return its batches.

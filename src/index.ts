@@ -4,7 +4,7 @@
 
 export { Batchline, type BatchlineOptions, type StartOptions, type SubmittedBatch, type BatchlineEventMap, type PruneOptions, type PruneResult } from './engine/batchline.js';
 export type { ItemContext } from './engine/item-context.js';
-export type { Handler, ProcessorOptions } from './engine/registry.js';
+export type { Handler, ProcessorOptions, Processors } from './engine/registry.js';
 export type { SubmitOptions, ItemSource, SubmissionLimits } from './engine/submission.js';
 export type { WorkerOptions } from './engine/worker.js';
 export type { ReconcilerOptions } from './engine/reconciler.js';

@@ -21,6 +21,13 @@ export interface ProcessorOptions {
   backoff?: { baseMs: number; maxMs: number };
 }
 
+/**
+ * The default export of a processors module (`batchline run|worker|serve --processors FILE`):
+ * each type's handler, alone or with its options. Write `export default { … } satisfies
+ * Processors` and each handler's `ctx` is typed.
+ */
+export type Processors = Record<string, Handler | ({ handler: Handler } & ProcessorOptions)>;
+
 export interface Processor {
   type: string;
   handler: Handler;

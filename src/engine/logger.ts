@@ -14,8 +14,11 @@ export type { Logger } from 'pino';
  */
 export function createLogger(options: { level?: string; format?: 'json' | 'text' } = {}): Logger {
   const level = options.level ?? process.env.BATCHLINE_LOG_LEVEL ?? 'info';
-  if (options.format !== 'text') return pino({ level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
-  return pino({ level, base: undefined, timestamp: false }, { write: (line: string) => void process.stderr.write(`${textLine(JSON.parse(line) as Record<string, unknown>)}\n`) });
+  // Our errors' messages already say what caused them ("cannot use …: <the driver's message>"):
+  // the cause stays a field of its own rather than being added to the message a second time.
+  const serializers = { err: pino.stdSerializers.errWithCause };
+  if (options.format !== 'text') return pino({ level, base: { pid: process.pid }, serializers }, pino.destination({ fd: 2, sync: true }));
+  return pino({ level, base: undefined, timestamp: false, serializers }, { write: (line: string) => void process.stderr.write(`${textLine(JSON.parse(line) as Record<string, unknown>)}\n`) });
 }
 
 /** One JSON log record as text: its level, message, error and the plain values it carries. */

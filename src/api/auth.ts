@@ -48,6 +48,9 @@ export class Authenticator {
     const header = request.headers.authorization;
     if (!(await this.required())) return { keyId: null, tenant: this.defaultTenant, admin: true };
     if (!header) throw new ProblemError(problem('UNAUTHORIZED', 'send an API key: Authorization: Bearer <key> (create one with `batchline keys create`)'));
+    // Node keeps the first of two Authorization headers; which key acts must not be a guess.
+    const given = request.raw.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'authorization').length;
+    if (given > 1) throw new ProblemError(problem('UNAUTHORIZED', `${given} Authorization headers were sent; send one`));
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const key = match ? await verifyKey(this.store, match[1]!) : null;
     if (!key) throw new ProblemError(problem('UNAUTHORIZED', 'the API key is malformed, unknown or revoked'));

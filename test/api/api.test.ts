@@ -966,6 +966,19 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
 
     const mine = await as(acme.token).createBatch({ type: 'slow', items: [{ n: 1 }, { n: 2 }] });
     expect(mine.tenant).toBe('acme');
+    // Two Authorization headers: which key would act is not guessed.
+    const { port } = new URL(base);
+    const twoKeys = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () =>
+        socket.write(`GET /api/v1/batches HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${acme.token}\r\nAuthorization: Bearer ${globex.token}\r\nConnection: close\r\n\r\n`),
+      );
+      let text = '';
+      socket.on('data', (data) => (text += data));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(twoKeys).toMatch(/^HTTP\/1\.1 401 /);
+    expect(twoKeys).toContain('2 Authorization headers were sent; send one');
     const theirs = await as(globex.token).createBatch({ type: 'echo', items: [{ n: 1 }] });
     expect(theirs.tenant).toBe('globex');
 

@@ -261,7 +261,12 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     }
   }
 
-  /** Stops the workers gracefully (see Worker.stop) and the reconciler. */
+  /**
+   * Stops the workers gracefully (see Worker.stop) and the reconciler. `timeoutMs` (default
+   * 10 s) is how long running items get to finish before their signals abort; after that,
+   * writing what they recorded gets up to as long again, and at least 5 s, so a stop can take
+   * up to about twice `timeoutMs` plus the abort grace, never for ever.
+   */
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.signalHandler) {
       process.off('SIGTERM', this.signalHandler);
@@ -538,7 +543,7 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     if (this.closed) throw new BatchlineError('closed', 'this Batchline instance is closed; open another with Batchline.open()');
   }
 
-  /** Stops working (gracefully), stops following events and closes the store. */
+  /** Stops working (gracefully, as stop() does, `timeoutMs` alike), stops following events and closes the store. */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.closed) return;
     await this.stop(options);

@@ -247,16 +247,19 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
         'retry-after': String(wait),
       });
     }
+    // Bodies are read as sent, as UTF-8: another charset would be misread, and a compressed
+    // body refused as "not UTF-8".
     const charset = otherCharset(request);
-    if (charset !== null) {
-      readAway(request.raw, readAwayLimits, request.log);
-      return sendProblem(reply, problem('UNSUPPORTED_MEDIA_TYPE', `bodies are read as UTF-8, not charset=${charset}; send UTF-8 text`));
-    }
-    // Bodies are read as sent; a compressed one would otherwise be refused as "not UTF-8".
     const encoding = request.headers['content-encoding']?.trim().toLowerCase();
-    if (encoding && encoding !== 'identity') {
+    const unreadable =
+      charset !== null
+        ? `bodies are read as UTF-8, not charset=${charset}; send UTF-8 text`
+        : encoding && encoding !== 'identity'
+          ? `Content-Encoding ${JSON.stringify(encoding)} is not supported; send the body uncompressed`
+          : null;
+    if (unreadable !== null) {
       readAway(request.raw, readAwayLimits, request.log);
-      return sendProblem(reply, problem('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(encoding)} is not supported; send the body uncompressed`));
+      return sendProblem(reply, problem('UNSUPPORTED_MEDIA_TYPE', unreadable));
     }
     // A large JSON body is held whole, parsed, until its batch is created: such bodies share
     // the streamed uploads' budget, so memory stays bounded however many arrive at once.

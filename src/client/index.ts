@@ -13,7 +13,7 @@
  */
 
 import type { z } from 'zod';
-import { lossyJsonValue } from '../core/json-values.js';
+import { lossyItem } from '../core/json-values.js';
 import type { Progress } from '../core/progress.js';
 import type { ItemStatus, BatchStatus } from '../core/statuses.js';
 import type { Problem } from '../api/problem.js';
@@ -119,10 +119,10 @@ export class BatchlineClient {
     // JSON.stringify would send NaN as null and a Map as {}: refused here, as `submit` refuses
     // them, rather than created as data the caller never meant.
     for (const [index, item] of (Array.isArray(input.items) ? input.items : []).entries()) {
-      const lossy = lossyJsonValue(item);
+      const lossy = lossyItem(item);
       if (lossy) {
-        const detail = `item ${index + 1}: item has ${lossy}; send it as a value JSON keeps (a string, a number or null)`;
-        throw new ApiError(400, { type: 'https://batchline.dev/problems/validation-error', title: 'Invalid request', status: 400, detail, code: 'VALIDATION_ERROR', errors: [{ path: `body.items.${index}`, message: `has ${lossy}` }] });
+        const detail = `item ${index + 1}: ${lossy}`;
+        throw new ApiError(400, { type: 'https://batchline.dev/problems/validation-error', title: 'Invalid request', status: 400, detail, code: 'VALIDATION_ERROR', errors: [{ path: `body.items.${index}`, message: lossy }] });
       }
     }
     const res = await this.send('POST', '/batches', {

@@ -44,6 +44,12 @@ export function nestedDeeperThan(json: string, max: number = MAX_JSON_DEPTH): bo
   return false;
 }
 
+/** Why `item` cannot be submitted as it is (a value JSON would change), or null: one wording for `submit` and the client. */
+export function lossyItem(item: unknown): string | null {
+  const lossy = lossyJsonValue(item);
+  return lossy === null ? null : `item has ${lossy}; send it as a value JSON keeps (a string, a number or null)`;
+}
+
 /** Where in `value` the first value JSON would change sits, and what it is; null when none. */
 export function lossyJsonValue(value: unknown): string | null {
   // Every submitted item passes through here: a first walk only answers whether anything is

@@ -8,7 +8,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { z } from 'zod';
 import { InputError, oneLineIssues } from '../core/errors.js';
-import { lossyJsonValue, MAX_JSON_DEPTH, nestedDeeperThan } from '../core/json-values.js';
+import { lossyItem, MAX_JSON_DEPTH, nestedDeeperThan } from '../core/json-values.js';
 import type { RunOptions } from '../core/types.js';
 import type { NewBatch, NewChunk } from '../store/store.js';
 import { backoffSchema, processorOptionsSchema, typeSchema } from './registry.js';
@@ -196,8 +196,8 @@ export class Submission {
       if (nestedDeeperThan(json)) {
         throw new Refused(`item nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep; the limit is ${MAX_JSON_DEPTH}`, 'invalid_item');
       }
-      const lossy = lossyJsonValue(item);
-      if (lossy) throw new Refused(`item has ${lossy}; send it as a value JSON keeps (a string, a number or null)`, 'invalid_item');
+      const lossy = lossyItem(item);
+      if (lossy) throw new Refused(lossy, 'invalid_item');
       const size = Buffer.byteLength(json);
       if (size > maxPayloadBytes) {
         throw new Refused(`item is ${size} bytes as JSON; the limit is ${maxPayloadBytes} (maxPayloadBytes)`, 'payload_too_large');

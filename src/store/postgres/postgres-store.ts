@@ -9,7 +9,7 @@
  */
 
 import pg from 'pg';
-import { BatchlineError, InputError, StoreUnavailableError } from '../../core/errors.js';
+import { BatchlineError, StoreUnavailableError } from '../../core/errors.js';
 import { isBatchId, newBatchId } from '../../core/ids.js';
 import type { ItemStateEntry } from '../../core/item-state.js';
 import { BATCH_ACTIONS, canApply, type BatchStatus } from '../../core/statuses.js';
@@ -57,6 +57,7 @@ import type {
   Store,
 } from '../store.js';
 import { PgChunks } from './chunks.js';
+import { PgEventCursors } from './event-cursors.js';
 import { PgConnection, toChunkRow, type BatchRow, type ChunkDbRow, type PostgresStoreOptions, type Queryable } from './connection.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { PgNotifications } from './notifications.js';
@@ -85,11 +86,8 @@ export class PostgresStore implements Store {
   private readonly c: PgConnection;
   private readonly chunks: PgChunks;
   private readonly notifications: PgNotifications;
+  private readonly cursors: PgEventCursors;
   private closed = false;
-  /** The highest transaction horizon (snapshot xmax) this store has read from the database. */
-  private latestXmax = 0n;
-  /** The newest event id this store has seen given; a cursor's event beyond it is refused. */
-  private latestEventId = 0n;
 
   private constructor(
     pool: pg.Pool,
@@ -97,6 +95,7 @@ export class PostgresStore implements Store {
   ) {
     this.c = new PgConnection(pool, options);
     this.chunks = new PgChunks(this.c);
+    this.cursors = new PgEventCursors(this.c);
     this.notifications = new PgNotifications(options.url, this.c);
     this.description = options.display;
   }
@@ -465,55 +464,13 @@ export class PostgresStore implements Store {
     return rows.map(toEvent);
   }
 
-  /**
-   * Cursors are `from` (a snapshot: everything visible in it was read) or `from|to|txid:id`
-   * (reading the window between two snapshots, up to that event). See EVENTS_FOLLOW.
-   */
-  async eventsFollow(params: EventsFollowParams): Promise<{ events: FollowedEvent[]; cursor: string }> {
-    const [from, givenTo, position] = params.after.split('|');
-    const [txid, id] = position ? position.split(':') : [];
-    if (!from || !isSnapshot(from) || (givenTo !== undefined && !isSnapshot(givenTo)) || (position && !/^\d+:\d+$/.test(position))) {
-      throw new InputError(`${JSON.stringify(params.after)} is not an event cursor`);
-    }
-    const xmax = (snapshot: string) => BigInt(snapshot.split(':')[1]!);
-    if (givenTo !== undefined && (xmax(from) > xmax(givenTo) || (txid !== undefined && BigInt(txid) >= xmax(givenTo)))) {
-      throw new InputError(`${JSON.stringify(params.after)} is not an event cursor this database gave: its positions are out of order`);
-    }
-    const to = givenTo ?? (await this.eventsCursor());
-    await this.refuseAhead(params.after, xmax(to) > xmax(from) ? xmax(to) : xmax(from));
-    if (id !== undefined && BigInt(id) > this.latestEventId) {
-      const [row] = await this.c.query<{ id: string }>(this.c.pool, this.c.sql.EVENTS_SEQUENCE);
-      this.latestEventId = BigInt(row!.id);
-      if (BigInt(id) > this.latestEventId) {
-        throw new InputError(`${JSON.stringify(params.after)} is not an event cursor this database gave: event ${id} is beyond the newest event (${this.latestEventId})`);
-      }
-    }
-    const rows = await this.c.query<Parameters<typeof toEvent>[0]>(this.c.pool, this.c.sql.EVENTS_FOLLOW, [
-      from, to, txid ?? null, id ?? null, params.tenant ?? null, params.types?.length ? params.types : null, params.limit,
-    ]);
-    const events = rows.map(toEvent) as FollowedEvent[];
-    // A full page may have more in this window; otherwise the window is read and the next starts at `to`.
-    return { events, cursor: events.length === params.limit ? events.at(-1)!.cursor : to };
+  /** See PgEventCursors.follow. */
+  eventsFollow(params: EventsFollowParams): Promise<{ events: FollowedEvent[]; cursor: string }> {
+    return this.cursors.follow(params);
   }
 
-  async eventsCursor(): Promise<string> {
-    const [row] = await this.c.query<{ cursor: string }>(this.c.pool, this.c.sql.EVENTS_CURSOR);
-    const xmax = BigInt(row!.cursor.split(':')[1]!);
-    if (xmax > this.latestXmax) this.latestXmax = xmax;
-    return row!.cursor;
-  }
-
-  /**
-   * A cursor beyond the database's newest transaction was never given by it (it came from
-   * another database, or was made up) and would skip every event until the database caught
-   * up: refused. Cursors this store has seen pass without a query; others ask for a snapshot.
-   */
-  private async refuseAhead(cursor: string, horizon: bigint): Promise<void> {
-    if (horizon <= this.latestXmax) return;
-    await this.eventsCursor();
-    if (horizon > this.latestXmax) {
-      throw new InputError(`${JSON.stringify(cursor)} is not an event cursor this database gave: it lies beyond the newest transaction (${this.latestXmax})`);
-    }
+  eventsCursor(): Promise<string> {
+    return this.cursors.now();
   }
 
   // -------------------------------------------------------------------------- workers, locks
@@ -594,17 +551,3 @@ export class PostgresStore implements Store {
   }
 }
 
-/**
- * `xmin:xmax:xip,...` as PostgreSQL writes a pg_snapshot: xmin <= xmax, and each running
- * transaction in [xmin, xmax) in ascending order. Anything else was not given by a database.
- */
-function isSnapshot(text: string): boolean {
-  const match = /^(\d+):(\d+):([\d,]*)$/.exec(text);
-  if (!match) return false;
-  const [xmin, xmax] = [BigInt(match[1]!), BigInt(match[2]!)];
-  if (xmin > xmax) return false;
-  if (match[3] === '') return true;
-  const xip = match[3]!.split(',');
-  if (xip.some((x) => x === '')) return false;
-  return xip.map(BigInt).every((x, i, all) => x >= xmin && x < xmax && (i === 0 || x >= all[i - 1]!));
-}

@@ -6,7 +6,8 @@
  *        └── wakes when slots free up or work is announced      committer ◄── chunk done / checkpoint
  *
  * Lease size adapts to item duration (lease-sizing.ts): fast types lease many items and
- * prefetch, slow types only as many as there are idle slots.
+ * prefetch, slow types only as many as there are idle slots. Lease renewal, the poll for
+ * cancel/pause/delete and the heartbeat run on their own timers (worker-upkeep.ts).
  *
  * Safety: an item starts only before its chunk's local start deadline (lease request time +
  * lease - margin, moved by each renewal), so a worker cut off from the store stops starting
@@ -32,6 +33,7 @@ import { LeaseSizing, type LeasePlan } from './lease-sizing.js';
 import { StartMarks } from './start-marks.js';
 import { TurnPacer } from './turn-pacer.js';
 import { LeaseSchedule } from './wakeup.js';
+import { WorkerUpkeep } from './worker-upkeep.js';
 import { workerOptionsSchema, type WorkerOptions, type WorkerSettings as Settings } from './worker-options.js';
 
 export type { WorkerOptions } from './worker-options.js';
@@ -90,10 +92,9 @@ export class Worker {
   private prefetchBelow = 0;
   private processed = 0;
   private leaseLoop: Promise<void> | null = null;
-  private timers: NodeJS.Timeout[] = [];
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly upkeep: WorkerUpkeep;
   private unsubscribe: (() => Promise<void>) | null = null;
-  private controlPolling = false;
-  private controlAgain = false;
   private settledWaiters: (() => void)[] = [];
 
   constructor(
@@ -121,6 +122,15 @@ export class Worker {
       onFinished: (batches) => this.hooks.onFinished?.(batches),
     });
     this.marks = new StartMarks(this.sizing, this.settings.concurrency, (commit) => this.committer.enqueue(commit));
+    this.upkeep = new WorkerUpkeep(store, registry, logger, this.settings, {
+      id: this.id,
+      runs: this.runs,
+      counts: () => ({ processed: this.processed, inFlight: this.active }),
+      startDeadline: (requestedAt) => this.startDeadline(requestedAt),
+      lost: (chunkId, why) => this.dropRun(chunkId, why),
+      renewed: () => this.pump(),
+      batchChanged: (batchId, status) => this.applyBatchStatus(batchId, status),
+    });
   }
 
   /** Items this worker has finished (any outcome) since it started. */
@@ -137,20 +147,13 @@ export class Worker {
     if (this.state !== 'idle') throw new Error(`worker ${this.id} was already started`);
     if (this.registry.types().length === 0) throw new InputError('no processors are defined: call define() before start()');
     this.state = 'running';
-    await this.heartbeat();
+    await this.upkeep.start();
     this.unsubscribe = await this.store.subscribe((topic) => {
       if (topic === 'work') this.schedule.announced(Date.now());
-      else void this.pollControl(true);
+      else void this.upkeep.pollControl(true);
     });
-    const every = (ms: number, fn: () => void) => {
-      const timer = setInterval(fn, ms);
-      timer.unref();
-      this.timers.push(timer);
-    };
-    every(SWEEP_MS, () => this.sweep());
-    every(Math.max(50, Math.floor(this.settings.leaseMs / 3)), () => void this.renew());
-    every(this.settings.controlPollMs, () => void this.pollControl());
-    every(this.settings.heartbeatMs, () => void this.heartbeat());
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweepTimer.unref();
     this.leaseLoop = this.runLeaseLoop();
     this.logger.debug({ worker: this.id, types: this.registry.types(), concurrency: this.settings.concurrency }, 'worker started');
   }
@@ -183,8 +186,8 @@ export class Worker {
     if (!drained) {
       this.logger.error({ chunks: this.committer.abandon() }, 'stopping without writing every commit; those items will run again');
     }
-    for (const timer of this.timers) clearInterval(timer);
-    this.timers = [];
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.upkeep.stop();
     await this.unsubscribe?.();
     try {
       await this.store.workerRemove({ id: this.id });
@@ -547,72 +550,6 @@ export class Worker {
         this.committer.enqueue(run.commit(run.complete ? 'done' : 'checkpoint', now));
       }
       this.logger.debug({ worker: this.id, type, held: unstarted, kept: keep, averageMs: this.sizing.averageMs(type) }, 'worker:rebalanced');
-    }
-  }
-
-  private async renew(): Promise<void> {
-    if (this.runs.size === 0) return;
-    const leases = [...this.runs.values()].map((run) => ({ chunkId: run.chunkId, leaseNo: run.lease.leaseNo }));
-    const requestedAt = Date.now();
-    try {
-      const { lost } = await this.store.chunksRenew({ workerId: this.id, leases, leaseMs: this.settings.leaseMs });
-      const lostSet = new Set(lost);
-      for (const { chunkId } of leases) {
-        const run = this.runs.get(chunkId);
-        if (run && !lostSet.has(chunkId)) run.startDeadline = this.startDeadline(requestedAt);
-      }
-      const sent = new Map(leases.map((l) => [l.chunkId, l.leaseNo]));
-      for (const chunkId of lost) {
-        const run = this.runs.get(chunkId);
-        // A chunk whose final commit is in flight is no longer leased: not a lost lease. Nor
-        // is a chunk leased again since this renewal was sent.
-        if (!run || run.closed || run.lease.leaseNo !== sent.get(chunkId)) continue;
-        this.dropRun(chunkId, 'renewal found it taken or expired');
-      }
-      this.pump();
-    } catch (error) {
-      this.logger.warn({ err: error }, 'lease renewal failed; retrying');
-    }
-  }
-
-  private async pollControl(notified = false): Promise<void> {
-    if (this.controlPolling) {
-      // A notification during a poll may be about a change that poll read too early.
-      if (notified) this.controlAgain = true;
-      return;
-    }
-    if (this.runs.size === 0) return;
-    this.controlPolling = true;
-    this.controlAgain = false;
-    try {
-      const ids = [...new Set([...this.runs.values()].map((run) => run.batchId))];
-      const statuses = await this.store.batchesStatus({ ids });
-      for (const id of ids) {
-        const status = statuses.get(id);
-        if (status === undefined || status === 'cancelled' || status === 'paused') this.applyBatchStatus(id, status);
-      }
-    } catch (error) {
-      this.logger.warn({ err: error }, 'control poll failed');
-    } finally {
-      this.controlPolling = false;
-      if (this.controlAgain) void this.pollControl();
-    }
-  }
-
-  private async heartbeat(): Promise<void> {
-    try {
-      await this.store.workerHeartbeat({
-        id: this.id,
-        host: hostname(),
-        pid: process.pid,
-        types: this.registry.types(),
-        concurrency: this.settings.concurrency,
-        processed: this.processed,
-        inFlight: this.active,
-        batches: [...new Set([...this.runs.values()].map((run) => run.batchId))],
-      });
-    } catch (error) {
-      this.logger.warn({ err: error }, 'worker heartbeat failed');
     }
   }
 }

@@ -26,7 +26,7 @@ import { streamItems, type StreamSource } from '../engine/sources.js';
 import { Authenticator, isLoopbackHost, listingScope, stillValid, tenantScope } from './auth.js';
 import { cutOffWhenIdle, LARGE_JSON_BYTES, mediaType, otherCharset, READ_AWAY_MAX_BYTES, readAway, readBodies, STREAMED, unsupportedType, type ReadAwayLimits } from './bodies.js';
 import { instrument } from './metrics.js';
-import { streamEvents, type StreamScope } from './sse.js';
+import { SSE_HEADERS, streamEvents, type StreamScope } from './sse.js';
 import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { clientErrorResponse, problem, ProblemError, sendProblem, toProblem } from './problem.js';
@@ -426,7 +426,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       const openStreams = new Map<string, number>();
       const stream = async (request: FastifyRequest, reply: FastifyReply, scope: StreamScope) => {
         // HEAD says what a GET would answer without opening a stream, nor holding one of the key's.
-        if (request.method === 'HEAD') return reply.type('text/event-stream').header('cache-control', 'no-cache').send();
+        if (request.method === 'HEAD') return reply.headers(SSE_HEADERS).send();
         const caller = request.caller;
         const who = caller.keyId ?? request.ip;
         const open = openStreams.get(who) ?? 0;

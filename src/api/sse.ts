@@ -47,6 +47,9 @@ function payload(event: BatchEvent): unknown {
   return { id: event.id, batchId: event.batchId, tenant: event.tenant, type: event.type, data: event.data, createdAt: event.createdAt.toISOString() };
 }
 
+/** The headers of an event stream: a GET's, and a HEAD's without the stream. */
+export const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const;
+
 /**
  * Streams events to the client until it disconnects or `closing` aborts (server shutdown).
  * Throws (for a problem answer) only before the stream starts; once the 200 is sent, the reply
@@ -61,7 +64,7 @@ export async function streamEvents(bl: Batchline, request: FastifyRequest, reply
 
   reply.hijack();
   const out = reply.raw;
-  out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  out.writeHead(200, { ...SSE_HEADERS, connection: 'keep-alive', 'x-accel-buffering': 'no' });
   // Send the headers now: without a first event the client would not see the 200 (and an
   // EventSource would not open) until the first keepalive, 15 s later.
   out.flushHeaders();

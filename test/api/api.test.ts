@@ -1051,10 +1051,11 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
       // HEAD answers at once and holds no stream: probing a few times leaves the key its one.
       for (let i = 0; i < 3; i++) {
         const head = await fetch(`${cappedBase}/api/v1/events`, { method: 'HEAD', headers: auth, signal: AbortSignal.timeout(5_000) });
-        expect([head.status, head.headers.get('content-type'), await head.text()]).toEqual([200, 'text/event-stream', '']);
+        expect([head.status, head.headers.get('content-type'), await head.text()]).toEqual([200, 'text/event-stream; charset=utf-8', '']);
       }
       const stream = await fetch(`${cappedBase}/api/v1/events`, { headers: auth });
-      expect(stream.status).toBe(200);
+      // The headers a HEAD promised.
+      expect([stream.status, stream.headers.get('content-type'), stream.headers.get('cache-control')]).toEqual([200, 'text/event-stream; charset=utf-8', 'no-cache']);
       const tooMany = await raw(cappedBase, 'GET', '/events', { headers: auth });
       expect(tooMany).toMatchObject({ status: 429, body: { code: 'RATE_LIMITED' } });
       expect(tooMany.headers.get('retry-after')).toBe('5');

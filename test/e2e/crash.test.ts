@@ -5,33 +5,26 @@
  * the aggregate equals the file's sum to the cent.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Batchline } from '../../src/index.js';
 import { formatCents } from '../../src/core/decimal.js';
 import { seededRandom } from '../../src/core/random.js';
 import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
 import { sleep } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
-import { freshDatabase, storeKinds } from '../helpers/stores.js';
+import { deferCleanups, freshScratch, storeKinds } from '../helpers/stores.js';
 
 const ITEMS = 100_000;
 const WORKERS = 3;
 const MIN_KILLS = 5;
 
 describe.each(storeKinds)('crash test: %s', (kind) => {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
+  const defer = deferCleanups();
 
   it('loses nothing and counts every amount once while workers are SIGKILLed', async () => {
-    const location = await freshDatabase(kind);
-    cleanups.push(location.cleanup);
-    const dir = mkdtempSync(join(tmpdir(), 'batchline-crash-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const { location, dir } = await freshScratch(kind, 'crash', defer);
 
     const random = seededRandom(kind === 'sqlite' ? 11 : 12);
     let expectedCents = 0n;
@@ -55,10 +48,10 @@ describe.each(storeKinds)('crash test: %s', (kind) => {
     const startWorker = () =>
       spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--concurrency', '16', '--lease-ms', '1500', '--log-level', 'warn', ...db]);
     const workers = Array.from({ length: WORKERS }, startWorker);
-    cleanups.push(() => workers.forEach((w) => w.kill('SIGKILL')));
+    defer(() => workers.forEach((w) => w.kill('SIGKILL')));
 
     const bl = await Batchline.open({ database: location.database, logLevel: 'silent', migrate: false });
-    cleanups.push(() => bl.close());
+    defer(() => bl.close());
     const remaining = async () => (await Promise.all(ids.map((id) => bl.getBatch(id)))).reduce((n, b) => n + b.remaining, 0);
 
     // Kill a random worker every 0.7-2 s while work remains, and start a new one in its place.

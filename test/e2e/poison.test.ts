@@ -5,15 +5,14 @@
  * started items before starting them, and the next lease gives the items beyond that mark back.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Batchline } from '../../src/index.js';
 import { batchline, exited, FIXTURE_PROCESSORS, spawnBatchline } from '../helpers/cli.js';
 import { sleep } from '../helpers/factory.js';
 import { counterMismatches } from '../helpers/sql.js';
-import { freshDatabase, storeKinds } from '../helpers/stores.js';
+import { deferCleanups, freshScratch, storeKinds } from '../helpers/stores.js';
 
 const ITEMS = 3_000;
 // Stored chunks hold 500 items. The poison sits late in one, so the worker holds the next chunk
@@ -21,16 +20,10 @@ const ITEMS = 3_000;
 const POISON = 1_450;
 
 describe.each(storeKinds)('poison item on its final attempt: %s', (kind) => {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
+  const defer = deferCleanups();
 
   it('fails what may have run when the worker dies, and runs the rest of the chunk', async () => {
-    const location = await freshDatabase(kind);
-    cleanups.push(location.cleanup);
-    const dir = mkdtempSync(join(tmpdir(), 'batchline-poison-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const { location, dir } = await freshScratch(kind, 'poison', defer);
     const file = join(dir, 'rows.jsonl');
     writeFileSync(file, Array.from({ length: ITEMS }, (_, id) => JSON.stringify(id === POISON ? { id, kill: true } : { id })).join('\n'));
 
@@ -40,14 +33,14 @@ describe.each(storeKinds)('poison item on its final attempt: %s', (kind) => {
     const [{ id }] = JSON.parse(submitted.stdout).batches as { id: string }[];
 
     const bl = await Batchline.open({ database: location.database, logLevel: 'silent', migrate: false });
-    cleanups.push(() => bl.close());
+    defer(() => bl.close());
     let crashes = 0;
     let logs = '';
     const deadline = Date.now() + 90_000;
     // Leases of 2 s: long enough that a busy machine does not lose one without the crash.
     const start = () => spawnBatchline(['worker', '--processors', FIXTURE_PROCESSORS, '--concurrency', '4', '--lease-ms', '2000', '--log-level', 'warn', ...db]);
     let worker = start();
-    cleanups.push(() => void worker.kill('SIGKILL'));
+    defer(() => void worker.kill('SIGKILL'));
     while (Date.now() < deadline && (await bl.getBatch(id)).status !== 'completed') {
       if (worker.exitCode !== null || worker.signalCode !== null) {
         const exit = await exited(worker);

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterEach, inject } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
@@ -58,4 +58,32 @@ export async function freshStore(
       await location.cleanup();
     },
   });
+}
+
+/** Something to undo after a test: a store to drop, a directory to delete, a process to kill. */
+export type Cleanup = () => Promise<void> | void;
+
+/**
+ * Registers an afterEach (in the calling describe) that runs what each test deferred, last
+ * first; returns the function that defers one cleanup.
+ */
+export function deferCleanups(): (cleanup: Cleanup) => void {
+  const cleanups: Cleanup[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return (cleanup) => void cleanups.push(cleanup);
+}
+
+/** A fresh store location and an empty scratch directory, both removed by `defer`. */
+export async function freshScratch(
+  kind: StoreKind,
+  prefix: string,
+  defer: (cleanup: Cleanup) => void,
+): Promise<{ location: { database: string; schema?: string }; dir: string }> {
+  const location = await freshDatabase(kind);
+  defer(location.cleanup);
+  const dir = mkdtempSync(join(tmpdir(), `batchline-${prefix}-`));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  return { location, dir };
 }

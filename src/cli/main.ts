@@ -18,6 +18,7 @@ import { statusCommand } from './commands/status.js';
 import { steerCommands } from './commands/steer.js';
 import { submitCommand } from './commands/submit.js';
 import { workerCommand } from './commands/worker.js';
+import { workersCommand } from './commands/workers.js';
 import { describeFailure, EXIT } from './common.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -34,7 +35,7 @@ const output = {
 };
 program.configureOutput(output);
 
-for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), monitorCommand(), ...steerCommands(), pruneCommand(), loadtestCommand(), keysCommand(), migrateCommand()]) {
+for (const command of [demoCommand(), runCommand(), workerCommand(), serveCommand(), submitCommand(), statusCommand(), monitorCommand(), ...steerCommands(), pruneCommand(), loadtestCommand(), keysCommand(), workersCommand(), migrateCommand()]) {
   for (const sub of [command, ...command.commands]) sub.configureOutput(output);
   program.addCommand(command.exitOverride());
 }

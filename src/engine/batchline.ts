@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
-import { BatchlineError, ConflictError, InputError } from '../core/errors.js';
+import { BatchlineError, ConflictError, InputError, NotFoundError } from '../core/errors.js';
 import { isBatchId } from '../core/ids.js';
 import { BATCH_STATUSES, isSettledBatch, isTerminalBatchStatus, ITEM_STATUSES, type BatchStatus, type ItemStatus } from '../core/statuses.js';
 import type { Batch, BatchEvent, EventType, Item, WorkerInfo } from '../core/types.js';
@@ -522,6 +522,29 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   async workers(): Promise<WorkerInfo[]> {
     this.assertOpen();
     return this.store.workersList();
+  }
+
+  /**
+   * Declares a worker dead (one you know was killed: its process is gone, its machine lost) and
+   * hands its chunks back now rather than when their leases expire, as a supervisor that
+   * restarts workers would. What it had started counts as an attempt, as when a lease expires.
+   * Releasing a worker that is in fact alive is safe but wasteful: its leases are fenced, so
+   * what it records from then on is refused and those items run again elsewhere.
+   * NotFoundError when the store knows no such worker and it holds no lease.
+   */
+  async releaseWorker(id: string): Promise<{ chunks: number }> {
+    this.assertOpen();
+    if (this.worker?.id === id) throw new InputError(`worker ${id} runs in this process: stop it with stop() or close()`, { code: 'invalid_options' });
+    const { chunks, found } = await this.store.workerRelease({ id });
+    if (!found) throw new NotFoundError(`no worker ${id}: it holds no lease and has no row (the ids are in workers(), or batchline workers list)`);
+    // Hand them back now rather than at the next reconciler pass (this process may run none).
+    for (let left = chunks; left > 0; ) {
+      const { requeued, cancelled } = await this.store.chunksReclaim({ limit: 1_000 });
+      if (requeued + cancelled === 0) break;
+      left -= requeued + cancelled;
+    }
+    this.worker?.wake(true);
+    return { chunks };
   }
 
   /** Starts following events; on failure (store unreachable) logs and tries again in a second. */

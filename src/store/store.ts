@@ -364,6 +364,11 @@ export interface Store {
   workerHeartbeat(params: Omit<WorkerInfo, 'startedAt' | 'heartbeatAt'>): Promise<void>;
   workerRemove(params: { id: string }): Promise<void>;
   workersList(): Promise<WorkerInfo[]>;
+  /**
+   * Declares a worker dead: ends every lease it holds as if it had expired (the next reclaim
+   * hands them back) and removes its row. `found` says whether it had a row or leases.
+   */
+  workerRelease(params: { id: string }): Promise<{ chunks: number; found: boolean }>;
   /** Removes worker rows whose heartbeat is older than `staleMs`. */
   workersPrune(params: { staleMs: number }): Promise<number>;
 

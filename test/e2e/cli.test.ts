@@ -35,10 +35,17 @@ describe('batchline --help', () => {
     expect(stdout).toContain('--database');
   });
 
+  it.each(['workers list', 'workers release'])('documents %s', async (command) => {
+    const { code, stdout } = await batchline([...command.split(' '), '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toContain(`Usage: batchline ${command}`);
+    expect(stdout).toContain('--database');
+  });
+
   it('lists every command and the exit codes', async () => {
     const { code, stdout } = await batchline(['--help']);
     expect(code).toBe(0);
-    for (const command of ['demo', 'run', 'worker', 'submit', 'status', 'migrate']) expect(stdout).toContain(command);
+    for (const command of ['demo', 'run', 'worker', 'workers', 'submit', 'status', 'migrate']) expect(stdout).toContain(command);
     expect(stdout).toContain('Exit codes: 0 all done, 1 failures or incomplete, 2 usage error');
   });
 });

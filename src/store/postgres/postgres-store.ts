@@ -485,6 +485,14 @@ export class PostgresStore implements Store {
     await this.c.query(this.c.pool, this.c.sql.WORKER_DELETE, [params.id]);
   }
 
+  async workerRelease(params: { id: string }): Promise<{ chunks: number; found: boolean }> {
+    return this.c.tx(async (client) => {
+      const chunks = (await this.c.query(client, this.c.sql.CHUNKS_EXPIRE_OWNER, [params.id])).length;
+      const rows = (await this.c.query(client, this.c.sql.WORKER_DELETE, [params.id])).length;
+      return { chunks, found: chunks > 0 || rows > 0 };
+    });
+  }
+
   async workersList(): Promise<WorkerInfo[]> {
     type Row = { id: string; host: string; pid: number; types: string[]; concurrency: number; processed: string; in_flight: number; batches: string[]; started_at: Date; heartbeat_at: Date };
     return (await this.c.query<Row>(this.c.pool, this.c.sql.WORKERS_LIST)).map((r) => ({

@@ -288,6 +288,12 @@ UPDATE ${s}.chunks c SET lease_expires_at = now() + $3 * interval '1 millisecond
   FROM held WHERE c.id = held.id
 RETURNING c.id`,
 
+    /** Ends a worker's leases now: they count as expired from here on (a worker declared dead). */
+    CHUNKS_EXPIRE_OWNER: `
+UPDATE ${s}.chunks SET lease_expires_at = now() - interval '1 millisecond'
+ WHERE status = 'leased' AND lease_owner = $1 AND lease_expires_at >= now() - interval '1 millisecond'
+RETURNING id`,
+
     /** Expired leases, oldest first, locked with SKIP LOCKED so two reconcilers split the work. */
     CHUNKS_EXPIRED: `
 SELECT c.id, c.batch_id, c.n, c.skip, c.done, c.attempt, c.lease_owner, b.status AS batch_status
@@ -466,7 +472,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (id) DO UPDATE
    SET types = excluded.types, concurrency = excluded.concurrency, processed = excluded.processed,
        in_flight = excluded.in_flight, batches = excluded.batches, heartbeat_at = now()`,
-    WORKER_DELETE: `DELETE FROM ${s}.workers WHERE id = $1`,
+    WORKER_DELETE: `DELETE FROM ${s}.workers WHERE id = $1 RETURNING id`,
     WORKERS_LIST: `SELECT * FROM ${s}.workers ORDER BY started_at`,
     WORKERS_PRUNE: `DELETE FROM ${s}.workers WHERE heartbeat_at < now() - $1 * interval '1 millisecond'`,
 

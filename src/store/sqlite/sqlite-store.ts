@@ -514,6 +514,16 @@ export class SqliteStore implements Store {
     this.c.tx(() => this.c.stmt(sql.WORKER_DELETE).run(params.id));
   }
 
+  async workerRelease(params: { id: string }): Promise<{ chunks: number; found: boolean }> {
+    await this.c.turn();
+    return this.c.tx(() => {
+      const now = Date.now();
+      const chunks = this.c.stmt(sql.CHUNKS_EXPIRE_OWNER).run(now - 1, params.id, now - 1).changes;
+      const rows = this.c.stmt(sql.WORKER_DELETE).run(params.id).changes;
+      return { chunks, found: chunks > 0 || rows > 0 };
+    });
+  }
+
   async workersList(): Promise<WorkerInfo[]> {
     await this.c.turn();
     type Row = { id: string; host: string; pid: number; types: string; concurrency: number; processed: number; in_flight: number; batches: string; started_at: string; heartbeat_at: string };

@@ -203,6 +203,10 @@ UPDATE chunks
 export const CHUNK_RENEW = `
 UPDATE chunks SET lease_expires_at = ? WHERE id = ? AND lease_no = ? AND status = 'leased' AND lease_expires_at > ?`;
 
+/** Ends a worker's leases now: they count as expired from here on (a worker declared dead). */
+export const CHUNKS_EXPIRE_OWNER = `
+UPDATE chunks SET lease_expires_at = ? WHERE status = 'leased' AND lease_owner = ? AND lease_expires_at >= ?`;
+
 /** Leased chunks whose lease has expired (of one batch when given), oldest first, with their batch's status. */
 export const CHUNKS_EXPIRED = `
 SELECT c.id, c.batch_id, c.n, c.skip, c.done, c.attempt, c.lease_owner, b.status AS batch_status

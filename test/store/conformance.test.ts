@@ -842,6 +842,30 @@ describe.each(storeKinds)('store conformance: %s', (kind) => {
     expect(await store.workersList()).toEqual([]);
   });
 
+  it("releases a worker: expires its leases only, keeps its recorded items, and drops its row", async () => {
+    const batch = await submit(store, rows(1_000));
+    const [dead] = await lease(store, { workerId: 'dead', maxItems: 500, leaseMs: 60_000 });
+    const [alive] = await lease(store, { workerId: 'alive', maxItems: 500, leaseMs: 60_000 });
+    await store.chunksCommit({ commits: [commitFor(dead!, (slot) => (slot < dead!.skip + 3 ? 'succeeded' : null))] });
+    await store.workerHeartbeat({ id: 'dead', host: 'h', pid: 1, types: ['t'], concurrency: 1, processed: 3, inFlight: 1, batches: [batch.id] });
+    await store.workerHeartbeat({ id: 'alive', host: 'h', pid: 2, types: ['t'], concurrency: 1, processed: 0, inFlight: 1, batches: [batch.id] });
+
+    expect(await store.workerRelease({ id: 'dead' })).toEqual({ chunks: 1, found: true });
+    expect((await store.workersList()).map((w) => w.id)).toEqual(['alive']);
+    expect(await store.chunksReclaim({ limit: 100 })).toMatchObject({ requeued: 1 });
+    // The released lease is fenced off: the dead worker's late commit is lost, the live one's holds.
+    expect((await store.chunksCommit({ commits: [commitFor(dead!, () => 'succeeded', { commitNo: 1 })] })).lost).toEqual([dead!.chunkId]);
+    expect((await store.chunksRenew({ workerId: 'alive', leases: [{ chunkId: alive!.chunkId, leaseNo: alive!.leaseNo }], leaseMs: 60_000 })).lost).toEqual([]);
+    expect(await itemCounts(store, batch.id)).toEqual({ succeeded: 3, pending: 497, running: 500 });
+    const [again] = await lease(store, { workerId: 'new' });
+    expect(again!.chunkId).toBe(dead!.chunkId);
+
+    expect(await store.workerRelease({ id: 'dead' })).toEqual({ chunks: 0, found: false });
+    // A worker with a row and no lease is found, and its row goes.
+    await store.workerHeartbeat({ id: 'idle', host: 'h', pid: 3, types: ['t'], concurrency: 1, processed: 0, inFlight: 0, batches: [] });
+    expect(await store.workerRelease({ id: 'idle' })).toEqual({ chunks: 0, found: true });
+  });
+
   it('lists and counts batches by labels, all of which must match', async () => {
     const a = await submit(store, rows(1), { labels: { file: 'a.csv', env: 'prod' } });
     await submit(store, rows(1), { labels: { file: 'b.csv', env: 'prod' } });

@@ -215,6 +215,28 @@ export function openApiDocument(version: string): JsonSchema {
       '/workers': {
         get: { operationId: 'listWorkers', summary: 'Workers with their last heartbeat', tags: ['system'], responses: { '200': { description: 'Workers', content: { 'application/json': { schema: { type: 'object' } } } }, ...errors } },
       },
+      '/workers/{id}/release': {
+        post: {
+          operationId: 'releaseWorker',
+          summary: "Declare a worker dead and hand its chunks back now, not when its leases expire (admin keys)",
+          tags: ['system'],
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', maxLength: 300 } }],
+          responses: {
+            '200': {
+              description: 'Released: how many chunks it held',
+              content: {
+                'application/json': {
+                  schema: { type: 'object', properties: { id: { type: 'string' }, chunks: { type: 'integer' } }, required: ['id', 'chunks'] },
+                },
+              },
+            },
+            '403': problemResponse('A tenant key'),
+            '404': problemResponse('No such worker: it holds no lease and has no row'),
+            '409': problemResponse("The worker runs in this server's own process"),
+            ...errors,
+          },
+        },
+      },
       '/health': {
         get: { operationId: 'health', summary: 'Liveness, with workers and batch counts (no key needed)', tags: ['system'], security: [], responses: { '200': ok('Alive', 'Health'), ...openErrors } },
       },

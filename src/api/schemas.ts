@@ -58,6 +58,9 @@ export const createBatchQuery = z
 
 export const idParams = z.object({ id: batchId }).strict();
 
+/** Worker ids are `host:pid:random`, with the host as the machine names itself. */
+export const workerParams = z.object({ id: storableText(300).min(1) }).strict();
+
 export const listQuery = z
   .object({
     status: z.union([z.enum(BATCH_STATUSES), z.array(z.enum(BATCH_STATUSES))]).optional(),

@@ -31,7 +31,7 @@ import { openApiDocument } from './openapi.js';
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { clientErrorResponse, problem, ProblemError, sendProblem, toProblem } from './problem.js';
 import { idempotencyKeyOf, parse, parseLabels, refuseProtoLabel } from './requests.js';
-import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery, pruneBody, resultsQuery } from './schemas.js';
+import { createBatchBody, createBatchQuery, idParams, itemsQuery, listQuery, pruneBody, resultsQuery, workerParams } from './schemas.js';
 
 export interface ServerOptions {
   batchline: Batchline;
@@ -520,6 +520,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
             heartbeatAgeSeconds: Math.round((now - w.heartbeatAt.getTime()) / 100) / 10,
           })),
         };
+      });
+
+      api.post('/workers/:id/release', async (request) => {
+        refuseBody(request);
+        // A worker serves every tenant: declaring one dead is the operator's call.
+        if (!request.caller.admin) throw new ProblemError(problem('FORBIDDEN', "a worker serves every tenant's batches: releasing one takes an admin key"));
+        const { id } = parse(workerParams, request.params, 'path');
+        return { id, ...(await bl.releaseWorker(id)) };
       });
 
       api.get('/metrics', async (request, reply) => {

@@ -291,6 +291,14 @@ export class BatchlineClient {
     return (await this.send('GET', '/workers')).json() as never;
   }
 
+  /**
+   * Declares a worker dead and hands its chunks back now (admin keys): what `batchline workers
+   * release` does. A 404 ApiError for a worker the database does not know.
+   */
+  async releaseWorker(id: string): Promise<{ id: string; chunks: number }> {
+    return (await this.send('POST', `/workers/${encodeURIComponent(id)}/release`)).json() as never;
+  }
+
   /** Liveness: `{ status, workersActive, pendingBatches, batchesProcessed }`. */
   async health(): Promise<Health> {
     return (await this.send('GET', '/health')).json() as never;

@@ -530,11 +530,12 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
    * restarts workers would. What it had started counts as an attempt, as when a lease expires.
    * Releasing a worker that is in fact alive is safe but wasteful: its leases are fenced, so
    * what it records from then on is refused and those items run again elsewhere.
-   * NotFoundError when the store knows no such worker and it holds no lease.
+   * NotFoundError when the store knows no such worker and it holds no lease; ConflictError for
+   * this process's own worker, which is alive by definition.
    */
   async releaseWorker(id: string): Promise<{ chunks: number }> {
     this.assertOpen();
-    if (this.worker?.id === id) throw new InputError(`worker ${id} runs in this process: stop it with stop() or close()`, { code: 'invalid_options' });
+    if (this.worker?.id === id) throw new ConflictError(`worker ${id} runs in this process and is alive: stop it with stop() or close() instead`, 'worker_alive');
     const { chunks, found } = await this.store.workerRelease({ id });
     if (!found) throw new NotFoundError(`no worker ${id}: it holds no lease and has no row (the ids are in workers(), or batchline workers list)`);
     // Hand them back now rather than at the next reconciler pass (this process may run none).

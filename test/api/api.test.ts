@@ -1076,4 +1076,35 @@ describe.each(storeKinds)('HTTP API: %s', (kind) => {
     expect((await raw(base, 'GET', '/health')).status).toBe(200);
     await expect(as(globex.token).getBatch(mine.id)).rejects.toBeInstanceOf(ApiError);
   });
+
+  it("releases a dead worker's chunks for an admin key: 403 for a tenant key, 404 unknown, 409 for its own worker", async () => {
+    const tenant = await createKey(bl.store, { tenant: 'acme', admin: false });
+    const admin = await createKey(bl.store, { tenant: 'ops', admin: true });
+    const as = (token: string) => new BatchlineClient({ baseUrl: base, apiKey: token });
+    // A worker elsewhere that died holding a chunk of a type no worker here runs.
+    const batch = await bl.submit('ghost', [{ n: 1 }, { n: 2 }], { tenant: 'acme' });
+    const dead = 'gone-host:4242:deadbeef';
+    const [held] = await bl.store.chunksLease({ workerId: dead, types: ['ghost'], maxItems: 10, leaseMs: 60_000 });
+    expect(held?.batchId).toBe(batch.id);
+    await bl.store.workerHeartbeat({ id: dead, host: 'gone-host', pid: 4242, types: ['ghost'], concurrency: 1, processed: 0, inFlight: 2, batches: [batch.id] });
+    const path = `/workers/${encodeURIComponent(dead)}/release`;
+
+    const refused = await raw(base, 'POST', path, { headers: { authorization: `Bearer ${tenant.token}` } });
+    expect([refused.status, refused.body.code]).toEqual([403, 'FORBIDDEN']);
+    expect((await bl.getBatch(batch.id)).status).toBe('running');
+    const withBody = await raw(base, 'POST', path, { headers: { authorization: `Bearer ${admin.token}`, 'content-type': 'application/json' }, body: '{"force":true}' });
+    expect([withBody.status, withBody.body.code]).toEqual([400, 'VALIDATION_ERROR']);
+    expect((await raw(base, 'GET', path, { headers: { authorization: `Bearer ${admin.token}` } })).status).toBe(405);
+
+    expect(await as(admin.token).releaseWorker(dead)).toEqual({ id: dead, chunks: 1 });
+    // Its items are pending again at once, for the next worker that runs the type.
+    expect((await bl.items(batch.id, { status: 'pending' })).map((i) => i.seq)).toEqual([0, 1]);
+    expect((await bl.workers()).map((w) => w.id)).not.toContain(dead);
+    await expect(as(admin.token).releaseWorker(dead)).rejects.toMatchObject({ status: 404, problem: { code: 'NOT_FOUND', detail: expect.stringContaining(`no worker ${dead}`) } });
+    const own = (await bl.workers()).find((w) => w.pid === process.pid)!;
+    await expect(as(admin.token).releaseWorker(own.id)).rejects.toMatchObject({ status: 409, problem: { code: 'CONFLICT', detail: expect.stringContaining('runs in this process') } });
+    const doc = await getJson(`${base}/api/v1/openapi.json`);
+    expect(Object.keys(doc.paths['/workers/{id}/release'].post.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404', '409']));
+    await bl.deleteBatch(batch.id);
+  });
 });

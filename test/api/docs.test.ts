@@ -55,7 +55,7 @@ describe('docs/api.md examples', () => {
     expect(stdout).toContain('"code": "VALIDATION_ERROR"');
     expect(stdout).toContain('"workersActive":0');
     expect(stdout).toContain('{"batches":0,"dryRun":true,"more":false}');
-    expect(stdout.match(/"FORBIDDEN"/g)).toHaveLength(2); // ?tenant=globex and /metrics with a tenant key
+    expect(stdout.match(/"FORBIDDEN"/g)).toHaveLength(3); // ?tenant=globex, /metrics and a worker release with a tenant key
     const batches = await bl.listBatches({ tenant: 'acme' });
     expect(batches.map((b) => b.total).sort()).toEqual([2, 2]);
   });

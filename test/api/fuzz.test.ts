@@ -88,6 +88,7 @@ describe.each(storeKinds)('HTTP API under random requests: %s', (kind) => {
       fc.constantFrom('', '/progress', '/items', '/results', '/cancel', '/pause', '/resume', '/retry', '/nope').chain((suffix) =>
         fc.oneof(fc.constant(existing), fc.uuid(), fc.string({ maxLength: 40 }).map(encodeURIComponent)).map((id) => `/batches/${id}${suffix}`),
       ),
+      fc.oneof(fc.string({ maxLength: 40 }).map(encodeURIComponent), fc.constantFrom('%00', '%ED%A0%80', 'x'.repeat(301))).map((id) => `/workers/${id}/release`),
       fc.constantFrom('/health', '/ready', '/workers', '/metrics', '/openapi.json', '/', '/batches/', '//batches', '/batches/%', '/batches/%00', '/batches/prune'),
     );
     const request = fc.record({

@@ -172,6 +172,22 @@ describe.each(storeKinds)('serve and keys: %s', (kind) => {
         rmSync(dir, { recursive: true, force: true });
       }
 
+      // Workers through the API: listed for any key; releasing one takes an admin key, and
+      // the server's own (alive, in its process) is refused.
+      const adminToken = JSON.parse(admin.stdout).token as string;
+      const viaServer = (args: string[], apiKey: string) => batchline(['workers', ...args, '--server', address, '--api-key', apiKey]);
+      const workers = await viaServer(['list', '--json'], adminToken);
+      expect(workers.code, workers.stderr).toBe(0);
+      const own = (JSON.parse(workers.stdout).workers as { id: string; pid: number }[]).find((w) => w.pid === server.pid);
+      expect(own).toBeDefined();
+      expect((await viaServer([], token)).stdout).toContain(own!.id);
+      const byTenant = await viaServer(['release', own!.id], token);
+      expect([byTenant.code, byTenant.stderr]).toEqual([2, expect.stringContaining('403 FORBIDDEN')]);
+      const itself = await viaServer(['release', own!.id], adminToken);
+      expect([itself.code, itself.stderr]).toEqual([2, expect.stringContaining('409 CONFLICT')]);
+      const nobody = await viaServer(['release', 'no-such-host:1:x'], adminToken);
+      expect([nobody.code, nobody.stderr]).toEqual([2, expect.stringContaining('no worker no-such-host:1:x')]);
+
       const revoked = await batchline(['keys', 'revoke', key.id, ...dbArgs]);
       expect(revoked.code).toBe(0);
       await expect(client.listBatches()).rejects.toMatchObject({ status: 401, code: 'UNAUTHORIZED' });

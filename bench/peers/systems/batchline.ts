@@ -43,7 +43,7 @@ export const batchline: System & { check(settings: SystemSettings, batchId: stri
   version: version(),
   backend: 'postgres',
   configs: {
-    default: 'defaults: adaptive lease size (up to 8,000 items), group commit, LISTEN/NOTIFY wakeups; leaseMs = recovery time in W3',
+    default: 'defaults: adaptive lease size (up to 8,000 items), group commit, LISTEN/NOTIFY wakeups; leaseMs = recovery time in W3, where the killed worker is released at once (releaseWorker, as graphile-worker\'s forceUnlockWorkers)',
   },
 
   async clear(settings) {
@@ -54,6 +54,20 @@ export const batchline: System & { check(settings: SystemSettings, batchId: stri
     await execute(settings.pgUrl, `DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
     // Migrate now, so neither side races to create the schema during the run.
     await (await open(settings)).close();
+  },
+
+  /**
+   * As graphile-worker's forceUnlockWorkers: `releaseWorker` for a worker known to be dead.
+   * Called between the kill and the restart, when no worker runs, so every worker row left is
+   * the dead one's (a worker writes its row before it leases anything).
+   */
+  async recoverDeadWorker(settings) {
+    const bl = await open(settings);
+    try {
+      for (const worker of await bl.workers()) await bl.releaseWorker(worker.id);
+    } finally {
+      await bl.close();
+    }
   },
 
   async producer(settings) {

@@ -27,7 +27,7 @@ import type { Store } from '../store/store.js';
 import { EventTail } from './event-tail.js';
 import { createLogger } from './logger.js';
 import { pruneFinished, Reconciler, type ReconcilerOptions } from './reconciler.js';
-import { Registry, type Handler, type ProcessorOptions } from './registry.js';
+import { Registry, type Handler, type PayloadOf, type ProcessorOptions, type ResultOf } from './registry.js';
 import { countItems, openFile, type FileFormat } from './sources.js';
 import { checkItemSource, DEFAULT_LIMITS, newBatch, noItemsIn, splitSizes, Submission, type ItemSource, type SubmissionLimits, type SubmitOptions } from './submission.js';
 import type { ItemOutcome } from './item-outcomes.js';
@@ -154,9 +154,11 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
 
   /**
    * Registers the handler for items of `type`, with default run options for its batches. Each
-   * type is defined once: defining it again throws (code `already_defined`).
+   * type is defined once: defining it again throws (code `already_defined`). A type declared
+   * in ItemTypes gets its payload and result checked; for others, `define<P>` names the
+   * payload type (unchecked against what is submitted).
    */
-  define<P = any>(type: string, handler: Handler<P>, options?: ProcessorOptions): this {
+  define<P = any, T extends string = string>(type: T, handler: Handler<PayloadOf<T, P>, ResultOf<T>>, options?: ProcessorOptions): this {
     this.registry.define(type, handler as Handler, options);
     return this;
   }
@@ -166,9 +168,10 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
   /**
    * Submits `items` (an array, or any iterable or async iterable, streamed) as one batch.
    * Atomic: on a bad item nothing is created. With an idempotency key already used for the
-   * same items, returns the first batch and creates nothing.
+   * same items, returns the first batch and creates nothing. For a type declared in
+   * ItemTypes, items of another shape do not compile.
    */
-  async submit(type: string, items: ItemSource, options: SubmitOptions = {}): Promise<SubmittedBatch> {
+  async submit<T extends string>(type: T, items: ItemSource<PayloadOf<T>>, options: SubmitOptions = {}): Promise<SubmittedBatch> {
     this.assertOpen();
     checkItemSource(items);
     const [batch] = await this.submitAll([newBatch(type, options, this.tenant)], null, items);

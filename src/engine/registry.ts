@@ -6,7 +6,21 @@
 import { z } from 'zod';
 import { InputError, oneLineIssues } from '../core/errors.js';
 import { DEFAULT_RUN_OPTIONS, type RunOptions } from '../core/types.js';
+import type { ItemTypes } from '../index.js';
 import type { ItemContext } from './item-context.js';
+
+/** The item types the application declared in ItemTypes. */
+export type DeclaredType = keyof ItemTypes & string;
+
+/** The payload of items of type `T`: as declared in ItemTypes, else `Otherwise`. */
+export type PayloadOf<T extends string, Otherwise = unknown> = T extends DeclaredType
+  ? ItemTypes[T] extends { payload: infer P }
+    ? P
+    : unknown
+  : Otherwise;
+
+/** What a handler of type `T` returns: as declared in ItemTypes, else anything. */
+export type ResultOf<T extends string> = T extends DeclaredType ? (ItemTypes[T] extends { result: infer R } ? R : unknown) : unknown;
 
 /** Handles one item. Returns a JSON-serialisable result (or nothing) or throws. */
 export type Handler<P = any, R = unknown> = (payload: P, ctx: ItemContext) => R | Promise<R>;

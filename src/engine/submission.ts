@@ -75,10 +75,10 @@ export interface SubmissionLimits {
 export const DEFAULT_LIMITS: SubmissionLimits = { maxPayloadBytes: 1 << 20, chunkItems: 500, chunkBytes: 256 << 10 };
 
 /**
- * A source of items. `where(index)`, when present, names where the item just read came from
- * (`rows.csv:17`) for error messages; otherwise errors say `item N`.
+ * A source of items of payload type `P`. `where(index)`, when present, names where the item
+ * just read came from (`rows.csv:17`) for error messages; otherwise errors say `item N`.
  */
-export type ItemSource = (Iterable<unknown> | AsyncIterable<unknown>) & { where?: (index: number) => string | Promise<string> };
+export type ItemSource<P = unknown> = (Iterable<P> | AsyncIterable<P>) & { where?: (index: number) => string | Promise<string> };
 
 /**
  * Throws an InputError unless `items` is an array, iterable or async iterable of items. A string

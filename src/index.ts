@@ -4,7 +4,7 @@
 
 export { Batchline, type BatchlineOptions, type StartOptions, type SubmittedBatch, type BatchlineEventMap, type PruneOptions, type PruneResult } from './engine/batchline.js';
 export type { ItemContext } from './engine/item-context.js';
-export type { DeclaredType, Handler, PayloadOf, ProcessorOptions, Processors, ResultOf } from './engine/registry.js';
+export type { DeclaredType, Handler, PayloadOf, ProcessorEntry, ProcessorOptions, Processors, ResultOf } from './engine/registry.js';
 export type { SubmitOptions, ItemSource, SubmissionLimits } from './engine/submission.js';
 export type { WorkerOptions } from './engine/worker.js';
 export type { ReconcilerOptions } from './engine/reconciler.js';
@@ -25,6 +25,7 @@ export {
 export { addDecimalText, compareDecimal, parseDecimal, formatDecimal, type Decimal, type DecimalInput } from './core/decimal.js';
 export { BATCH_STATUSES, ITEM_STATUSES, isTerminalBatchStatus, type BatchStatus, type ItemStatus } from './core/statuses.js';
 export type { Batch, BatchEvent, EventType, Item, ItemError, RunOptions, WorkerInfo } from './core/types.js';
+export { isWorkerActive, WORKER_ACTIVE_MS } from './core/types.js';
 export { openStore, resolveDatabase, DEFAULT_SQLITE_PATH } from './store/open.js';
 export type { Store } from './store/store.js';
 

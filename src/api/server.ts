@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { InputError, NotFoundError } from '../core/errors.js';
 import { progressOf } from '../core/progress.js';
 import type { Batch, Item } from '../core/types.js';
+import { isWorkerActive } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
 import { streamItems, type StreamSource } from '../engine/sources.js';
 import { Authenticator, isLoopbackHost, listingScope, stillValid, tenantScope } from './auth.js';
@@ -502,7 +503,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       api.get('/workers', async (request) => {
         const now = Date.now();
         // Rows of workers that stopped without saying so stay until a reconciler prunes them.
-        const workers = (await bl.workers()).filter((w) => now - w.heartbeatAt.getTime() < 30_000);
+        const workers = (await bl.workers()).filter((w) => isWorkerActive(w.heartbeatAt, now));
         const admin = request.caller.admin;
         return {
           workers: workers.map((w) => ({
@@ -544,7 +545,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       api.get('/health', async () => {
         try {
           const [counts, workers] = await Promise.all([bl.store.batchesCount(), bl.workers()]);
-          const fresh = workers.filter((w) => Date.now() - w.heartbeatAt.getTime() < 30_000);
+          const fresh = workers.filter((w) => isWorkerActive(w.heartbeatAt));
           return {
             status: 'ok' as const,
             workersActive: fresh.length,

@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import type { BatchStatus } from '../core/statuses.js';
 import type { Batch } from '../core/types.js';
+import { isWorkerActive } from '../core/types.js';
 import type { Batchline } from '../engine/batchline.js';
 import { BatchlineClient, type ApiBatch } from '../client/index.js';
 import { CliError, EXIT, openExisting, type DatabaseOptions } from './common.js';
@@ -35,9 +36,6 @@ export interface BatchSource {
   close(): Promise<void>;
 }
 
-/** Workers whose heartbeat is older than this are not counted as active. */
-const ACTIVE_MS = 30_000;
-
 /** Adds --server and --api-key (defaults from BATCHLINE_URL and BATCHLINE_API_KEY). */
 export function withServer(command: Command): Command {
   return command
@@ -46,7 +44,7 @@ export function withServer(command: Command): Command {
 }
 
 function activity(workers: { heartbeatAt: number; types: string[] }[], now = Date.now()): WorkerActivity {
-  const active = workers.filter((w) => now - w.heartbeatAt < ACTIVE_MS);
+  const active = workers.filter((w) => isWorkerActive(w.heartbeatAt, now));
   return {
     active: active.length,
     lastHeartbeatAgeSeconds: active.length === 0 ? null : Math.min(...active.map((w) => now - w.heartbeatAt)) / 1000,

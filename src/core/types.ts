@@ -131,3 +131,15 @@ export interface WorkerInfo {
   /** Batches it held chunks of at its last heartbeat. */
   batches: string[];
 }
+
+/**
+ * A worker whose last heartbeat is older than this is not counted as active (by /health,
+ * /workers and `monitor`): workers beat every 2 s at most, so this is many missed beats. Its
+ * row stays until the reconciler prunes it (after `workerStaleMs`).
+ */
+export const WORKER_ACTIVE_MS = 30_000;
+
+/** Whether a heartbeat at `heartbeatAt` (a Date or epoch ms) is recent enough to count as active. */
+export function isWorkerActive(heartbeatAt: Date | number, now = Date.now()): boolean {
+  return now - (typeof heartbeatAt === 'number' ? heartbeatAt : heartbeatAt.getTime()) < WORKER_ACTIVE_MS;
+}

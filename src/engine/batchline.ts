@@ -521,7 +521,10 @@ export class Batchline extends EventEmitter<BatchlineEventMap> {
     return this.store.eventsList({ ...options, limit: options.limit ?? 100 });
   }
 
-  /** Workers with a live heartbeat, in any process. */
+  /**
+   * Every worker row, in any process: live ones and, until the reconciler prunes them, those whose
+   * heartbeat stopped (`isWorkerActive` tells them apart).
+   */
   async workers(): Promise<WorkerInfo[]> {
     this.assertOpen();
     return this.store.workersList();

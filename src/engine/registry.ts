@@ -35,12 +35,16 @@ export interface ProcessorOptions {
   backoff?: { baseMs: number; maxMs: number };
 }
 
+/** One entry of a processors module: a handler alone, or with its options. */
+export type ProcessorEntry<P = any, R = unknown> = Handler<P, R> | ({ handler: Handler<P, R> } & ProcessorOptions);
+
 /**
  * The default export of a processors module (`batchline run|worker|serve --processors FILE`):
  * each type's handler, alone or with its options. Write `export default { … } satisfies
- * Processors` and each handler's `ctx` is typed.
+ * Processors` and each handler's `ctx` is typed, and so are the payload and result of every
+ * type declared in ItemTypes; other types take any payload.
  */
-export type Processors = Record<string, Handler | ({ handler: Handler } & ProcessorOptions)>;
+export type Processors = { [T in DeclaredType]?: ProcessorEntry<PayloadOf<T>, ResultOf<T>> } & Record<string, ProcessorEntry>;
 
 export interface Processor {
   type: string;

@@ -17,12 +17,14 @@ import { lossyItem } from '../core/json-values.js';
 import type { Progress } from '../core/progress.js';
 import type { ItemStatus, BatchStatus } from '../core/statuses.js';
 import type { Problem } from '../api/problem.js';
+import type { PayloadOf } from '../engine/registry.js';
 import type { batchSchema, createBatchBody, healthSchema, itemSchema, pruneBody, pruneResultSchema } from '../api/schemas.js';
 
 export type ApiBatch = z.infer<typeof batchSchema>;
 export type ApiItem = z.infer<typeof itemSchema>;
 export type Health = z.infer<typeof healthSchema>;
-export type CreateBatchInput = z.input<typeof createBatchBody>;
+/** A batch to create; items of a type declared in ItemTypes must have its payload type. */
+export type CreateBatchInput<T extends string = string> = Omit<z.input<typeof createBatchBody>, 'type' | 'items'> & { type: T; items: PayloadOf<T>[] };
 export type PruneInput = z.input<typeof pruneBody>;
 export type ApiPruneResult = z.infer<typeof pruneResultSchema>;
 export interface ApiWorker {
@@ -114,8 +116,11 @@ export class BatchlineClient {
     this.fetchImpl = options.fetch ?? fetch;
   }
 
-  /** Creates a batch from items in memory. A repeated idempotency key returns the first batch (`created: false`). */
-  async createBatch(input: CreateBatchInput, options: { idempotencyKey?: string } = {}): Promise<ApiBatch & { created: boolean }> {
+  /**
+   * Creates a batch from items in memory. A repeated idempotency key returns the first batch
+   * (`created: false`). Items of a type declared in ItemTypes are checked at compile time.
+   */
+  async createBatch<T extends string>(input: CreateBatchInput<T>, options: { idempotencyKey?: string } = {}): Promise<ApiBatch & { created: boolean }> {
     // JSON.stringify would send NaN as null and a Map as {}: refused here, as `submit` refuses
     // them, rather than created as data the caller never meant.
     for (const [index, item] of (Array.isArray(input.items) ? input.items : []).entries()) {
